@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo-output
+
+.PHONY: install demo test test-fast clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[train,cpu,dev]'
+	touch $@
+
+# The whole pipeline on the built-in synthetic data: data -> train (evaluate, export, parity) -> score.
+demo: install
+	$(BIN)/intent-edge data synth --rows 20000 --seed 0 --out $(DEMO)/sessions.csv
+	$(BIN)/intent-edge train $(DEMO)/sessions.csv --label Revenue --out $(DEMO)/bundle --plots $(DEMO)/plots
+	$(BIN)/intent-edge info $(DEMO)/bundle
+	$(BIN)/intent-edge data synth --rows 1000 --seed 1 --out $(DEMO)/new-sessions.csv
+	$(BIN)/intent-edge predict $(DEMO)/bundle --input $(DEMO)/new-sessions.csv --output $(DEMO)/scored.csv
+	$(BIN)/intent-edge evaluate $(DEMO)/new-sessions.csv --bundle $(DEMO)/bundle --json $(DEMO)/evaluation.json
+
+test: install
+	$(BIN)/python -m pytest
+
+# Everything but the real-data bar (which trains 5 models): a quicker loop while developing.
+test-fast: install
+	$(BIN)/python -m pytest -m 'not slow'
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,324 @@
+"""The `intent-edge` command. Heavy libraries are imported inside the commands that need them, so
+`predict` and `info` never load TensorFlow."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from intent_edge.errors import DataError, IntentEdgeError, RecordError
+
+app = typer.Typer(help="intent-edge: purchase-intent models from session data to an embeddable runtime.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Make session data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+stdout = Console()
+
+SepOption = Annotated[str | None, typer.Option("--sep", help="CSV delimiter; sniffed from the file when omitted.")]
+LabelOption = Annotated[str | None, typer.Option(
+    "--label", help="Label column (TRUE/FALSE, yes/no or 1/0). Defaults to Revenue for the UCI layout.")]
+SchemaOption = Annotated[Path | None, typer.Option(
+    "--schema", help="JSON schema file forcing column kinds (numeric, categorical, ignore) and transforms.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed for splits, initialisation and shuffling.")]
+ThresholdOption = Annotated[str, typer.Option(
+    "--threshold", help="Decision threshold: max-f1 (on validation data), a number such as 0.4, or cost:FP,FN.")]
+EpochsOption = Annotated[int | None, typer.Option("--max-epochs", help="Cap on training epochs (early stopping "
+                                                                       "usually ends sooner). Default: the recipe's.")]
+
+
+def _user_errors(command):
+    """Print expected errors as one clear line and exit with status 2, instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (IntentEdgeError, ValueError) as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _progress():
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=False)
+
+
+def _epoch_reporter(progress, task):
+    def report(epoch: int, max_epochs: int, logs: dict) -> None:
+        auc = logs.get("val_auc")
+        progress.update(task, completed=epoch, total=max_epochs,
+                        status=f"epoch {epoch}" + (f", validation AUC {auc:.4f}" if auc is not None else ""))
+
+    return report
+
+
+def _recipe(max_epochs: int | None):
+    from intent_edge.train.mlp import MLPRecipe
+
+    return MLPRecipe() if max_epochs is None else MLPRecipe(max_epochs=max_epochs)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    from intent_edge.fileio import atomic_path
+
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
+
+
+@data_app.command("synth")
+@_user_errors
+def data_synth(
+    out: Annotated[Path, typer.Option("--out", help="Output file: .csv, or .parquet for Parquet.")],
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Number of sessions.")] = 20000,
+    seed: SeedOption = 0,
+):
+    """Write synthetic shopping sessions in the UCI Online Shoppers layout (label column: Revenue)."""
+    from intent_edge.data.synth import generate_sessions, write_table
+
+    frame = generate_sessions(rows, seed)
+    write_table(frame, out)
+    console.print(f"wrote {rows} sessions ({frame['Revenue'].mean():.1%} buyers) to {out}")
+
+
+@app.command()
+@_user_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="Training data: CSV (any delimiter) or Parquet, one session a row.")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle directory to write (replaced atomically).")],
+    label: LabelOption = None,
+    sep: SepOption = None,
+    schema: SchemaOption = None,
+    seed: SeedOption = 0,
+    test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.05, max=0.5,
+                                                 help="Share of rows held out for the test report.")] = 0.2,
+    time_column: Annotated[str | None, typer.Option(
+        "--time-column", help="Hold out the latest periods of this column (e.g. Month) instead of random rows.")] = None,
+    threshold: ThresholdOption = "max-f1",
+    max_epochs: EpochsOption = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Directory for ROC/PR/calibration PNGs of the "
+                                                              "test set.")] = None,
+):
+    """Train the MLP, evaluate it on held-out rows, export it to ONNX and write a bundle."""
+    from intent_edge.data.io import load_dataset
+    from intent_edge.train.evaluate import ThresholdPolicy, metrics_table
+    from intent_edge.train.pipeline import train_bundle
+
+    policy = ThresholdPolicy.parse(threshold)
+    dataset = load_dataset(data, label, sep=sep, schema_file=schema)
+    _print_schema(dataset)
+    with _progress() as progress:
+        task = progress.add_task("training", total=_recipe(max_epochs).max_epochs, status="")
+        manifest = train_bundle(dataset, out, recipe=_recipe(max_epochs), seed=seed, policy=policy,
+                                test_fraction=test_fraction, time_column=time_column,
+                                on_epoch=_epoch_reporter(progress, task),
+                                on_step=lambda message: progress.console.print(message))
+    stdout.print(metrics_table(manifest["metrics"]["test"], f"held-out test set ({policy.describe()})"))
+    parity = manifest["variants"]["fp32"]["parity"]
+    console.print(f"ONNX parity: max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} rows "
+                  f"(tolerance {parity['tolerance']:g})")
+    if plots:
+        _plots_from_bundle(out, dataset, plots)
+    console.print(f"bundle written to {out}")
+
+
+def _print_schema(dataset) -> None:
+    kinds = dataset.schema.kinds
+    numeric = [n for n, k in kinds.items() if k == "numeric"]
+    categorical = [n for n, k in kinds.items() if k == "categorical"]
+    console.print(f"label: {dataset.schema.label} ({dataset.labels.mean():.1%} positive, {len(dataset.labels)} rows)")
+    console.print(f"numeric: {', '.join(numeric) or '-'}", highlight=False)
+    console.print(f"categorical: {', '.join(categorical) or '-'}", highlight=False)
+    if dataset.schema.ignored:
+        console.print(f"ignored (identifier-like or forced): {', '.join(dataset.schema.ignored)}", highlight=False)
+
+
+def _plots_from_bundle(bundle: Path, dataset, directory: Path) -> None:
+    import numpy as np
+
+    from intent_edge.runtime import Predictor
+    from intent_edge.train.evaluate import write_plots
+    from intent_edge.train.pipeline import split_for_test
+
+    predictor = Predictor.load(bundle, strict=False)
+    training = predictor.manifest["training"]
+    _, test, _ = split_for_test(dataset, training["split"].get("test_fraction", 0.2), training["seed"],
+                                training["split"].get("column"))
+    probabilities = predictor.predict_batch(dataset.features.iloc[test].reset_index(drop=True))
+    for path in write_plots(dataset.labels[test], np.asarray(probabilities, np.float64), directory, "held-out test"):
+        console.print(f"plot: {path}")
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="Labelled data: CSV or Parquet.")],
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="Score this bundle on DATA (held-out data).")] = None,
+    cv: Annotated[int | None, typer.Option("--cv", min=2, help="Stratified K-fold cross-validation of the "
+                                                               "training recipe on DATA.")] = None,
+    out_of_time: Annotated[str | None, typer.Option(
+        "--out-of-time", help="Train on earlier periods of this column (e.g. Month), test on the later ones.")] = None,
+    label: LabelOption = None,
+    sep: SepOption = None,
+    schema: SchemaOption = None,
+    seed: SeedOption = 0,
+    test_fraction: Annotated[float, typer.Option("--test-fraction", help="With --out-of-time: least share of "
+                                                                          "rows in the later periods.")] = 0.2,
+    threshold: ThresholdOption = "max-f1",
+    max_epochs: EpochsOption = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Directory for ROC/PR/calibration PNGs.")] = None,
+):
+    """Evaluate a bundle on held-out data (--bundle), or the training recipe by cross-validation (--cv K) or
+    out of time (--out-of-time COLUMN). Reports ROC-AUC, PR-AUC, accuracy, precision, recall, F1, the
+    confusion matrix, Brier score and calibration error at the chosen threshold."""
+    chosen = [name for name, value in (("--bundle", bundle), ("--cv", cv), ("--out-of-time", out_of_time))
+              if value is not None]
+    if len(chosen) != 1:
+        raise ValueError("choose exactly one of --bundle, --cv and --out-of-time"
+                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+    import numpy as np
+
+    from intent_edge.data.io import load_dataset
+    from intent_edge.train.evaluate import ThresholdPolicy, folds_table, metrics_table, write_plots
+
+    if bundle is not None:
+        from intent_edge.data.schema import Schema
+        from intent_edge.runtime import Predictor
+        from intent_edge.train.evaluate import compute_metrics
+
+        predictor = Predictor.load(bundle, strict=False)
+        dataset = load_dataset(data, sep=sep, schema=Schema.from_json(predictor.manifest["schema"]))
+        probabilities = np.asarray(predictor.predict_batch(dataset.features), np.float64)
+        metrics = compute_metrics(dataset.labels, probabilities, predictor.threshold)
+        report = {"kind": "bundle", "bundle": str(bundle), "data": str(data), "metrics": metrics}
+        stdout.print(metrics_table(metrics, f"{bundle} on {data.name} (bundle threshold)"))
+        labels = dataset.labels
+    else:
+        policy = ThresholdPolicy.parse(threshold)
+        dataset = load_dataset(data, label, sep=sep, schema_file=schema)
+        _print_schema(dataset)
+        from intent_edge.train.pipeline import cross_validate, evaluate_split
+
+        with _progress() as progress:
+            task = progress.add_task("training", total=_recipe(max_epochs).max_epochs, status="")
+            if cv is not None:
+                result = cross_validate(dataset, cv, _recipe(max_epochs), seed, policy,
+                                        on_fold=lambda f, k: progress.update(task, description=f"fold {f}/{k}",
+                                                                             completed=0),
+                                        on_epoch=_epoch_reporter(progress, task))
+            else:
+                result = evaluate_split(dataset, _recipe(max_epochs), seed, policy, test_fraction, out_of_time,
+                                        _epoch_reporter(progress, task))
+        if cv is not None:
+            report = {"kind": "cross-validation", "data": str(data), "threshold_policy": policy.to_json(), **result}
+            stdout.print(folds_table(result["summary"], f"{cv}-fold stratified CV on {data.name} "
+                                                        f"(seed {seed}, {policy.describe()})"))
+            labels = probabilities = None
+        else:
+            split = result["split"]
+            report = {"kind": "out-of-time", "data": str(data), "split": split, "metrics": result["metrics"]}
+            stdout.print(metrics_table(result["metrics"], f"out of time: train {', '.join(split['train_periods'])}"
+                                                          f" -> test {', '.join(split['test_periods'])}"))
+            labels, probabilities = result["labels"], result["probabilities"]
+    if json_out:
+        _write_json(json_out, report)
+        console.print(f"report: {json_out}")
+    if plots:
+        if probabilities is None:
+            console.print("no plots for cross-validation: each fold has its own model; use --bundle or --out-of-time")
+        else:
+            for path in write_plots(labels, probabilities, plots, data.name):
+                console.print(f"plot: {path}")
+
+
+@app.command()
+@_user_errors
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory written by `intent-edge train`.")],
+    input: Annotated[Path, typer.Option("--input", help="Records to score: .jsonl, .csv or .parquet.")],
+    output: Annotated[Path | None, typer.Option("--output", help="Write the input columns plus probability and "
+                                                                 "decision here (.csv, .parquet or .jsonl); "
+                                                                 "CSV on standard output when omitted.")] = None,
+    variant: Annotated[str | None, typer.Option("--variant", help="Model variant (default: the bundle's).")] = None,
+    lenient: Annotated[bool, typer.Option("--lenient", help="Impute empty values (training median, unknown "
+                                                            "category) instead of refusing the file.")] = False,
+    sep: SepOption = None,
+):
+    """Score a file of raw session records with a bundle (no TensorFlow involved)."""
+    from intent_edge.data.io import read_records
+    from intent_edge.runtime import Predictor
+
+    predictor = Predictor.load(bundle, variant, strict=not lenient)
+    frame = read_records(input, sep)
+    try:
+        probabilities = predictor.predict_batch(frame)
+    except RecordError as exc:
+        line = None if exc.row is None or input.suffix.lower() in (".parquet", ".pq") else exc.row + 2
+        message = str(exc).split(": ", 2)[-1] if exc.row is not None else str(exc)
+        raise DataError(input, message, row=None if exc.row is None else exc.row + 1, line=line,
+                        column=exc.field) from None
+    scored = frame.copy()
+    scored["probability"] = probabilities
+    scored["decision"] = probabilities >= predictor.threshold
+    if output is None:
+        scored.to_csv(sys.stdout, index=False)
+        return
+    from intent_edge.fileio import atomic_path
+
+    with atomic_path(output) as temporary:
+        suffix = output.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            scored.to_parquet(temporary, index=False)
+        elif suffix in (".jsonl", ".ndjson"):
+            scored.to_json(temporary, orient="records", lines=True)
+        else:
+            scored.to_csv(temporary, index=False)
+    console.print(f"scored {len(scored)} records ({scored['decision'].mean():.1%} above the threshold "
+                  f"{predictor.threshold:.4f}) -> {output}")
+
+
+@app.command()
+@_user_errors
+def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]):
+    """Verify a bundle's checksums and show its schema, threshold, metrics and variants."""
+    from rich.table import Table
+
+    from intent_edge.runtime import Predictor
+    from intent_edge.runtime.bundle import resolve_file
+
+    predictor = Predictor.load(bundle)
+    manifest = predictor.manifest
+    for entry in (manifest["source_model"]["file"], manifest["golden"]["file"],
+                  *(v["file"] for v in manifest["variants"].values())):
+        resolve_file(bundle, entry)
+    test = manifest["metrics"]["test"]
+    stdout.print(f"[bold]{bundle}[/]: label {manifest['label']}, {len(predictor.feature_names)} features, "
+                 f"encoded width {predictor.encoder.width}, created {manifest['created']}")
+    stdout.print(f"threshold {predictor.threshold:.4f}; test ROC-AUC {test['roc_auc']:.4f}, PR-AUC {test['pr_auc']:.4f}, "
+                 f"F1 {test['f1']:.4f} on {test['rows']} rows; runtime backend: {predictor.runner.description}")
+    table = Table(title="variants (checksums verified)")
+    for column in ("variant", "format", "file", "bytes", "parity max |dp|"):
+        table.add_column(column)
+    for name, variant in manifest["variants"].items():
+        table.add_row(name, variant["format"], variant["file"]["path"], str(variant["file"]["bytes"]),
+                      f"{variant['parity']['max_abs_diff']:.2e} ({variant['parity']['rows']} rows)")
+    stdout.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

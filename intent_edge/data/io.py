@@ -1,0 +1,196 @@
+"""Reading session tables (CSV with any delimiter, Parquet) and checking them before training.
+
+Rows are numbered from 1 for the first data row; for CSV the message also gives the line in the file
+(the header is line 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from intent_edge.data.schema import KINDS, UCI_SCHEMA, Schema, guess_kind, is_uci_layout, load_schema_file
+from intent_edge.errors import DataError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_DELIMITERS = ",;\t|"
+_TRUE = {"true", "yes", "y", "t", "1", "1.0"}
+_FALSE = {"false", "no", "n", "f", "0", "0.0"}
+
+
+def _line(path: str | Path, row_index: int) -> int | None:
+    return None if str(path).lower().endswith(PARQUET_SUFFIXES) else row_index + 2
+
+
+def sniff_delimiter(path: str | Path) -> str:
+    """The delimiter of a CSV file, guessed from its first 64 KiB among , ; tab and |."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        sample = handle.read(65536)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        first = sample.splitlines()[0] if sample else ""
+        return max(_DELIMITERS, key=first.count) if any(d in first for d in _DELIMITERS) else ","
+
+
+def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
+    """Read a CSV (delimiter sniffed unless ``sep`` is given) or Parquet file into a DataFrame."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise DataError(path, "the file is empty")
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, sep=sep or sniff_delimiter(path), skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise DataError(path, f"cannot be read as {'Parquet' if path.suffix.lower() in PARQUET_SUFFIXES else 'CSV'}: "
+                              f"{exc}") from None
+    if len(frame) == 0:
+        raise DataError(path, "the file has a header but no data rows")
+    return frame
+
+
+def read_records(path: str | Path, sep: str | None = None) -> pd.DataFrame:
+    """Read records to score: JSON Lines (one object a line), CSV or Parquet."""
+    path = Path(path)
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        return read_table(path, sep)
+    if not path.is_file():
+        raise DataError(path, "no such file")
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, f"not valid JSON ({exc.msg})", row=len(records) + 1, line=number) from None
+            if not isinstance(record, dict):
+                raise DataError(path, f"expected a JSON object, got {type(record).__name__}",
+                                row=len(records) + 1, line=number)
+            records.append(record)
+    if not records:
+        raise DataError(path, "the file is empty")
+    return pd.DataFrame.from_records(records)
+
+
+def parse_label(path: str | Path, column: pd.Series) -> np.ndarray:
+    """Turn a label column of TRUE/FALSE, yes/no, 1/0 (any case) into 0/1, naming the first bad row."""
+    name = str(column.name)
+    if pd.api.types.is_bool_dtype(column):
+        return column.to_numpy().astype(np.int8)
+    labels = np.empty(len(column), dtype=np.int8)
+    for index, value in enumerate(column.tolist()):
+        text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip().lower()
+        if text in _TRUE:
+            labels[index] = 1
+        elif text in _FALSE:
+            labels[index] = 0
+        else:
+            shown = "an empty value" if text == "" else repr(value)
+            raise DataError(path, f"the label must be TRUE/FALSE, yes/no or 1/0, got {shown}",
+                            row=index + 1, line=_line(path, index), column=name)
+    return labels
+
+
+@dataclass
+class Dataset:
+    """Checked training data: features in schema order (numeric ones as float64) and 0/1 labels."""
+
+    path: str
+    schema: Schema
+    features: pd.DataFrame
+    labels: np.ndarray
+    frame: pd.DataFrame  # the table as read, for out-of-time splits by a column that is not a feature
+
+
+def resolve_schema(frame: pd.DataFrame, path: str | Path, label: str | None, schema_file: str | Path | None) -> Schema:
+    overrides = load_schema_file(schema_file) if schema_file else {"label": None, "columns": {}}
+    uci = is_uci_layout(frame.columns)
+    label = label or overrides["label"] or (UCI_SCHEMA.label if uci else None)
+    if label is None:
+        raise DataError(path, "name the label column with --label (or 'label' in a schema file)")
+    if label not in frame.columns:
+        raise DataError(path, f"label column '{label}' not found; the columns are: {', '.join(map(str, frame.columns))}")
+    for name in overrides["columns"]:
+        if name not in frame.columns:
+            raise DataError(path, f"the schema file names column '{name}', which the file does not have")
+    kinds, transforms, ignored = {}, {}, []
+    for name in frame.columns:
+        name = str(name)
+        if name == label:
+            continue
+        if name in overrides["columns"]:
+            kind, transform = overrides["columns"][name]
+        elif uci and name in UCI_SCHEMA.kinds:
+            kind, transform = UCI_SCHEMA.kinds[name], UCI_SCHEMA.transforms.get(name, "auto")
+        else:
+            kind, transform = guess_kind(name, frame[name]), "auto"
+        assert kind in KINDS
+        if kind == "ignore":
+            ignored.append(name)
+            continue
+        kinds[name] = kind
+        if kind == "numeric":
+            transforms[name] = transform
+    if not kinds:
+        raise DataError(path, f"no feature columns besides the label '{label}'")
+    return Schema(label, kinds, transforms, tuple(ignored))
+
+
+def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path) -> pd.DataFrame:
+    """The feature columns in schema order, numeric ones as float64; raises on empty or mistyped columns."""
+    columns = {}
+    for name, kind in schema.kinds.items():
+        if name not in frame.columns:
+            raise DataError(path, "column missing (the bundle's schema needs it)", column=name)
+        series = frame[name]
+        text = series.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(series) else None
+        empty = series.isna() if text is None else (series.isna() | (text == ""))
+        if bool(empty.all()):
+            raise DataError(path, "the column is empty in every row", column=name)
+        if kind == "numeric" and not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
+            numbers = pd.to_numeric(series.where(~empty), errors="coerce")
+            bad = numbers.isna() & ~empty
+            if bool(bad.any()):
+                index = int(np.argmax(bad.to_numpy()))
+                raise DataError(path, f"expected a number, got {series.iloc[index]!r}", row=index + 1,
+                                line=_line(path, index), column=name)
+            series = numbers
+        if kind == "numeric":
+            series = series.astype(np.float64)
+            infinite = np.isinf(series.to_numpy())
+            if infinite.any():
+                index = int(np.argmax(infinite))
+                raise DataError(path, "expected a finite number, got infinity", row=index + 1,
+                                line=_line(path, index), column=name)
+        columns[name] = series.reset_index(drop=True)
+    return pd.DataFrame(columns)
+
+
+def load_dataset(path: str | Path, label: str | None = None, *, sep: str | None = None,
+                 schema_file: str | Path | None = None, schema: Schema | None = None) -> Dataset:
+    """Read and check a labelled table. ``schema`` (from a bundle) wins over inference and schema files."""
+    frame = read_table(path, sep)
+    schema = schema or resolve_schema(frame, path, label, schema_file)
+    if schema.label not in frame.columns:
+        raise DataError(path, f"label column '{schema.label}' not found; the columns are: "
+                              f"{', '.join(map(str, frame.columns))}")
+    labels = parse_label(path, frame[schema.label])
+    classes = np.unique(labels)
+    if classes.size < 2:
+        only = "TRUE" if classes[0] == 1 else "FALSE"
+        raise DataError(path, f"every row has the same label ({only}); training needs buyers and non-buyers",
+                        column=schema.label)
+    return Dataset(str(path), schema, check_features(frame, schema, path), labels, frame.reset_index(drop=True))

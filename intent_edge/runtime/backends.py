@@ -1,0 +1,103 @@
+"""Inference backends: one small runner interface, one registry, libraries imported only when used.
+
+A runner turns an encoded float32 matrix ``(n, width)`` into ``n`` probabilities. Backends are listed
+once in :data:`BACKENDS`, which the predictor, the CLI and (later) the benchmark read. A backend whose
+library is missing raises :class:`BackendUnavailable` with the extra to install, not an ImportError.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from intent_edge.errors import BackendUnavailable, BundleError
+
+
+class Runner(Protocol):
+    width: int
+    description: str
+
+    def infer(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities (float32, shape ``(n,)``) for an encoded float32 matrix ``(n, width)``."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    model_format: str  # the variant format it runs, as written in the manifest
+    module: str  # the Python module it needs
+    install_hint: str
+    load: Callable[..., Runner]
+
+    def is_available(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+    def require(self) -> None:
+        if not self.is_available():
+            raise BackendUnavailable(f"backend '{self.name}' needs the Python module '{self.module}', which is not "
+                                     f"installed: {self.install_hint}")
+
+
+class OnnxRuntimeRunner:
+    """ONNX Runtime on the CPU, or on CUDA where onnxruntime-gpu finds a GPU."""
+
+    PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+    def __init__(self, path: Path, width: int, *, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        available = ort.get_available_providers()
+        providers = [p for p in self.PREFERRED_PROVIDERS if p in available]
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for malformed models
+            raise BundleError(f"{path}: ONNX Runtime cannot load this model ({exc})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise BundleError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
+        shape = inputs[0].shape
+        if inputs[0].type != "tensor(float)" or len(shape) != 2 or shape[1] != width:
+            raise BundleError(f"{path}: model input is {inputs[0].type} {shape}; the encoder produces "
+                              f"float [batch, {width}]")
+        self.width = width
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        self.description = f"onnxruntime {ort.__version__} ({', '.join(self.session.get_providers())})"
+
+    def infer(self, features: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: features})[0].reshape(-1)
+
+
+_ORT_HINT = "pip install 'intent-edge[cpu]' (or 'intent-edge[gpu]' on an NVIDIA host; never both)"
+
+BACKENDS: dict[str, Backend] = {
+    "onnxruntime": Backend("onnxruntime", "onnx", "onnxruntime", _ORT_HINT, OnnxRuntimeRunner),
+}
+
+
+def backend_for(model_format: str, requested: str = "auto") -> Backend:
+    """The backend to run a variant of ``model_format``: the one requested, or the first available."""
+    if requested != "auto":
+        if requested not in BACKENDS:
+            raise BackendUnavailable(f"unknown backend '{requested}'; known: {', '.join(BACKENDS)}")
+        backend = BACKENDS[requested]
+        if backend.model_format != model_format:
+            raise BackendUnavailable(f"backend '{requested}' runs {backend.model_format} models, not {model_format}")
+        backend.require()
+        return backend
+    candidates = [b for b in BACKENDS.values() if b.model_format == model_format]
+    if not candidates:
+        raise BackendUnavailable(f"no backend runs {model_format} models")
+    for backend in candidates:
+        if backend.is_available():
+            return backend
+    candidates[0].require()
+    raise AssertionError("unreachable")

@@ -1,0 +1,301 @@
+"""The feature encoder: raw session records in, the model's float32 input matrix out.
+
+One definition serves training and the runtime. Training fits an :class:`Encoder` on training rows
+only and stores :meth:`Encoder.to_spec` (plain JSON) in the bundle's manifest; the runtime rebuilds the
+same encoder with :meth:`Encoder.from_spec`. Only numpy is needed, and the spec is simple enough for a
+Java or C# till to reimplement (the bundle's golden vectors let such a port prove itself):
+
+* ``numeric`` feature, one column: ``x`` must be a number. With ``"transform": "log1p"`` it becomes
+  ``log1p(max(x, 0))`` (heavy-tailed counts and durations), with ``"identity"`` it stays ``x``. The
+  result is standardised: ``(t - center) / scale``. A missing value is an error in strict mode and is
+  replaced by ``fill`` (the training median, before the transform) otherwise.
+* ``categorical`` feature, ``len(vocabulary) + 1`` columns, one-hot. The value is first made a
+  canonical string (:func:`canonical_category`); one not in the vocabulary lights the last column,
+  the out-of-vocabulary bucket. A missing value is an error in strict mode and goes to that bucket
+  otherwise.
+
+Columns follow the order of ``features``; each feature's first column is its ``offset``. Arithmetic is
+float64, the result is cast to float32 at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from intent_edge.errors import RecordError
+
+SPEC_VERSION = 1
+TRANSFORMS = ("identity", "log1p")
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+
+
+def canonical_category(value: Any) -> str:
+    """The string a categorical value is looked up by, so that ``2``, ``2.0`` and ``"2"`` agree.
+
+    Booleans and the strings true/false (any case) become ``"true"``/``"false"``; integral numbers
+    become their decimal integer text; other strings are stripped of surrounding white space.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if not math.isfinite(number):
+            raise TypeError(f"expected a category, got {number}")
+        return str(int(number)) if number.is_integer() else repr(number)
+    if isinstance(value, str):
+        text = value.strip()
+        return text.lower() if text.lower() in ("true", "false") else text
+    raise TypeError(f"expected a category (text, integer or boolean), got {type(value).__name__}")
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    name: str
+    transform: str
+    fill: float
+    center: float
+    scale: float
+
+    width = 1
+
+    def to_spec(self) -> dict:
+        return {"name": self.name, "kind": "numeric", "transform": self.transform, "fill": self.fill,
+                "center": self.center, "scale": self.scale}
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    name: str
+    vocabulary: tuple[str, ...]
+
+    @property
+    def width(self) -> int:
+        return len(self.vocabulary) + 1  # the last column is the out-of-vocabulary bucket
+
+    def to_spec(self) -> dict:
+        return {"name": self.name, "kind": "categorical", "vocabulary": list(self.vocabulary)}
+
+
+Feature = NumericFeature | CategoricalFeature
+
+
+def _transform(values: np.ndarray, transform: str) -> np.ndarray:
+    return np.log1p(np.maximum(values, 0.0)) if transform == "log1p" else values
+
+
+class Encoder:
+    """Encodes raw records to the model input, validating every value on the way."""
+
+    def __init__(self, features: Sequence[Feature]):
+        if not features:
+            raise ValueError("an encoder needs at least one feature")
+        self.features: tuple[Feature, ...] = tuple(features)
+        self.offsets: tuple[int, ...] = tuple(np.cumsum([0] + [f.width for f in self.features])[:-1].tolist())
+        self.width = int(sum(f.width for f in self.features))
+        self.names: tuple[str, ...] = tuple(f.name for f in self.features)
+        self._lookups = {f.name: {v: i for i, v in enumerate(f.vocabulary)}
+                         for f in self.features if isinstance(f, CategoricalFeature)}
+
+    # ---- spec -------------------------------------------------------------------------------
+    def to_spec(self) -> dict:
+        features = []
+        for feature, offset in zip(self.features, self.offsets):
+            features.append({**feature.to_spec(), "offset": offset, "width": feature.width})
+        return {"spec_version": SPEC_VERSION, "width": self.width, "features": features}
+
+    @classmethod
+    def from_spec(cls, spec: Mapping) -> Encoder:
+        if spec.get("spec_version") != SPEC_VERSION:
+            raise ValueError(f"encoder spec version {spec.get('spec_version')!r} is not supported "
+                             f"(this intent-edge reads version {SPEC_VERSION})")
+        features: list[Feature] = []
+        for item in spec["features"]:
+            if item["kind"] == "numeric":
+                if item["transform"] not in TRANSFORMS:
+                    raise ValueError(f"feature '{item['name']}': unknown transform {item['transform']!r}")
+                features.append(NumericFeature(item["name"], item["transform"], float(item["fill"]),
+                                               float(item["center"]), float(item["scale"])))
+            elif item["kind"] == "categorical":
+                features.append(CategoricalFeature(item["name"], tuple(item["vocabulary"])))
+            else:
+                raise ValueError(f"feature '{item.get('name')}': unknown kind {item['kind']!r}")
+        encoder = cls(features)
+        if encoder.width != spec["width"] or list(encoder.offsets) != [f["offset"] for f in spec["features"]]:
+            raise ValueError("encoder spec is inconsistent: its widths and offsets do not add up")
+        return encoder
+
+    # ---- fitting (training rows only) ----------------------------------------------------------
+    @classmethod
+    def fit(cls, columns: Mapping[str, Any], kinds: Mapping[str, str], transforms: Mapping[str, str] | None = None,
+            *, min_category_count: int = 10) -> Encoder:
+        """Fit on training columns. ``kinds`` maps each feature to ``numeric`` or ``categorical`` in order;
+        ``transforms`` maps numeric features to ``log1p``, ``identity`` or ``auto`` (the default: log1p
+        for a non-negative column whose skewness exceeds 1). Categories seen fewer than
+        ``min_category_count`` times share the out-of-vocabulary bucket, so that bucket is trained too."""
+        transforms = dict(transforms or {})
+        features: list[Feature] = []
+        for name, kind in kinds.items():
+            if kind == "numeric":
+                values = _numeric_column(name, columns[name], strict=False, fill=np.nan)
+                present = values[~np.isnan(values)]
+                if present.size == 0:
+                    raise ValueError(f"column '{name}' has no values to fit on")
+                transform = transforms.get(name, "auto")
+                if transform == "auto":
+                    transform = "log1p" if present.min() >= 0 and _skewness(present) > 1.0 else "identity"
+                fill = float(np.median(present))
+                transformed = _transform(np.where(np.isnan(values), fill, values), transform)
+                center, scale = float(transformed.mean()), float(transformed.std())
+                features.append(NumericFeature(name, transform, fill, center, scale if scale > 0 else 1.0))
+            elif kind == "categorical":
+                counts: dict[str, int] = {}
+                for value in _iter_values(columns[name]):
+                    if not _is_missing(value):
+                        key = canonical_category(value)
+                        counts[key] = counts.get(key, 0) + 1
+                kept = sorted((v for v, c in counts.items() if c >= min_category_count),
+                              key=lambda v: (-counts[v], v))
+                features.append(CategoricalFeature(name, tuple(kept)))
+            else:
+                raise ValueError(f"column '{name}': unknown kind {kind!r}")
+        return cls(features)
+
+    # ---- encoding ---------------------------------------------------------------------------
+    def encode_columns(self, columns: Mapping[str, Any], *, strict: bool = True) -> np.ndarray:
+        """Encode a batch given as columns (a dict of sequences, or a pandas DataFrame)."""
+        missing = [n for n in self.names if n not in columns]
+        if missing:
+            raise RecordError(missing[0], "missing from the input columns"
+                              + (f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
+        lengths = {len(columns[n]) for n in self.names}
+        if len(lengths) != 1:
+            raise RecordError(self.names[0], f"columns have different lengths: {sorted(lengths)}")
+        n_rows = lengths.pop()
+        out = np.zeros((n_rows, self.width), dtype=np.float64)
+        for feature, offset in zip(self.features, self.offsets):
+            column = columns[feature.name]
+            if isinstance(feature, NumericFeature):
+                values = _numeric_column(feature.name, column, strict=strict, fill=feature.fill)
+                out[:, offset] = (_transform(values, feature.transform) - feature.center) / feature.scale
+            else:
+                index = self._category_indices(feature, column, strict=strict)
+                out[np.arange(n_rows), offset + index] = 1.0
+        return out.astype(np.float32)
+
+    def encode_records(self, records: Sequence[Mapping[str, Any]], *, strict: bool = True) -> np.ndarray:
+        """Encode a batch given as a sequence of dict-like records."""
+        out = np.zeros((len(records), self.width), dtype=np.float32)
+        for row, record in enumerate(records):
+            self.encode_record(record, out[row], strict=strict, row=row)
+        return out
+
+    def encode_record(self, record: Mapping[str, Any], out: np.ndarray, *, strict: bool = True,
+                      row: int | None = None) -> np.ndarray:
+        """Encode one record into ``out`` (a zeroed float32 row of length ``width``) and return it."""
+        if not isinstance(record, Mapping):
+            raise RecordError("*", f"expected a mapping of field names to values, got {type(record).__name__}",
+                              row=row)
+        for feature, offset in zip(self.features, self.offsets):
+            try:
+                value = record[feature.name]
+            except KeyError:
+                raise RecordError(feature.name, "missing from the record", row=row) from None
+            if isinstance(feature, NumericFeature):
+                number = _numeric_value(feature, value, strict, row)
+                if feature.transform == "log1p":
+                    number = math.log1p(max(number, 0.0))
+                out[offset] = (number - feature.center) / feature.scale
+            else:
+                out[offset + self._category_index(feature, value, strict, row)] = 1.0
+        return out
+
+    def _category_index(self, feature: CategoricalFeature, value: Any, strict: bool, row: int | None) -> int:
+        if _is_missing(value):
+            if strict:
+                raise RecordError(feature.name, "is empty (None or NaN); expected a category", row=row)
+            return len(feature.vocabulary)
+        try:
+            key = canonical_category(value)
+        except TypeError as exc:
+            raise RecordError(feature.name, str(exc), row=row) from None
+        return self._lookups[feature.name].get(key, len(feature.vocabulary))
+
+    def _category_indices(self, feature: CategoricalFeature, column: Any, strict: bool) -> np.ndarray:
+        values = _as_array(column)
+        uniques, inverse = (np.unique(values, return_inverse=True) if values.dtype.kind in "iub"
+                            else (None, None))
+        if uniques is not None:  # integer or boolean column: look up each distinct value once
+            table = np.array([self._category_index(feature, u.item(), strict, None) for u in uniques], dtype=np.int64)
+            return table[inverse.reshape(-1)]
+        return np.fromiter((self._category_index(feature, v, strict, row) for row, v in enumerate(values)),
+                           dtype=np.int64, count=len(values))
+
+
+def _numeric_value(feature: NumericFeature, value: Any, strict: bool, row: int | None) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _NUMBER_TYPES):
+        if value is None and not strict:
+            return feature.fill
+        shown = "None" if value is None else f"{type(value).__name__} {value!r}"
+        raise RecordError(feature.name, f"expected a number, got {shown}", row=row)
+    number = float(value)
+    if math.isnan(number):
+        if strict:
+            raise RecordError(feature.name, "is NaN; expected a number", row=row)
+        return feature.fill
+    if math.isinf(number):
+        raise RecordError(feature.name, f"is {number}; expected a finite number", row=row)
+    return number
+
+
+def _as_array(column: Any) -> np.ndarray:
+    values = column.to_numpy() if hasattr(column, "to_numpy") else np.asarray(column)
+    if values.dtype.kind in "US":  # numpy turned a mixed list into text: keep each value's own type
+        values = np.array(list(column), dtype=object)
+    if values.ndim != 1:
+        values = values.reshape(-1)
+    return values
+
+
+def _iter_values(column: Any):
+    return iter(_as_array(column).tolist())
+
+
+def _numeric_column(name: str, column: Any, *, strict: bool, fill: float) -> np.ndarray:
+    values = _as_array(column)
+    if values.dtype.kind in "iuf":
+        numbers = values.astype(np.float64)
+    else:
+        numbers = np.empty(len(values), dtype=np.float64)
+        for row, value in enumerate(values.tolist()):
+            if value is None:
+                numbers[row] = np.nan
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise RecordError(name, f"expected a number, got {type(value).__name__} {value!r}", row=row)
+            else:
+                numbers[row] = value
+    bad = np.isinf(numbers)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise RecordError(name, f"is {numbers[row]}; expected a finite number", row=row)
+    nan = np.isnan(numbers)
+    if nan.any():
+        if strict:
+            raise RecordError(name, "is empty (None or NaN); expected a number", row=int(np.argmax(nan)))
+        numbers = np.where(nan, fill, numbers)
+    return numbers
+
+
+def _skewness(values: np.ndarray) -> float:
+    std = values.std()
+    return 0.0 if std == 0 else float(np.mean(((values - values.mean()) / std) ** 3))

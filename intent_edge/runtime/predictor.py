@@ -1,0 +1,91 @@
+"""Raw record in, probability out: the object POS terminals and app servers embed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from intent_edge.errors import BundleError, RecordError
+from intent_edge.runtime.backends import backend_for
+from intent_edge.runtime.bundle import read_manifest, resolve_file, variant_entry
+from intent_edge.runtime.encoder import Encoder
+
+
+def _is_single_record(value: Any) -> bool:
+    return isinstance(value, Mapping) and not any(
+        isinstance(v, (list, tuple, np.ndarray)) or hasattr(v, "to_numpy") for v in value.values())
+
+
+class Predictor:
+    """A loaded bundle variant. Thread-safe: each thread encodes into its own buffer.
+
+    ``strict`` (the default) rejects records with a missing field or an empty (None/NaN) value, naming
+    the field; with ``strict=False`` empty numeric values take the training median and empty
+    categories the out-of-vocabulary bucket. Extra fields are ignored. A value of the wrong type (text
+    in a numeric field, say) is always an error.
+    """
+
+    def __init__(self, manifest: dict, encoder: Encoder, runner, variant: str, *, strict: bool = True):
+        self.manifest, self.encoder, self.runner, self.variant, self.strict = manifest, encoder, runner, variant, strict
+        self.threshold = float(manifest["threshold"]["value"])
+        self._local = threading.local()
+
+    @classmethod
+    def load(cls, bundle: str | Path, variant: str | None = None, *, backend: str = "auto", strict: bool = True,
+             threads: int | None = None) -> Predictor:
+        """Load ``bundle``'s ``variant`` (its default one if None), verifying the files it uses."""
+        manifest = read_manifest(bundle)
+        name, entry = variant_entry(manifest, variant)
+        try:
+            encoder = Encoder.from_spec(manifest["encoder"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{bundle}: the encoder spec in the manifest is invalid ({exc})") from None
+        chosen = backend_for(entry["format"], backend)
+        model_path = resolve_file(bundle, entry["file"])
+        runner = chosen.load(model_path, encoder.width, threads=threads)
+        return cls(manifest, encoder, runner, name, strict=strict)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.encoder.names
+
+    def _buffer(self) -> np.ndarray:
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = np.zeros((1, self.encoder.width), dtype=np.float32)
+        return buffer
+
+    def encode(self, records: Any) -> np.ndarray:
+        """The model input for a batch: a sequence of records, a dict of columns, or a pandas DataFrame."""
+        if isinstance(records, Mapping) or hasattr(records, "columns"):
+            if _is_single_record(records):
+                raise RecordError("*", "got a single record where a batch was expected; use predict() for one record")
+            return self.encoder.encode_columns(records, strict=self.strict)
+        if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
+            raise RecordError("*", f"expected a sequence of records, a dict of columns or a DataFrame, "
+                                   f"got {type(records).__name__}")
+        return self.encoder.encode_records(records, strict=self.strict)
+
+    def predict(self, record: Mapping[str, Any]) -> float:
+        """Purchase probability for one raw record (a mapping of field name to value)."""
+        buffer = self._buffer()
+        buffer.fill(0.0)
+        self.encoder.encode_record(record, buffer[0], strict=self.strict)
+        return float(self.runner.infer(buffer)[0])
+
+    def predict_batch(self, records: Any) -> np.ndarray:
+        """Purchase probabilities (float32) for a batch of raw records."""
+        features = self.encode(records)
+        if len(features) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self.runner.infer(features)
+
+    def decide(self, records: Any) -> bool | np.ndarray:
+        """Apply the bundle's decision threshold: a bool for one record, a bool array for a batch."""
+        if _is_single_record(records):
+            return self.predict(records) >= self.threshold
+        return self.predict_batch(records) >= self.threshold

@@ -1,0 +1,221 @@
+"""Training pipeline: split, fit encoder and MLP, choose the threshold, export, prove parity, write the bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from intent_edge import __version__
+from intent_edge.data.io import Dataset
+from intent_edge.errors import DataError
+from intent_edge.fileio import atomic_directory
+from intent_edge.runtime.backends import OnnxRuntimeRunner
+from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, sha256_of, write_manifest
+from intent_edge.runtime.encoder import Encoder
+from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics, summarise_folds
+from intent_edge.train.export import ONNX_OPSET, check_parity, export_onnx
+from intent_edge.train.mlp import MLPRecipe, fit_mlp, predict_probabilities
+
+EpochCallback = Callable[[int, int, dict], None]
+PARITY_ROWS = 2000
+GOLDEN_ROWS = 256
+_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                       "nov", "dec"), start=1)}
+
+
+@dataclass
+class FittedModel:
+    encoder: Encoder
+    model: object  # keras.Model
+    threshold: float
+    validation_metrics: dict
+    epochs: int
+    rows: dict
+
+
+def fit_model(features: pd.DataFrame, labels: np.ndarray, dataset: Dataset, recipe: MLPRecipe, seed: int,
+              policy: ThresholdPolicy, on_epoch: EpochCallback | None = None) -> FittedModel:
+    """Fit encoder and MLP on ``features`` (training rows only): a stratified validation split is carved
+    from them for early stopping and the threshold, and the encoder sees only the rest."""
+    from sklearn.model_selection import train_test_split
+
+    features = features.reset_index(drop=True)
+    fit_rows, validation_rows = train_test_split(np.arange(len(labels)), test_size=recipe.validation_fraction,
+                                                 stratify=labels, random_state=seed)
+    encoder = Encoder.fit(features.iloc[fit_rows], dataset.schema.kinds, dataset.schema.transforms)
+    fit_x = encoder.encode_columns(features.iloc[fit_rows], strict=False)
+    validation_x = encoder.encode_columns(features.iloc[validation_rows], strict=False)
+    model, history = fit_mlp(fit_x, labels[fit_rows], (validation_x, labels[validation_rows]), recipe, seed, on_epoch)
+    validation_p = predict_probabilities(model, validation_x)
+    threshold = policy.choose(labels[validation_rows], validation_p)
+    return FittedModel(encoder, model, threshold, compute_metrics(labels[validation_rows], validation_p, threshold),
+                       len(history["loss"]), {"fit": len(fit_rows), "validation": len(validation_rows)})
+
+
+def _period_order(values: pd.Series, path: str, column: str) -> np.ndarray:
+    """Sortable keys for a period column: month names, numbers, or dates."""
+    text = values.astype(str).str.strip().str.lower().str[:3]
+    if text.isin(list(_MONTHS)).all():
+        return text.map(_MONTHS).to_numpy()
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy()
+    parsed = pd.to_datetime(values, errors="coerce")
+    if parsed.notna().all():
+        return parsed.to_numpy()
+    raise DataError(path, "cannot order this column in time: expected month names, numbers or dates", column=column)
+
+
+def split_for_test(dataset: Dataset, test_fraction: float, seed: int,
+                   time_column: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Indices of training and held-out test rows: stratified at random, or out of time (the latest periods
+    of ``time_column`` holding at least ``test_fraction`` of the rows are the test set)."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(dataset.labels))
+    if time_column is None:
+        train, test = train_test_split(rows, test_size=test_fraction, stratify=dataset.labels, random_state=seed)
+        return np.sort(train), np.sort(test), {"kind": "stratified", "test_fraction": test_fraction, "seed": seed}
+    if time_column not in dataset.frame.columns:
+        raise DataError(dataset.path, f"no column '{time_column}' to split by time", column=time_column)
+    keys = _period_order(dataset.frame[time_column], dataset.path, time_column)
+    periods = np.unique(keys)
+    if len(periods) < 2:
+        raise DataError(dataset.path, "an out-of-time split needs at least two periods", column=time_column)
+    counts = np.array([(keys == p).sum() for p in periods])
+    tail = np.cumsum(counts[::-1])[::-1]  # rows in this period and all later ones
+    first_test = max(1, int(np.nonzero(tail >= test_fraction * len(keys))[0].max()))
+    is_test = np.isin(keys, periods[first_test:])
+    if len(np.unique(dataset.labels[is_test])) < 2 or len(np.unique(dataset.labels[~is_test])) < 2:
+        raise DataError(dataset.path, "the out-of-time split leaves one side with a single class", column=time_column)
+    names = dataset.frame[time_column]
+    return rows[~is_test], rows[is_test], {
+        "kind": "out-of-time", "column": time_column,
+        "train_periods": sorted(map(str, names[~is_test].unique()), key=lambda v: str(v)),
+        "test_periods": sorted(map(str, names[is_test].unique()), key=lambda v: str(v)),
+    }
+
+
+def cross_validate(dataset: Dataset, folds: int, recipe: MLPRecipe, seed: int, policy: ThresholdPolicy,
+                   on_fold: Callable[[int, int], None] | None = None, on_epoch: EpochCallback | None = None) -> dict:
+    """Stratified K-fold (shuffled, ``random_state=seed``): each fold's model is fitted on the other folds
+    exactly as ``train`` would be, and scored on the held-out fold with Keras."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if folds < 2:
+        raise ValueError("cross-validation needs at least 2 folds")
+    results = []
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for fold, (train, test) in enumerate(splitter.split(np.zeros(len(dataset.labels)), dataset.labels), start=1):
+        if on_fold:
+            on_fold(fold, folds)
+        fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset, recipe, seed, policy, on_epoch)
+        test_x = fitted.encoder.encode_columns(dataset.features.iloc[test].reset_index(drop=True), strict=False)
+        results.append({"fold": fold, "epochs": fitted.epochs,
+                        **compute_metrics(dataset.labels[test], predict_probabilities(fitted.model, test_x),
+                                          fitted.threshold)})
+    return {"folds": results, "summary": summarise_folds(results), "k": folds, "seed": seed}
+
+
+def evaluate_split(dataset: Dataset, recipe: MLPRecipe, seed: int, policy: ThresholdPolicy, test_fraction: float,
+                   time_column: str | None, on_epoch: EpochCallback | None = None) -> dict:
+    """Fit on the training side of a split (stratified or out of time) and score the held-out side."""
+    train, test, split = split_for_test(dataset, test_fraction, seed, time_column)
+    fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset, recipe, seed, policy, on_epoch)
+    test_x = fitted.encoder.encode_columns(dataset.features.iloc[test].reset_index(drop=True), strict=False)
+    probabilities = predict_probabilities(fitted.model, test_x)
+    return {"split": split, "metrics": compute_metrics(dataset.labels[test], probabilities, fitted.threshold),
+            "labels": dataset.labels[test], "probabilities": probabilities}
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"intent-edge": __version__}
+    for name in ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxruntime-gpu",
+                 "numpy", "scikit-learn", "pandas"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _complete_rows(features: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    complete = features.iloc[rows].notna().all(axis=1).to_numpy()
+    return rows[complete]
+
+
+def _records(features: pd.DataFrame, rows: np.ndarray) -> list[dict]:
+    return features.iloc[rows].to_dict("records")
+
+
+def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None = None, seed: int = 0,
+                 policy: ThresholdPolicy | None = None, test_fraction: float = 0.2, time_column: str | None = None,
+                 on_epoch: EpochCallback | None = None, on_step: Callable[[str], None] | None = None) -> dict:
+    """Train, evaluate on held-out rows, export to ONNX with parity, and write the bundle atomically."""
+    recipe, policy = recipe or MLPRecipe(), policy or ThresholdPolicy("max-f1")
+    step = on_step or (lambda _message: None)
+    train, test, split = split_for_test(dataset, test_fraction, seed, time_column)
+    step(f"training on {len(train)} rows ({len(test)} held out, {split['kind']} split)")
+    fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset, recipe, seed, policy, on_epoch)
+    encoder, spec = fitted.encoder, fitted.encoder.to_spec()
+    spec_digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+    with atomic_directory(out) as staging:
+        step("exporting to ONNX and checking parity with Keras")
+        fitted.model.save(staging / "model.keras")
+        export_onnx(fitted.model, encoder.width, staging / "model.onnx",
+                    metadata={"intent_edge.encoder_sha256": spec_digest, "intent_edge.input_width": str(encoder.width)})
+        runner = OnnxRuntimeRunner(staging / "model.onnx", encoder.width)
+
+        # Parity from raw records: the runtime's per-record encoder feeds ONNX, the training column
+        # encoder feeds Keras, so the check covers both encoder paths as well as the export.
+        parity_rows = np.random.default_rng(seed).permutation(len(dataset.labels))[:PARITY_ROWS]
+        parity_frame = dataset.features.iloc[parity_rows].reset_index(drop=True)
+        keras_p = predict_probabilities(fitted.model, encoder.encode_columns(parity_frame, strict=False))
+        onnx_p = runner.infer(encoder.encode_records(parity_frame.to_dict("records"), strict=False))
+        parity = check_parity(keras_p, onnx_p, "the ONNX export")
+
+        test_frame = dataset.features.iloc[test].reset_index(drop=True)
+        test_p = runner.infer(encoder.encode_columns(test_frame, strict=False))
+        test_metrics = compute_metrics(dataset.labels[test], test_p, fitted.threshold)
+
+        golden_rows = _complete_rows(dataset.features, test)[:GOLDEN_ROWS]
+        golden_records = _records(dataset.features, golden_rows)
+        golden_x = encoder.encode_records(golden_records)
+        golden = {"description": "raw records, their encoded model input (float32) and probabilities from the "
+                                 "fp32 ONNX variant; a port of the encoder must reproduce 'encoded' exactly and "
+                                 "'probability' within 1e-5",
+                  "feature_names": list(encoder.names),
+                  "rows": [{"record": r, "encoded": [float(v) for v in x], "probability": float(p)}
+                           for r, x, p in zip(golden_records, golden_x, runner.infer(golden_x))]}
+        (staging / "golden.json").write_text(json.dumps(golden, allow_nan=False) + "\n", encoding="utf-8")
+
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "label": dataset.schema.label,
+            "schema": dataset.schema.to_json(),
+            "encoder": spec,
+            "threshold": {"value": fitted.threshold, "policy": policy.to_json(), "chosen_on": "validation"},
+            "metrics": {"test": test_metrics, "validation": fitted.validation_metrics},
+            "training": {"model": "mlp", "recipe": recipe.to_json(), "seed": seed, "epochs": fitted.epochs,
+                         "split": split, "rows": {**fitted.rows, "test": int(len(test))},
+                         "data": {"file": Path(dataset.path).name, "sha256": sha256_of(Path(dataset.path)),
+                                  "rows": int(len(dataset.labels))}},
+            "libraries": library_versions(),
+            "source_model": {"format": "keras", "file": describe_file(staging, "model.keras")},
+            "default_variant": "fp32",
+            "variants": {"fp32": {"format": "onnx", "precision": "fp32", "file": describe_file(staging, "model.onnx"),
+                                  "opset": ONNX_OPSET, "parity": parity}},
+            "golden": {"file": describe_file(staging, "golden.json"), "rows": len(golden["rows"])},
+        }
+        write_manifest(staging, manifest)
+    return manifest

@@ -1,0 +1,121 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from intent_edge.errors import RecordError
+from intent_edge.runtime.encoder import CategoricalFeature, Encoder, NumericFeature, canonical_category
+
+COLUMNS = {
+    "pages": [0, 1, 3, 10, 200, 4],
+    "rate": [0.1, 0.2, 0.0, 0.05, 0.15, 0.1],
+    "browser": [1, 2, 2, 2, 1, 3],
+    "visitor": ["new", "returning", "returning", "returning", "new", "returning"],
+}
+KINDS = {"pages": "numeric", "rate": "numeric", "browser": "categorical", "visitor": "categorical"}
+
+
+def fitted(min_count=1, transforms=None):
+    return Encoder.fit(COLUMNS, KINDS, transforms or {"pages": "log1p", "rate": "identity"},
+                       min_category_count=min_count)
+
+
+def records():
+    return [dict(zip(COLUMNS, values)) for values in zip(*COLUMNS.values())]
+
+
+def test_fit_standardises_with_the_chosen_transform():
+    encoder = fitted()
+    pages = encoder.features[0]
+    logged = np.log1p(np.array(COLUMNS["pages"], float))
+    assert pages.transform == "log1p"
+    assert pages.center == pytest.approx(logged.mean()) and pages.scale == pytest.approx(logged.std())
+    encoded = encoder.encode_columns(COLUMNS)
+    assert encoded.dtype == np.float32 and encoded.shape == (6, encoder.width)
+    assert encoded[:, 0].mean() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_auto_transform_logs_only_skewed_non_negative_columns():
+    encoder = Encoder.fit(COLUMNS, {"pages": "numeric", "rate": "numeric"})
+    assert [f.transform for f in encoder.features] == ["log1p", "identity"]
+
+
+def test_one_hot_layout_with_out_of_vocabulary_bucket():
+    encoder = fitted(min_count=2)
+    browser = encoder.features[2]
+    assert browser.vocabulary == ("2", "1")  # "3" was seen once: below min_category_count, so OOV
+    offset = encoder.offsets[2]
+    row = encoder.encode_records([{**records()[0], "browser": 3}])[0]
+    assert row[offset:offset + browser.width].tolist() == [0, 0, 1]
+    row = encoder.encode_records([{**records()[0], "browser": "99"}])[0]
+    assert row[offset + browser.width - 1] == 1
+
+
+def test_record_and_column_paths_agree_exactly():
+    encoder = fitted()
+    assert np.array_equal(encoder.encode_records(records()), encoder.encode_columns(COLUMNS))
+
+
+def test_spec_round_trips_through_json():
+    encoder = fitted()
+    rebuilt = Encoder.from_spec(json.loads(json.dumps(encoder.to_spec())))
+    assert np.array_equal(rebuilt.encode_columns(COLUMNS), encoder.encode_columns(COLUMNS))
+    assert rebuilt.to_spec() == encoder.to_spec()
+
+
+def test_inconsistent_or_future_spec_is_refused():
+    spec = fitted().to_spec()
+    with pytest.raises(ValueError, match="version"):
+        Encoder.from_spec({**spec, "spec_version": 99})
+    with pytest.raises(ValueError, match="inconsistent"):
+        Encoder.from_spec({**spec, "width": spec["width"] + 1})
+
+
+@pytest.mark.parametrize("value, expected", [
+    (2, "2"), (2.0, "2"), ("2", "2"), (" 2 ", "2"), (True, "true"), ("TRUE", "true"), ("False", "false"),
+    (np.int64(7), "7"), ("New_Visitor", "New_Visitor"), (2.5, "2.5"),
+])
+def test_canonical_category(value, expected):
+    assert canonical_category(value) == expected
+
+
+def test_missing_field_is_named():
+    record = records()[0]
+    del record["rate"]
+    with pytest.raises(RecordError, match="field 'rate': missing"):
+        fitted().encode_records([record])
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("pages", "ten", "field 'pages': expected a number, got str 'ten'"),
+    ("pages", True, "field 'pages': expected a number, got bool"),
+    ("pages", math.inf, "field 'pages': is inf"),
+    ("pages", None, "field 'pages': expected a number, got None"),
+    ("rate", float("nan"), "field 'rate': is NaN"),
+    ("visitor", None, "field 'visitor': is empty"),
+    ("visitor", [1], "field 'visitor': expected a category"),
+])
+def test_bad_values_are_named(field, value, message):
+    with pytest.raises(RecordError, match=message.replace("(", r"\(")):
+        fitted().encode_records([{**records()[0], field: value}])
+
+
+def test_lenient_mode_fills_the_training_median_and_the_oov_bucket():
+    encoder = fitted()
+    record = {**records()[0], "rate": None, "visitor": None}
+    row = encoder.encode_records([record], strict=False)[0]
+    rate = encoder.features[1]
+    assert row[1] == pytest.approx((rate.fill - rate.center) / rate.scale)
+    visitor_offset = encoder.offsets[3]
+    assert row[visitor_offset + encoder.features[3].width - 1] == 1
+
+
+def test_column_errors_name_the_row():
+    with pytest.raises(RecordError, match="record at index 2: field 'pages'"):
+        fitted().encode_columns({**COLUMNS, "pages": [1, 2, "x", 4, 5, 6]})
+
+
+def test_log1p_clips_negative_values_at_zero():
+    encoder = Encoder([NumericFeature("d", "log1p", 0.0, 0.0, 1.0), CategoricalFeature("c", ("a",))])
+    assert encoder.encode_records([{"d": -5.0, "c": "a"}])[0, 0] == 0.0
