@@ -84,7 +84,8 @@ def data_synth(
     seed: SeedOption = 0,
 ):
     """Write synthetic shopping sessions in the UCI Online Shoppers layout (label column: Revenue)."""
-    from intent_edge.data.synth import generate_sessions, write_table
+    from intent_edge.data.io import write_table
+    from intent_edge.data.synth import generate_sessions
 
     frame = generate_sessions(rows, seed)
     write_table(frame, out)
@@ -179,9 +180,12 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Directory for ROC/PR/calibration PNGs.")] = None,
 ):
-    """Evaluate a bundle on held-out data (--bundle), or the training recipe by cross-validation (--cv K) or
-    out of time (--out-of-time COLUMN). Reports ROC-AUC, PR-AUC, accuracy, precision, recall, F1, the
-    confusion matrix, Brier score and calibration error at the chosen threshold."""
+    """Evaluate a bundle on held-out data, or the training recipe by cross-validation or out of time.
+
+    Exactly one of: --bundle B (score DATA with the bundle and its threshold), --cv K (stratified K-fold
+    cross-validation of the recipe), --out-of-time COLUMN (train on earlier periods, test on later ones).
+    Reports ROC-AUC, PR-AUC, accuracy, precision, recall, F1, the confusion matrix, Brier score and
+    calibration error at the decision threshold."""
     chosen = [name for name, value in (("--bundle", bundle), ("--cv", cv), ("--out-of-time", out_of_time))
               if value is not None]
     if len(chosen) != 1:
@@ -256,34 +260,26 @@ def predict(
     sep: SepOption = None,
 ):
     """Score a file of raw session records with a bundle (no TensorFlow involved)."""
-    from intent_edge.data.io import read_records
+    from intent_edge.data.io import check_features, line_of, read_records, write_table
+    from intent_edge.data.schema import Schema
     from intent_edge.runtime import Predictor
 
     predictor = Predictor.load(bundle, variant, strict=not lenient)
     frame = read_records(input, sep)
+    features = check_features(frame, Schema.from_json(predictor.manifest["schema"]), input)
     try:
-        probabilities = predictor.predict_batch(frame)
+        probabilities = predictor.predict_batch(features)
     except RecordError as exc:
-        line = None if exc.row is None or input.suffix.lower() in (".parquet", ".pq") else exc.row + 2
-        message = str(exc).split(": ", 2)[-1] if exc.row is not None else str(exc)
-        raise DataError(input, message, row=None if exc.row is None else exc.row + 1, line=line,
-                        column=exc.field) from None
+        if exc.row is None:
+            raise
+        raise DataError(input, exc.detail, row=exc.row + 1, line=line_of(input, exc.row), column=exc.field) from None
     scored = frame.copy()
     scored["probability"] = probabilities
     scored["decision"] = probabilities >= predictor.threshold
     if output is None:
         scored.to_csv(sys.stdout, index=False)
         return
-    from intent_edge.fileio import atomic_path
-
-    with atomic_path(output) as temporary:
-        suffix = output.suffix.lower()
-        if suffix in (".parquet", ".pq"):
-            scored.to_parquet(temporary, index=False)
-        elif suffix in (".jsonl", ".ndjson"):
-            scored.to_json(temporary, orient="records", lines=True)
-        else:
-            scored.to_csv(temporary, index=False)
+    write_table(scored, output)
     console.print(f"scored {len(scored)} records ({scored['decision'].mean():.1%} above the threshold "
                   f"{predictor.threshold:.4f}) -> {output}")
 

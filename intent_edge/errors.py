@@ -29,7 +29,7 @@ class RecordError(IntentEdgeError, ValueError):
     """A record handed to the runtime is missing a field or has a value of the wrong type."""
 
     def __init__(self, field: str, message: str, *, row: int | None = None):
-        self.field, self.row = field, row
+        self.field, self.row, self.detail = field, row, message
         prefix = f"record at index {row}: " if row is not None else ""
         super().__init__(f"{prefix}field '{field}': {message}")
 

@@ -16,7 +16,8 @@ requires_uci = pytest.mark.skipif(not UCI_CSV.is_file(),
 
 @pytest.fixture(scope="session")
 def synthetic_csv(tmp_path_factory) -> Path:
-    from intent_edge.data.synth import generate_sessions, write_table
+    from intent_edge.data.io import write_table
+    from intent_edge.data.synth import generate_sessions
 
     path = tmp_path_factory.mktemp("data") / "sessions.csv"
     write_table(generate_sessions(1500, seed=3), path)

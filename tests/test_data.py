@@ -6,7 +6,8 @@ import pytest
 
 from intent_edge.data.io import load_dataset, read_records, read_table, sniff_delimiter
 from intent_edge.data.schema import UCI_COLUMNS
-from intent_edge.data.synth import generate_sessions, write_table
+from intent_edge.data.io import write_table
+from intent_edge.data.synth import generate_sessions
 from intent_edge.errors import DataError, SchemaError
 
 from .conftest import UCI_CSV, requires_uci

@@ -23,8 +23,9 @@ _TRUE = {"true", "yes", "y", "t", "1", "1.0"}
 _FALSE = {"false", "no", "n", "f", "0", "0.0"}
 
 
-def _line(path: str | Path, row_index: int) -> int | None:
-    return None if str(path).lower().endswith(PARQUET_SUFFIXES) else row_index + 2
+def line_of(path: str | Path, row_index: int) -> int | None:
+    """The line in a CSV file of the data row at 0-based ``row_index`` (None for other formats)."""
+    return None if str(path).lower().endswith(PARQUET_SUFFIXES + (".jsonl", ".ndjson")) else row_index + 2
 
 
 def sniff_delimiter(path: str | Path) -> str:
@@ -100,7 +101,7 @@ def parse_label(path: str | Path, column: pd.Series) -> np.ndarray:
         else:
             shown = "an empty value" if text == "" else repr(value)
             raise DataError(path, f"the label must be TRUE/FALSE, yes/no or 1/0, got {shown}",
-                            row=index + 1, line=_line(path, index), column=name)
+                            row=index + 1, line=line_of(path, index), column=name)
     return labels
 
 
@@ -166,7 +167,7 @@ def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path) -> pd.
             if bool(bad.any()):
                 index = int(np.argmax(bad.to_numpy()))
                 raise DataError(path, f"expected a number, got {series.iloc[index]!r}", row=index + 1,
-                                line=_line(path, index), column=name)
+                                line=line_of(path, index), column=name)
             series = numbers
         if kind == "numeric":
             series = series.astype(np.float64)
@@ -174,7 +175,7 @@ def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path) -> pd.
             if infinite.any():
                 index = int(np.argmax(infinite))
                 raise DataError(path, "expected a finite number, got infinity", row=index + 1,
-                                line=_line(path, index), column=name)
+                                line=line_of(path, index), column=name)
         columns[name] = series.reset_index(drop=True)
     return pd.DataFrame(columns)
 
@@ -194,3 +195,22 @@ def load_dataset(path: str | Path, label: str | None = None, *, sep: str | None 
         raise DataError(path, f"every row has the same label ({only}); training needs buyers and non-buyers",
                         column=schema.label)
     return Dataset(str(path), schema, check_features(frame, schema, path), labels, frame.reset_index(drop=True))
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a table atomically, by the file's suffix: Parquet, JSON Lines, or CSV (booleans as
+    TRUE/FALSE, like the UCI file)."""
+    from intent_edge.fileio import atomic_path
+
+    suffix = Path(path).suffix.lower()
+    with atomic_path(path) as temporary:
+        if suffix in PARQUET_SUFFIXES:
+            frame.to_parquet(temporary, index=False)
+        elif suffix in (".jsonl", ".ndjson"):
+            frame.to_json(temporary, orient="records", lines=True)
+        else:
+            text = frame.copy()
+            for column in text.columns:
+                if pd.api.types.is_bool_dtype(text[column]):
+                    text[column] = np.where(text[column], "TRUE", "FALSE")
+            text.to_csv(temporary, index=False)

@@ -99,5 +99,8 @@ def fit_mlp(features: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarr
 
 
 def predict_probabilities(model, features: np.ndarray) -> np.ndarray:
-    """Keras probabilities as a flat float64 array (one call, no per-batch progress output)."""
-    return np.asarray(model.predict(features, batch_size=4096, verbose=0), dtype=np.float64).reshape(-1)
+    """Keras probabilities as a flat float64 array. An eager call, not ``model.predict``: predict traces a
+    new graph for every model and input size, which costs time and floods the log with retracing warnings."""
+    chunks = [np.asarray(model(features[start:start + 65536], training=False))
+              for start in range(0, len(features), 65536)]
+    return np.concatenate(chunks).astype(np.float64).reshape(-1) if chunks else np.zeros(0)

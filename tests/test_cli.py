@@ -1,0 +1,99 @@
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from intent_edge.cli import app
+from intent_edge.data.io import write_table
+from intent_edge.data.synth import generate_sessions
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", [[], ["data"], ["data", "synth"], ["train"], ["evaluate"], ["predict"], ["info"]])
+def test_every_command_has_help(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.output and len(result.output.splitlines()) > 5
+
+
+def test_synth_train_info_predict(tmp_path):
+    data = tmp_path / "sessions.csv"
+    assert invoke("data", "synth", "--rows", 1200, "--seed", 2, "--out", data).exit_code == 0
+    assert len(pd.read_csv(data)) == 1200
+
+    bundle = tmp_path / "bundle"
+    result = invoke("train", data, "--label", "Revenue", "--out", bundle, "--max-epochs", 3, "--plots",
+                    tmp_path / "plots")
+    assert result.exit_code == 0, result.output
+    assert "ROC-AUC" in result.output and "ONNX parity" in result.output
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["calibration.png", "pr.png", "roc.png"]
+
+    result = invoke("info", bundle)
+    assert result.exit_code == 0 and "checksums verified" in result.output
+
+    records = generate_sessions(20, seed=9).drop(columns=["Revenue"])
+    jsonl = tmp_path / "new.jsonl"
+    records.to_json(jsonl, orient="records", lines=True)
+    scored = tmp_path / "scored.csv"
+    result = invoke("predict", bundle, "--input", jsonl, "--output", scored)
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(scored)
+    assert len(out) == 20 and out["probability"].between(0, 1).all()
+    assert (out["decision"] == (out["probability"] >= json.loads((bundle / "manifest.json").read_text())
+                                ["threshold"]["value"])).all()
+
+    report = tmp_path / "eval.json"
+    other = tmp_path / "other.csv"
+    write_table(generate_sessions(400, seed=10), other)
+    result = invoke("evaluate", other, "--bundle", bundle, "--json", report)
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["metrics"]["rows"] == 400
+
+    bad = tmp_path / "bad.csv"
+    frame = generate_sessions(5, seed=1).drop(columns=["Revenue"])
+    frame["ExitRates"] = frame["ExitRates"].astype(object)
+    frame.loc[3, "ExitRates"] = "high"
+    frame.to_csv(bad, index=False)
+    result = invoke("predict", bundle, "--input", bad)
+    assert result.exit_code == 2
+    assert "bad.csv, row 4 (line 5), column 'ExitRates': expected a number, got 'high'" in result.output
+
+
+def test_cross_validation_and_out_of_time_reports(tmp_path):
+    data = tmp_path / "sessions.csv"
+    write_table(generate_sessions(1200, seed=4), data)
+    report = tmp_path / "cv.json"
+    result = invoke("evaluate", data, "--cv", 2, "--max-epochs", 2, "--json", report)
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(report.read_text())["folds"]) == 2
+    result = invoke("evaluate", data, "--out-of-time", "Month", "--max-epochs", 2)
+    assert result.exit_code == 0, result.output
+    assert "out of time: train" in result.output and "-> test" in result.output
+
+
+def test_errors_are_one_clear_line(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b\n1,2\n")
+    result = invoke("train", data, "--label", "Revenue", "--out", tmp_path / "b")
+    assert result.exit_code == 2
+    assert "label column 'Revenue' not found; the columns are: a, b" in result.output
+    assert "Traceback" not in result.output
+    result = invoke("evaluate", data)
+    assert result.exit_code == 2 and "choose exactly one of --bundle, --cv and --out-of-time" in result.output
+
+
+def test_empty_value_in_a_scored_file_names_row_and_line(tmp_path, tiny_bundle):
+    frame = generate_sessions(6, seed=1).drop(columns=["Revenue"])
+    frame.loc[2, "Month"] = None
+    path = tmp_path / "records.csv"
+    frame.to_csv(path, index=False)
+    result = invoke("predict", tiny_bundle, "--input", path)
+    assert result.exit_code == 2
+    assert "records.csv, row 3 (line 4), column 'Month': is empty (None or NaN); expected a category" in result.output
+    assert invoke("predict", tiny_bundle, "--input", path, "--lenient").exit_code == 0

@@ -1,0 +1,112 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from intent_edge.data.io import load_dataset
+from intent_edge.data.io import write_table
+from intent_edge.data.synth import generate_sessions
+from intent_edge.runtime.bundle import read_manifest, sha256_of
+from intent_edge.runtime.encoder import Encoder
+from intent_edge.train.evaluate import ThresholdPolicy
+from intent_edge.train.pipeline import cross_validate, fit_model, split_for_test, train_bundle
+
+
+def test_bundle_holds_every_artifact_with_checksums(tiny_bundle):
+    manifest = read_manifest(tiny_bundle)
+    files = [manifest["source_model"]["file"], manifest["golden"]["file"], manifest["variants"]["fp32"]["file"]]
+    assert sorted(p.name for p in tiny_bundle.iterdir()) == ["golden.json", "manifest.json", "model.keras",
+                                                              "model.onnx"]
+    for entry in files:
+        path = tiny_bundle / entry["path"]
+        assert entry["bytes"] == path.stat().st_size and entry["sha256"] == sha256_of(path)
+    assert set(manifest["metrics"]["test"]) >= {"roc_auc", "pr_auc", "f1", "brier", "calibration_error"}
+    assert 0 < manifest["threshold"]["value"] < 1
+    assert {"tensorflow-cpu", "keras", "tf2onnx", "onnxruntime", "numpy"} & set(manifest["libraries"])
+    assert not list(tiny_bundle.parent.glob(".*partial"))  # nothing half-written left beside it
+
+
+def test_parity_is_recorded_on_at_least_1000_raw_rows(tiny_bundle):
+    parity = read_manifest(tiny_bundle)["variants"]["fp32"]["parity"]
+    assert parity["rows"] >= 1000
+    assert parity["max_abs_diff"] <= parity["tolerance"] == 1e-5
+
+
+def test_golden_vectors_reproduce_with_the_runtime_encoder(tiny_bundle):
+    from intent_edge.runtime import Predictor
+
+    golden = json.loads((tiny_bundle / "golden.json").read_text())
+    predictor = Predictor.load(tiny_bundle)
+    records = [row["record"] for row in golden["rows"]]
+    assert len(records) >= 200
+    encoded = predictor.encoder.encode_records(records)
+    assert np.array_equal(encoded, np.array([row["encoded"] for row in golden["rows"]], dtype=np.float32))
+    np.testing.assert_allclose(predictor.predict_batch(records), [row["probability"] for row in golden["rows"]],
+                               atol=1e-6)
+
+
+def test_encoder_is_fitted_on_training_rows_only(synthetic_csv, tiny_recipe):
+    dataset = load_dataset(synthetic_csv)
+    train, test, _ = split_for_test(dataset, 0.2, seed=0)
+    # Mark the held-out rows with a category and a numeric range that no training row has.
+    features = dataset.features.copy()
+    features.loc[test, "Month"] = "HeldOutMonth"
+    features.loc[test, "BounceRates"] = 1000.0
+    fitted = fit_model(features.iloc[train], dataset.labels[train], dataset, tiny_recipe, 0,
+                       ThresholdPolicy("max-f1"))
+    month = fitted.encoder.features[fitted.encoder.names.index("Month")]
+    bounce = fitted.encoder.features[fitted.encoder.names.index("BounceRates")]
+    assert "HeldOutMonth" not in month.vocabulary
+    assert bounce.center < 1.0  # the 1000s of the test rows would have dragged the mean far up
+    # and only on the part of the training rows not carved off for validation
+    assert fitted.rows["fit"] + fitted.rows["validation"] == len(train)
+
+
+def test_same_seed_gives_the_same_model(synthetic_csv, tiny_recipe):
+    dataset = load_dataset(synthetic_csv)
+    policy = ThresholdPolicy("max-f1")
+    first = fit_model(dataset.features, dataset.labels, dataset, tiny_recipe, 7, policy)
+    second = fit_model(dataset.features, dataset.labels, dataset, tiny_recipe, 7, policy)
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    other = fit_model(dataset.features, dataset.labels, dataset, tiny_recipe, 8, policy)
+    assert not np.array_equal(first.model.get_weights()[0], other.model.get_weights()[0])
+
+
+def test_failed_write_leaves_the_previous_bundle(tmp_path, synthetic_csv, tiny_recipe, monkeypatch):
+    dataset = load_dataset(synthetic_csv)
+    out = tmp_path / "bundle"
+    train_bundle(dataset, out, recipe=tiny_recipe, seed=0)
+    before = (out / "manifest.json").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("intent_edge.train.pipeline.write_manifest", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        train_bundle(dataset, out, recipe=tiny_recipe, seed=1)
+    assert (out / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_out_of_time_split_holds_out_the_latest_months(tmp_path):
+    path = tmp_path / "s.csv"
+    write_table(generate_sessions(3000, seed=5), path)
+    dataset = load_dataset(path)
+    train, test, split = split_for_test(dataset, 0.2, seed=0, time_column="Month")
+    order = ["Feb", "Mar", "May", "June", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    latest_train = max(order.index(m) for m in dataset.frame["Month"].iloc[train])
+    earliest_test = min(order.index(m) for m in dataset.frame["Month"].iloc[test])
+    assert latest_train < earliest_test
+    assert len(test) >= 0.2 * len(dataset.labels)
+    assert split["test_periods"] and split["kind"] == "out-of-time"
+
+
+def test_cross_validation_reports_each_fold_and_the_spread(synthetic_csv, tiny_recipe):
+    result = cross_validate(load_dataset(synthetic_csv), 3, tiny_recipe, 0, ThresholdPolicy("max-f1"))
+    assert [f["fold"] for f in result["folds"]] == [1, 2, 3]
+    assert sum(f["rows"] for f in result["folds"]) == 1500
+    aucs = [f["roc_auc"] for f in result["folds"]]
+    assert result["summary"]["roc_auc"]["mean"] == pytest.approx(np.mean(aucs))
+    assert result["summary"]["roc_auc"]["std"] == pytest.approx(np.std(aucs, ddof=1))
