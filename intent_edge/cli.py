@@ -301,6 +301,9 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]):
     test = manifest["metrics"]["test"]
     stdout.print(f"[bold]{bundle}[/]: label {manifest['label']}, {len(predictor.feature_names)} features, "
                  f"encoded width {predictor.encoder.width}, created {manifest['created']}")
+    kinds = manifest["schema"]["kinds"]
+    for kind in ("numeric", "categorical"):
+        stdout.print(f"{kind}: {', '.join(n for n, k in kinds.items() if k == kind) or '-'}", highlight=False)
     stdout.print(f"threshold {predictor.threshold:.4f}; test ROC-AUC {test['roc_auc']:.4f}, PR-AUC {test['pr_auc']:.4f}, "
                  f"F1 {test['f1']:.4f} on {test['rows']} rows; runtime backend: {predictor.runner.description}")
     table = Table(title="variants (checksums verified)")

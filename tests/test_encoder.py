@@ -119,3 +119,25 @@ def test_column_errors_name_the_row():
 def test_log1p_clips_negative_values_at_zero():
     encoder = Encoder([NumericFeature("d", "log1p", 0.0, 0.0, 1.0), CategoricalFeature("c", ("a",))])
     assert encoder.encode_records([{"d": -5.0, "c": "a"}])[0, 0] == 0.0
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_numbers = st.one_of(st.integers(-10**6, 10**9), st.floats(-1e9, 1e12, allow_nan=False, allow_infinity=False))
+_categories = st.one_of(st.integers(-5, 50), st.booleans(), st.text(max_size=8))
+_records = st.fixed_dictionaries({"pages": _numbers, "rate": _numbers, "browser": _categories,
+                                  "visitor": _categories})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_records, min_size=1, max_size=20))
+def test_any_valid_records_encode_to_finite_one_hot_rows(batch):
+    encoder = fitted()
+    from_records = encoder.encode_records(batch)
+    assert np.isfinite(from_records).all()
+    for feature, offset in zip(encoder.features, encoder.offsets):
+        if isinstance(feature, CategoricalFeature):
+            assert (from_records[:, offset:offset + feature.width].sum(axis=1) == 1).all()
+    columns = {name: [record[name] for record in batch] for name in encoder.names}
+    np.testing.assert_array_equal(encoder.encode_columns(columns), from_records)

@@ -259,9 +259,15 @@ def _numeric_value(feature: NumericFeature, value: Any, strict: bool, row: int |
 
 
 def _as_array(column: Any) -> np.ndarray:
-    values = column.to_numpy() if hasattr(column, "to_numpy") else np.asarray(column)
-    if values.dtype.kind in "US":  # numpy turned a mixed list into text: keep each value's own type
-        values = np.array(list(column), dtype=object)
+    if hasattr(column, "to_numpy"):
+        values = column.to_numpy()
+    elif isinstance(column, np.ndarray):
+        values = column
+    else:
+        # A plain sequence keeps each value's own type: np.asarray would turn [0, True] into [0, 1]
+        # and [1, "x"] into text, hiding the very values that validation must see.
+        values = np.empty(len(column), dtype=object)
+        values[:] = list(column)
     if values.ndim != 1:
         values = values.reshape(-1)
     return values
@@ -274,6 +280,8 @@ def _iter_values(column: Any):
 def _numeric_column(name: str, column: Any, *, strict: bool, fill: float) -> np.ndarray:
     values = _as_array(column)
     if values.dtype.kind in "iuf":
+        numbers = values.astype(np.float64)
+    elif values.dtype == object and {type(v) for v in values.tolist()} <= {int, float}:
         numbers = values.astype(np.float64)
     else:
         numbers = np.empty(len(values), dtype=np.float64)
