@@ -18,8 +18,7 @@ import platform
 import time
 from pathlib import Path
 
-from intent_edge.data.io import load_dataset
-from intent_edge.data.io import write_table
+from intent_edge.data.io import load_dataset, write_table
 from intent_edge.data.synth import generate_sessions
 from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics, summarise_folds
 from intent_edge.train.mlp import MLPRecipe

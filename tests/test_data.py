@@ -4,9 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intent_edge.data.io import load_dataset, read_records, read_table, sniff_delimiter
+from intent_edge.data.io import load_dataset, read_records, read_table, sniff_delimiter, write_table
 from intent_edge.data.schema import UCI_COLUMNS
-from intent_edge.data.io import write_table
 from intent_edge.data.synth import generate_sessions
 from intent_edge.errors import DataError, SchemaError
 

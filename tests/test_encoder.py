@@ -121,8 +121,8 @@ def test_log1p_clips_negative_values_at_zero():
     assert encoder.encode_records([{"d": -5.0, "c": "a"}])[0, 0] == 0.0
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 _numbers = st.one_of(st.integers(-10**6, 10**9), st.floats(-1e9, 1e12, allow_nan=False, allow_infinity=False))
 _categories = st.one_of(st.integers(-5, 50), st.booleans(), st.text(max_size=8))

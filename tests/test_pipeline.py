@@ -1,14 +1,11 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from intent_edge.data.io import load_dataset
-from intent_edge.data.io import write_table
+from intent_edge.data.io import load_dataset, write_table
 from intent_edge.data.synth import generate_sessions
 from intent_edge.runtime.bundle import read_manifest, sha256_of
-from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.evaluate import ThresholdPolicy
 from intent_edge.train.pipeline import cross_validate, fit_model, split_for_test, train_bundle
 
@@ -53,7 +50,7 @@ def test_encoder_is_fitted_on_training_rows_only(synthetic_csv, tiny_recipe):
     features = dataset.features.copy()
     features.loc[test, "Month"] = "HeldOutMonth"
     features.loc[test, "BounceRates"] = 1000.0
-    fitted = fit_model(features.iloc[train], dataset.labels[train], dataset, tiny_recipe, 0,
+    fitted = fit_model(features.iloc[train], dataset.labels[train], dataset.schema, tiny_recipe, 0,
                        ThresholdPolicy("max-f1"))
     month = fitted.encoder.features[fitted.encoder.names.index("Month")]
     bounce = fitted.encoder.features[fitted.encoder.names.index("BounceRates")]
@@ -66,11 +63,11 @@ def test_encoder_is_fitted_on_training_rows_only(synthetic_csv, tiny_recipe):
 def test_same_seed_gives_the_same_model(synthetic_csv, tiny_recipe):
     dataset = load_dataset(synthetic_csv)
     policy = ThresholdPolicy("max-f1")
-    first = fit_model(dataset.features, dataset.labels, dataset, tiny_recipe, 7, policy)
-    second = fit_model(dataset.features, dataset.labels, dataset, tiny_recipe, 7, policy)
+    first = fit_model(dataset.features, dataset.labels, dataset.schema, tiny_recipe, 7, policy)
+    second = fit_model(dataset.features, dataset.labels, dataset.schema, tiny_recipe, 7, policy)
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    other = fit_model(dataset.features, dataset.labels, dataset, tiny_recipe, 8, policy)
+    other = fit_model(dataset.features, dataset.labels, dataset.schema, tiny_recipe, 8, policy)
     assert not np.array_equal(first.model.get_weights()[0], other.model.get_weights()[0])
 
 
@@ -100,7 +97,7 @@ def test_out_of_time_split_holds_out_the_latest_months(tmp_path):
     earliest_test = min(order.index(m) for m in dataset.frame["Month"].iloc[test])
     assert latest_train < earliest_test
     assert len(test) >= 0.2 * len(dataset.labels)
-    assert split["test_periods"] and split["kind"] == "out-of-time"
+    assert split["kind"] == "out-of-time" and split["train_periods"][0] == "Feb" and split["test_periods"][-1] == "Dec"
 
 
 def test_cross_validation_reports_each_fold_and_the_spread(synthetic_csv, tiny_recipe):

@@ -5,7 +5,6 @@ import sys
 import threading
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from intent_edge.data.synth import generate_sessions

@@ -9,8 +9,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from intent_edge.data.io import load_dataset
-from intent_edge.data.io import write_table
+from intent_edge.data.io import load_dataset, write_table
 from intent_edge.data.synth import generate_sessions
 from intent_edge.train.evaluate import ThresholdPolicy
 from intent_edge.train.mlp import predict_probabilities
@@ -25,9 +24,9 @@ def test_mlp_clearly_beats_logistic_regression_on_synthetic_data(tmp_path):
     write_table(generate_sessions(20000, seed=0), path)
     dataset = load_dataset(path)
     train, test, _ = split_for_test(dataset, 0.25, seed=0)
-    fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset, MLPRecipe(), 0,
+    fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset.schema, MLPRecipe(), 0,
                        ThresholdPolicy("max-f1"))
-    encode = lambda rows: fitted.encoder.encode_columns(dataset.features.iloc[rows].reset_index(drop=True))  # noqa: E731
+    encode = lambda rows: fitted.encoder.encode_columns(dataset.features.iloc[rows].reset_index(drop=True))
     logistic = LogisticRegression(max_iter=5000).fit(encode(train), dataset.labels[train])
     mlp_auc = roc_auc_score(dataset.labels[test], predict_probabilities(fitted.model, encode(test)))
     logistic_auc = roc_auc_score(dataset.labels[test], logistic.predict_proba(encode(test))[:, 1])

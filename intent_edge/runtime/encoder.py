@@ -279,9 +279,7 @@ def _iter_values(column: Any):
 
 def _numeric_column(name: str, column: Any, *, strict: bool, fill: float) -> np.ndarray:
     values = _as_array(column)
-    if values.dtype.kind in "iuf":
-        numbers = values.astype(np.float64)
-    elif values.dtype == object and {type(v) for v in values.tolist()} <= {int, float}:
+    if values.dtype.kind in "iuf" or values.dtype == object and {type(v) for v in values.tolist()} <= {int, float}:
         numbers = values.astype(np.float64)
     else:
         numbers = np.empty(len(values), dtype=np.float64)

@@ -95,7 +95,7 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: fl
     (tn, fp), (fn, tp) = metrics.confusion_matrix(labels, decisions, labels=[0, 1]).tolist()
     both_classes = len(np.unique(labels)) == 2
     return {
-        "rows": int(len(labels)),
+        "rows": len(labels),
         "positive_rate": float(labels.mean()),
         "roc_auc": float(metrics.roc_auc_score(labels, probabilities)) if both_classes else math.nan,
         "pr_auc": float(metrics.average_precision_score(labels, probabilities)) if both_classes else math.nan,

@@ -15,6 +15,7 @@ import pandas as pd
 
 from intent_edge import __version__
 from intent_edge.data.io import Dataset
+from intent_edge.data.schema import Schema
 from intent_edge.errors import DataError
 from intent_edge.fileio import atomic_directory
 from intent_edge.runtime.backends import OnnxRuntimeRunner
@@ -41,7 +42,7 @@ class FittedModel:
     rows: dict
 
 
-def fit_model(features: pd.DataFrame, labels: np.ndarray, dataset: Dataset, recipe: MLPRecipe, seed: int,
+def fit_model(features: pd.DataFrame, labels: np.ndarray, schema: Schema, recipe: MLPRecipe, seed: int,
               policy: ThresholdPolicy, on_epoch: EpochCallback | None = None) -> FittedModel:
     """Fit encoder and MLP on ``features`` (training rows only): a stratified validation split is carved
     from them for early stopping and the threshold, and the encoder sees only the rest."""
@@ -50,7 +51,7 @@ def fit_model(features: pd.DataFrame, labels: np.ndarray, dataset: Dataset, reci
     features = features.reset_index(drop=True)
     fit_rows, validation_rows = train_test_split(np.arange(len(labels)), test_size=recipe.validation_fraction,
                                                  stratify=labels, random_state=seed)
-    encoder = Encoder.fit(features.iloc[fit_rows], dataset.schema.kinds, dataset.schema.transforms)
+    encoder = Encoder.fit(features.iloc[fit_rows], schema.kinds, schema.transforms)
     fit_x = encoder.encode_columns(features.iloc[fit_rows], strict=False)
     validation_x = encoder.encode_columns(features.iloc[validation_rows], strict=False)
     model, history = fit_mlp(fit_x, labels[fit_rows], (validation_x, labels[validation_rows]), recipe, seed, on_epoch)
@@ -95,11 +96,11 @@ def split_for_test(dataset: Dataset, test_fraction: float, seed: int,
     is_test = np.isin(keys, periods[first_test:])
     if len(np.unique(dataset.labels[is_test])) < 2 or len(np.unique(dataset.labels[~is_test])) < 2:
         raise DataError(dataset.path, "the out-of-time split leaves one side with a single class", column=time_column)
-    names = dataset.frame[time_column]
+    names = dataset.frame[time_column].astype(str).to_numpy()
+    in_order = [str(names[np.argmax(keys == p)]) for p in periods]  # one name per period, chronological
     return rows[~is_test], rows[is_test], {
         "kind": "out-of-time", "column": time_column,
-        "train_periods": sorted(map(str, names[~is_test].unique()), key=lambda v: str(v)),
-        "test_periods": sorted(map(str, names[is_test].unique()), key=lambda v: str(v)),
+        "train_periods": in_order[:first_test], "test_periods": in_order[first_test:],
     }
 
 
@@ -116,7 +117,8 @@ def cross_validate(dataset: Dataset, folds: int, recipe: MLPRecipe, seed: int, p
     for fold, (train, test) in enumerate(splitter.split(np.zeros(len(dataset.labels)), dataset.labels), start=1):
         if on_fold:
             on_fold(fold, folds)
-        fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset, recipe, seed, policy, on_epoch)
+        fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset.schema, recipe, seed, policy,
+                           on_epoch)
         test_x = fitted.encoder.encode_columns(dataset.features.iloc[test].reset_index(drop=True), strict=False)
         results.append({"fold": fold, "epochs": fitted.epochs,
                         **compute_metrics(dataset.labels[test], predict_probabilities(fitted.model, test_x),
@@ -128,7 +130,8 @@ def evaluate_split(dataset: Dataset, recipe: MLPRecipe, seed: int, policy: Thres
                    time_column: str | None, on_epoch: EpochCallback | None = None) -> dict:
     """Fit on the training side of a split (stratified or out of time) and score the held-out side."""
     train, test, split = split_for_test(dataset, test_fraction, seed, time_column)
-    fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset, recipe, seed, policy, on_epoch)
+    fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset.schema, recipe, seed, policy,
+                           on_epoch)
     test_x = fitted.encoder.encode_columns(dataset.features.iloc[test].reset_index(drop=True), strict=False)
     probabilities = predict_probabilities(fitted.model, test_x)
     return {"split": split, "metrics": compute_metrics(dataset.labels[test], probabilities, fitted.threshold),
@@ -163,7 +166,8 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
     step = on_step or (lambda _message: None)
     train, test, split = split_for_test(dataset, test_fraction, seed, time_column)
     step(f"training on {len(train)} rows ({len(test)} held out, {split['kind']} split)")
-    fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset, recipe, seed, policy, on_epoch)
+    fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset.schema, recipe, seed, policy,
+                           on_epoch)
     encoder, spec = fitted.encoder, fitted.encoder.to_spec()
     spec_digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
@@ -200,16 +204,16 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
         manifest = {
             "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_FORMAT_VERSION,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "label": dataset.schema.label,
             "schema": dataset.schema.to_json(),
             "encoder": spec,
             "threshold": {"value": fitted.threshold, "policy": policy.to_json(), "chosen_on": "validation"},
             "metrics": {"test": test_metrics, "validation": fitted.validation_metrics},
             "training": {"model": "mlp", "recipe": recipe.to_json(), "seed": seed, "epochs": fitted.epochs,
-                         "split": split, "rows": {**fitted.rows, "test": int(len(test))},
+                         "split": split, "rows": {**fitted.rows, "test": len(test)},
                          "data": {"file": Path(dataset.path).name, "sha256": sha256_of(Path(dataset.path)),
-                                  "rows": int(len(dataset.labels))}},
+                                  "rows": len(dataset.labels)}},
             "libraries": library_versions(),
             "source_model": {"format": "keras", "file": describe_file(staging, "model.keras")},
             "default_variant": "fp32",
