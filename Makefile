@@ -14,10 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[train,cpu,dev]'
 	touch $@
 
-# The whole pipeline on the built-in synthetic data: data -> train (evaluate, export, parity) -> score.
+# The whole pipeline on the built-in synthetic data: data -> train (evaluate, export, parity) -> compress -> score.
 demo: install
 	$(BIN)/intent-edge data synth --rows 20000 --seed 0 --out $(DEMO)/sessions.csv
 	$(BIN)/intent-edge train $(DEMO)/sessions.csv --label Revenue --out $(DEMO)/bundle --plots $(DEMO)/plots
+	$(BIN)/intent-edge compress $(DEMO)/bundle --data $(DEMO)/sessions.csv --target cpu
 	$(BIN)/intent-edge info $(DEMO)/bundle
 	$(BIN)/intent-edge data synth --rows 1000 --seed 1 --out $(DEMO)/new-sessions.csv
 	$(BIN)/intent-edge predict $(DEMO)/bundle --input $(DEMO)/new-sessions.csv --output $(DEMO)/scored.csv

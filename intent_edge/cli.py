@@ -286,6 +286,58 @@ def predict(
 
 @app.command()
 @_user_errors
+def compress(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory written by `intent-edge train`.")],
+    data: Annotated[Path, typer.Option("--data", help="The file the bundle was trained on (checked by sha256): "
+                                                      "its training rows calibrate and fine-tune, its held-out "
+                                                      "rows score every variant.")],
+    target: Annotated[str, typer.Option("--target", help="cpu (ONNX Runtime and LiteRT variants), litert, or gpu "
+                                                         "(TensorRT; not available yet).")] = "cpu",
+    objective: Annotated[str, typer.Option("--objective", help="What the recommended variant is fastest at: latency "
+                                                               "(single-row p50) or throughput (batch 4,096).")] = "latency",
+    max_auc_drop: Annotated[float, typer.Option("--max-auc-drop", help="ROC-AUC a variant may lose against the "
+                                                                       "original and still be recommended.")] = 0.003,
+    methods: Annotated[str | None, typer.Option("--methods", help="Comma-separated sources (original, sparse-80, "
+                                                                  "units-50, distilled) and/or conversions "
+                                                                  "(onnx-fp32, int8-dynamic, int8-static, fp16, "
+                                                                  "litert-fp32, litert-int8); default: all the "
+                                                                  "target's.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Also write the table as Markdown here.")] = None,
+    sep: SepOption = None,
+):
+    """Add pruned, quantized and distilled variants to a bundle, prove each, and recommend one.
+
+    Each variant is checked for parity against its own Keras source, scored for ROC-AUC on the bundle's
+    held-out rows, and timed on this host. The recommended variant becomes the bundle's default."""
+    from intent_edge.compress.pipeline import compress_bundle
+    from intent_edge.compress.report import compression_markdown, compression_table, failures
+    from intent_edge.data.io import load_dataset
+    from intent_edge.data.schema import Schema
+    from intent_edge.runtime.bundle import read_manifest
+
+    manifest = read_manifest(bundle)
+    dataset = load_dataset(data, sep=sep, schema=Schema.from_json(manifest["schema"]))
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    with _progress() as progress:
+        task = progress.add_task("compressing", total=None, status="")
+        manifest = compress_bundle(bundle, dataset, target=target, objective=objective, max_auc_drop=max_auc_drop,
+                                   methods=chosen, on_step=lambda message: progress.update(task, status=message))
+    stdout.print(compression_table(manifest))
+    for line in failures(manifest):
+        console.print(f"not written: {line}", highlight=False)
+    console.print(f"recommended ({objective}, ROC-AUC budget {max_auc_drop:g}): "
+                  f"[bold]{manifest['compression']['recommended']}[/], now the bundle's default variant")
+    if report:
+        from intent_edge.fileio import atomic_path
+
+        command = "intent-edge " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compress"] else "intent-edge compress"
+        with atomic_path(report) as temporary:
+            temporary.write_text(compression_markdown(manifest, command), encoding="utf-8")
+        console.print(f"report: {report}")
+
+
+@app.command()
+@_user_errors
 def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]):
     """Verify a bundle's checksums and show its schema, threshold, metrics and variants."""
     from rich.table import Table
@@ -296,7 +348,8 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]):
     predictor = Predictor.load(bundle)
     manifest = predictor.manifest
     for entry in (manifest["source_model"]["file"], manifest["golden"]["file"],
-                  *(v["file"] for v in manifest["variants"].values())):
+                  *(v["file"] for v in manifest["variants"].values()),
+                  *(s["file"] for s in manifest.get("sources", {}).values())):
         resolve_file(bundle, entry)
     test = manifest["metrics"]["test"]
     stdout.print(f"[bold]{bundle}[/]: label {manifest['label']}, {len(predictor.feature_names)} features, "
@@ -306,7 +359,7 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]):
         stdout.print(f"{kind}: {', '.join(n for n, k in kinds.items() if k == kind) or '-'}", highlight=False)
     stdout.print(f"threshold {predictor.threshold:.4f}; test ROC-AUC {test['roc_auc']:.4f}, PR-AUC {test['pr_auc']:.4f}, "
                  f"F1 {test['f1']:.4f} on {test['rows']} rows; runtime backend: {predictor.runner.description}")
-    table = Table(title="variants (checksums verified)")
+    table = Table(title=f"variants (checksums verified; default: {manifest['default_variant']})")
     for column in ("variant", "format", "file", "bytes", "parity max |dp|"):
         table.add_column(column)
     for name, variant in manifest["variants"].items():

@@ -97,3 +97,19 @@ def test_empty_value_in_a_scored_file_names_row_and_line(tmp_path, tiny_bundle):
     assert result.exit_code == 2
     assert "records.csv, row 3 (line 4), column 'Month': is empty (None or NaN); expected a category" in result.output
     assert invoke("predict", tiny_bundle, "--input", path, "--lenient").exit_code == 0
+
+
+def test_compress_command_prints_the_table_and_writes_a_report(tmp_path, tiny_bundle, synthetic_csv):
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    report = tmp_path / "compression.md"
+    result = invoke("compress", bundle, "--data", synthetic_csv, "--methods", "original,int8-dynamic,litert-fp32",
+                    "--report", report)
+    assert result.exit_code == 0, result.output
+    assert "recommended (latency" in result.output
+    text = report.read_text()
+    assert "Command: `intent-edge compress" in text and "| litert-fp32" in text
+    result = invoke("info", bundle)
+    assert result.exit_code == 0 and "litert-fp32" in result.output

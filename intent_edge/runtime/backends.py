@@ -8,6 +8,7 @@ library is missing raises :class:`BackendUnavailable` with the extra to install,
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,10 +77,51 @@ class OnnxRuntimeRunner:
         return self.session.run([self.output_name], {self.input_name: features})[0].reshape(-1)
 
 
+class LiteRTRunner:
+    """LiteRT (ai-edge-litert). An interpreter is not thread-safe, so each thread gets its own."""
+
+    def __init__(self, path: Path, width: int, *, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path, self.width, self.threads = str(path), width, threads
+        self._local = threading.local()
+        try:
+            interpreter = self._interpreter(1)
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"{path}: LiteRT cannot load this model ({exc})") from None
+        detail = interpreter.get_input_details()
+        if len(detail) != 1 or list(detail[0]["shape_signature"])[1:] != [width] or detail[0]["dtype"] != np.float32:
+            raise BundleError(f"{path}: model input is {detail[0]['dtype'].__name__} {list(detail[0]['shape_signature'])};"
+                              f" the encoder produces float32 [batch, {width}]")
+        self.description = f"LiteRT ({threads or 'default'} threads)"
+
+    def _interpreter(self, rows: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        state = getattr(self._local, "state", None)
+        if state is None:
+            interpreter = Interpreter(model_path=self.path, num_threads=self.threads)
+            state = self._local.state = [interpreter, None, interpreter.get_input_details()[0]["index"],
+                                         interpreter.get_output_details()[0]["index"]]
+        if state[1] != rows:  # resizing re-plans memory: only when the batch size changes
+            state[0].resize_tensor_input(state[2], [rows, self.width])
+            state[0].allocate_tensors()
+            state[1] = rows
+        return state[0]
+
+    def infer(self, features: np.ndarray) -> np.ndarray:
+        interpreter = self._interpreter(len(features))
+        state = self._local.state
+        interpreter.set_tensor(state[2], features)
+        interpreter.invoke()
+        return interpreter.get_tensor(state[3]).reshape(-1).copy()
+
+
 _ORT_HINT = "pip install 'intent-edge[cpu]' (or 'intent-edge[gpu]' on an NVIDIA host; never both)"
 
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend("onnxruntime", "onnx", "onnxruntime", _ORT_HINT, OnnxRuntimeRunner),
+    "litert": Backend("litert", "tflite", "ai_edge_litert", "pip install 'intent-edge[cpu]'", LiteRTRunner),
 }
 
 

@@ -64,38 +64,49 @@ def build_mlp(width: int, recipe: MLPRecipe):
         if recipe.dropout:
             x = keras.layers.Dropout(recipe.dropout)(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_NAME)(x)
-    model = keras.Model(inputs, outputs, name="intent_mlp")
-    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss="binary_crossentropy",
-                  metrics=[keras.metrics.AUC(name="auc")])
-    return model
+    return keras.Model(inputs, outputs, name="intent_mlp")
 
 
 def fit_mlp(features: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
             recipe: MLPRecipe, seed: int, on_epoch: Callable[[int, int, dict], None] | None = None):
-    """Train on encoded ``features``; ``validation`` drives early stopping. Returns (model, history)."""
-    import keras
-
+    """Train a new MLP on encoded ``features``; ``validation`` drives early stopping. Returns (model, history)."""
     seed_everything(seed)
     model = build_mlp(features.shape[1], recipe)
-    positives = float(labels.mean())
+    return model, train_model(model, features, labels, validation, recipe, on_epoch=on_epoch)
+
+
+def train_model(model, features: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
+                recipe: MLPRecipe, *, targets: np.ndarray | None = None, callbacks=(), monitor_from_epoch: int = 0,
+                on_epoch: Callable[[int, int, dict], None] | None = None) -> dict:
+    """Train a model in place (compiled here with a fresh optimizer) as the recipe says (the one training loop, shared by fitting,
+    pruning and distillation). ``targets`` replaces the hard labels as the fitted target (soft labels
+    for distillation; class weights are then off, since soft targets carry calibrated rates).
+    Early stopping watches validation AUC from ``monitor_from_epoch`` on. Returns the history."""
+    import keras
+
     class_weight = None
-    if recipe.class_weight == "balanced":
+    if targets is None and recipe.class_weight == "balanced":
+        positives = float(labels.mean())
         class_weight = {0: 0.5 / (1.0 - positives), 1: 0.5 / positives}
-    elif recipe.class_weight != "none":
+    elif recipe.class_weight not in ("balanced", "none"):
         raise ValueError(f"class_weight must be 'balanced' or 'none', got {recipe.class_weight!r}")
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=recipe.patience,
-                                               restore_best_weights=True)]
+    stopping = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=recipe.patience,
+                                             restore_best_weights=True, start_from_epoch=monitor_from_epoch)
+    callbacks = [*callbacks, stopping]
     if on_epoch is not None:
         callbacks.append(keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, recipe.max_epochs, logs or {})))
-    history = model.fit(features, labels.astype("float32"), validation_data=(validation[0], validation[1].astype("float32")),
+    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss="binary_crossentropy",
+                  metrics=[keras.metrics.AUC(name="auc")])
+    fitted_targets = (labels if targets is None else targets).astype("float32")
+    history = model.fit(features, fitted_targets, validation_data=(validation[0], validation[1].astype("float32")),
                         epochs=recipe.max_epochs, batch_size=recipe.batch_size, class_weight=class_weight,
                         shuffle=True, callbacks=callbacks, verbose=0)
     if class_weight is not None:
         output = model.get_layer(OUTPUT_NAME)
         kernel, bias = output.get_weights()
         output.set_weights([kernel, bias - math.log(class_weight[1] / class_weight[0])])
-    return model, history.history
+    return history.history
 
 
 def predict_probabilities(model, features: np.ndarray) -> np.ndarray:

@@ -42,15 +42,20 @@ class FittedModel:
     rows: dict
 
 
+def carve_validation(labels: np.ndarray, recipe: MLPRecipe, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (within the training rows) of the rows fitted on and of the validation rows."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(labels)), test_size=recipe.validation_fraction, stratify=labels,
+                            random_state=seed)
+
+
 def fit_model(features: pd.DataFrame, labels: np.ndarray, schema: Schema, recipe: MLPRecipe, seed: int,
               policy: ThresholdPolicy, on_epoch: EpochCallback | None = None) -> FittedModel:
     """Fit encoder and MLP on ``features`` (training rows only): a stratified validation split is carved
     from them for early stopping and the threshold, and the encoder sees only the rest."""
-    from sklearn.model_selection import train_test_split
-
     features = features.reset_index(drop=True)
-    fit_rows, validation_rows = train_test_split(np.arange(len(labels)), test_size=recipe.validation_fraction,
-                                                 stratify=labels, random_state=seed)
+    fit_rows, validation_rows = carve_validation(labels, recipe, seed)
     encoder = Encoder.fit(features.iloc[fit_rows], schema.kinds, schema.transforms)
     fit_x = encoder.encode_columns(features.iloc[fit_rows], strict=False)
     validation_x = encoder.encode_columns(features.iloc[validation_rows], strict=False)
@@ -140,7 +145,7 @@ def evaluate_split(dataset: Dataset, recipe: MLPRecipe, seed: int, policy: Thres
 
 def library_versions() -> dict[str, str]:
     versions = {"intent-edge": __version__}
-    for name in ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxruntime-gpu",
+    for name in ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxruntime-gpu", "ai-edge-litert",
                  "numpy", "scikit-learn", "pandas"):
         try:
             versions[name] = metadata.version(name)

@@ -1,0 +1,24 @@
+"""Distillation: a smaller student MLP learns the teacher's probabilities.
+
+The target is ``alpha * label + (1 - alpha) * teacher_probability`` under binary cross-entropy, which
+is the usual mix of the hard-label loss and the soft-label loss (cross-entropy is linear in its
+target). The teacher is calibrated (see :mod:`intent_edge.train.mlp`), so no class weights are used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from intent_edge.train.mlp import MLPRecipe, build_mlp, predict_probabilities, seed_everything, train_model
+
+
+def distill(teacher, hidden: tuple[int, ...], data, recipe: MLPRecipe, seed: int, *, alpha: float = 0.3):
+    """Train a student of the given hidden sizes on ``data = (fit_x, fit_y, validation_x, validation_y)``."""
+    fit_x, fit_y, validation_x, validation_y = data
+    soft = predict_probabilities(teacher, fit_x)
+    targets = alpha * fit_y + (1.0 - alpha) * soft
+    seed_everything(seed)
+    student_recipe = MLPRecipe.from_json({**recipe.to_json(), "hidden": list(hidden)})
+    student = build_mlp(fit_x.shape[1], student_recipe)
+    train_model(student, fit_x, fit_y, (validation_x, validation_y), student_recipe, targets=np.asarray(targets))
+    return student, student_recipe

@@ -1,0 +1,61 @@
+"""The compression table, for the terminal (rich) and for reports (Markdown), from a bundle's manifest."""
+
+from __future__ import annotations
+
+COLUMNS = ("variant", "status", "bytes (% fp32)", "ROC-AUC (Δ)", "parity |dp| p99 / max", "latency µs p50 / p99",
+           "rows/s")
+
+
+def _cells(row: dict, fp32_bytes: int, recommended: str) -> list[str]:
+    parity = row.get("parity") or {}
+    latency = row.get("latency_us") or {}
+    status = "ok" if row["status"] == "ok" else row["status"].split(":")[0]
+    return [
+        row["name"] + (" ★" if row["name"] == recommended else ""),
+        status,
+        f"{row['bytes']} ({100 * row['bytes'] / fp32_bytes:.0f}%)" if row["bytes"] else "-",
+        "-" if row.get("roc_auc") is None else f"{row['roc_auc']:.4f} ({row['delta_roc_auc']:+.4f})",
+        "-" if "max_abs_diff" not in parity else f"{parity.get('p99_abs_diff', parity['max_abs_diff']):.2g} / "
+                                                 f"{parity['max_abs_diff']:.2g}",
+        "-" if not latency else f"{latency['p50']:.1f} / {latency['p99']:.1f}",
+        "-" if row.get("throughput_rows_s") is None else f"{row['throughput_rows_s']:,.0f}",
+    ]
+
+
+def failures(manifest: dict) -> list[str]:
+    """One line per variant that was not written, with the whole reason."""
+    return [f"{row['name']}: {row['status']}" for row in manifest["compression"]["table"] if row["status"] != "ok"]
+
+
+def _rows(manifest: dict):
+    compression = manifest["compression"]
+    fp32_bytes = manifest["variants"]["fp32"]["file"]["bytes"]
+    return [_cells(row, fp32_bytes, compression["recommended"]) for row in compression["table"]]
+
+
+def compression_table(manifest: dict):
+    from rich.table import Table
+
+    compression = manifest["compression"]
+    table = Table(title=f"compression for {compression['target']} (★ recommended for {compression['objective']}, "
+                        f"ROC-AUC budget {compression['max_auc_drop']:g}, {compression['evaluated_on']['rows']} "
+                        "held-out rows)")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("variant", "status") else "right")
+    for cells in _rows(manifest):
+        table.add_row(*cells)
+    return table
+
+
+def compression_markdown(manifest: dict, command: str) -> str:
+    compression = manifest["compression"]
+    lines = [f"Command: `{command}`", "",
+             f"Target {compression['target']}, objective {compression['objective']}, ROC-AUC budget "
+             f"{compression['max_auc_drop']:g}; AUC on {compression['evaluated_on']['rows']} held-out rows "
+             f"(original {compression['original_roc_auc']:.4f}); latency and throughput on encoded input, "
+             "one thread. Libraries: " + ", ".join(f"{k} {v}" for k, v in manifest["libraries"].items()) + ".", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _rows(manifest)]
+    lines += ["", "Not written (each failed its check):", ""] + [f"- {line}" for line in failures(manifest)] \
+        if failures(manifest) else []
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,168 @@
+"""Compression on a tiny model: each technique really does what it says, and parity really guards."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from intent_edge.data.io import load_dataset
+from intent_edge.errors import DataError
+from intent_edge.runtime import Predictor
+from intent_edge.runtime.bundle import read_manifest
+from intent_edge.runtime.encoder import Encoder
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def rows(tiny_bundle, synthetic_csv):
+    from intent_edge.compress.pipeline import evaluation_rows
+
+    manifest = read_manifest(tiny_bundle)
+    return evaluation_rows(manifest, load_dataset(synthetic_csv), Encoder.from_spec(manifest["encoder"]))
+
+
+@pytest.fixture(scope="module")
+def original(tiny_bundle):
+    return keras.saving.load_model(tiny_bundle / "model.keras", safe_mode=True, compile=False)
+
+
+@pytest.fixture(scope="module")
+def recipe(tiny_recipe):
+    return tiny_recipe
+
+
+def test_magnitude_pruning_reaches_its_sparsity(original, rows, recipe):
+    from intent_edge.compress.pruning import magnitude_prune, sparsity
+
+    assert sparsity(original) < 0.05
+    pruned = magnitude_prune(original, 0.8, (*rows.fit, *rows.validation), recipe, 0, ramp_epochs=2)
+    assert 0.79 <= sparsity(pruned) <= 0.85
+    assert sparsity(original) < 0.05  # the original is left alone
+
+
+def test_structured_pruning_gives_a_smaller_model(original, rows, recipe, tmp_path):
+    from intent_edge.compress.pruning import prune_units
+    from intent_edge.train.export import export_onnx
+
+    smaller, smaller_recipe = prune_units(original, 0.5, (*rows.fit, *rows.validation), recipe, 0)
+    assert list(smaller_recipe.hidden) == [8, 4] and list(recipe.hidden) == [16, 8]
+    assert smaller.count_params() < 0.6 * original.count_params()
+    width = rows.fit[0].shape[1]
+    export_onnx(original, width, tmp_path / "a.onnx")
+    export_onnx(smaller, width, tmp_path / "b.onnx")
+    assert (tmp_path / "b.onnx").stat().st_size < (tmp_path / "a.onnx").stat().st_size
+
+
+def test_unit_importance_keeps_the_units_that_matter(original, rows):
+    from intent_edge.compress.pruning import unit_importance
+
+    scores = unit_importance(original, rows.fit[0][:500])
+    assert [s.shape for s in scores] == [(16,), (8,)]
+    assert all((s >= 0).all() for s in scores)
+
+
+def test_quantized_models_really_hold_int8(tiny_bundle, rows, original, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from intent_edge.compress import litert, quantize
+
+    source = tiny_bundle / "model.onnx"
+    quantize.int8_static(source, tmp_path / "s.onnx", rows.fit[0])
+    quantize.int8_dynamic(source, tmp_path / "d.onnx")
+    quantize.fp16(source, tmp_path / "h.onnx")
+    assert "INT8" in quantize.initializer_types(tmp_path / "s.onnx")
+    assert "INT8" in quantize.initializer_types(tmp_path / "d.onnx")
+    assert set(quantize.initializer_types(tmp_path / "h.onnx")) == {"FLOAT16"}
+    litert.litert_int8(original, tmp_path / "q.tflite", rows.fit[0], rows=100)
+    tensors = Interpreter(model_path=str(tmp_path / "q.tflite")).get_tensor_details()
+    assert any(t["dtype"] == np.int8 for t in tensors)
+
+
+def test_parity_check_fails_on_a_corrupted_variant(tiny_bundle, rows, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from intent_edge.compress.pipeline import parity_figures
+    from intent_edge.runtime.backends import OnnxRuntimeRunner
+
+    model = onnx.load(str(tiny_bundle / "model.onnx"))
+    largest = max(model.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
+    damaged = numpy_helper.to_array(largest).copy()
+    damaged.flat[: damaged.size // 10] *= -1.0
+    largest.CopyFrom(numpy_helper.from_array(damaged, largest.name))
+    onnx.save(model, str(tmp_path / "damaged.onnx"))
+    width = rows.parity_x.shape[1]
+    good = OnnxRuntimeRunner(tiny_bundle / "model.onnx", width).infer(rows.parity_x)
+    assert parity_figures(good, good, "fp32")["passed"]
+    bad = OnnxRuntimeRunner(tmp_path / "damaged.onnx", width).infer(rows.parity_x)
+    figures = parity_figures(good, bad, "int8")
+    assert not figures["passed"] and figures["max_abs_diff"] > 0.02
+
+
+def test_compress_adds_proven_variants_and_recommends_one(tiny_bundle, synthetic_csv, tmp_path, monkeypatch):
+    from intent_edge.compress import pipeline, quantize
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+
+    real_fp16 = quantize.fp16
+
+    def broken_fp16(source, target):  # a conversion whose output is wrong must not be written
+        result = real_fp16(source, target)
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(target))
+        for tensor in model.graph.initializer:
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor) * 3, tensor.name))
+        onnx.save(model, str(target))
+        return result
+
+    monkeypatch.setattr(quantize, "fp16", broken_fp16)
+    manifest = pipeline.compress_bundle(bundle, load_dataset(synthetic_csv), target="cpu",
+                                        methods=["original", "units-50", "int8-static", "fp16", "litert-int8",
+                                                 "onnx-fp32"])
+    table = {row["name"]: row for row in manifest["compression"]["table"]}
+    assert set(table) == {"fp32", "int8-static", "fp16", "litert-int8", "units-50", "units-50-int8-static",
+                          "units-50-litert-int8"}
+    assert table["fp16"]["status"].startswith("failed parity")
+    assert "fp16" not in manifest["variants"] and not (bundle / "fp16.onnx").exists()
+    recommended = manifest["compression"]["recommended"]
+    assert manifest["default_variant"] == recommended and recommended in manifest["variants"]
+    assert table[recommended]["delta_roc_auc"] >= -0.003
+    on_disk = read_manifest(bundle)
+    assert on_disk["default_variant"] == recommended
+    records = load_dataset(synthetic_csv).features.iloc[:50].to_dict("records")
+    for name, variant in on_disk["variants"].items():
+        predictor = Predictor.load(bundle, variant=name)
+        assert np.isfinite(predictor.predict_batch(records)).all()
+        if name != "fp32":
+            assert variant["parity"]["passed"] and variant["accuracy"]["rows"] > 0
+    assert Predictor.load(bundle).variant == recommended
+    assert (bundle / "units-50.keras").exists()
+
+
+def test_compress_refuses_other_data(tiny_bundle, tmp_path):
+    from intent_edge.compress.pipeline import compress_bundle
+    from intent_edge.data.io import write_table
+    from intent_edge.data.synth import generate_sessions
+
+    other = tmp_path / "other.csv"
+    write_table(generate_sessions(300, seed=99), other)
+    with pytest.raises(DataError, match="not the file the bundle was trained on"):
+        compress_bundle(tiny_bundle, load_dataset(other), methods=["int8-static"])
+    before = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert "compression" not in before
+
+
+def test_unknown_method_and_gpu_target_are_explained():
+    from intent_edge.compress.pipeline import plan_for
+    from intent_edge.errors import BundleError
+
+    with pytest.raises(ValueError, match="unknown method"):
+        plan_for("cpu", ["int4"])
+    with pytest.raises(BundleError, match="TensorRT"):
+        plan_for("gpu", None)
+    assert ("units-50", "litert-int8") in plan_for("litert", None)
