@@ -113,3 +113,23 @@ def test_compress_command_prints_the_table_and_writes_a_report(tmp_path, tiny_bu
     assert "Command: `intent-edge compress" in text and "| litert-fp32" in text
     result = invoke("info", bundle)
     assert result.exit_code == 0 and "litert-fp32" in result.output
+
+
+def test_any_session_csv_trains_with_label_alone_and_scores_parquet(tmp_path):
+    rows = ["visit;pages;seconds;device_type;channel;bought"]
+    rng = __import__("numpy").random.default_rng(0)
+    for i in range(400):
+        pages = int(rng.integers(0, 30))
+        bought = "yes" if pages + rng.normal(0, 5) > 20 else "no"
+        rows.append(f"v{i};{pages};{pages * 30 + rng.integers(0, 60)};{i % 3};{['web', 'app'][i % 2]};{bought}")
+    data = tmp_path / "sessions.csv"
+    data.write_text("\n".join(rows) + "\n")
+    bundle = tmp_path / "bundle"
+    result = invoke("train", data, "--label", "bought", "--out", bundle, "--max-epochs", 3)
+    assert result.exit_code == 0, result.output
+    assert "ignored (identifier-like or forced): visit" in result.output
+    records = pd.read_csv(data, sep=";").drop(columns=["bought"])
+    records.to_parquet(tmp_path / "new.parquet")
+    result = invoke("predict", bundle, "--input", tmp_path / "new.parquet", "--output", tmp_path / "scored.parquet")
+    assert result.exit_code == 0, result.output
+    assert pd.read_parquet(tmp_path / "scored.parquet")["probability"].between(0, 1).all()

@@ -91,6 +91,8 @@ def test_missing_field_is_named():
     ("pages", "ten", "field 'pages': expected a number, got str 'ten'"),
     ("pages", True, "field 'pages': expected a number, got bool"),
     ("pages", math.inf, "field 'pages': is inf"),
+    ("pages", 10**400, "field 'pages': is too large for a float64"),
+    ("pages", 10**308 * 10, "field 'pages': is too large for a float64"),
     ("pages", None, "field 'pages': expected a number, got None"),
     ("rate", float("nan"), "field 'rate': is NaN"),
     ("visitor", None, "field 'visitor': is empty"),
@@ -111,6 +113,11 @@ def test_lenient_mode_fills_the_training_median_and_the_oov_bucket():
     assert row[visitor_offset + encoder.features[3].width - 1] == 1
 
 
+def test_huge_numbers_are_refused_in_columns_too():
+    with pytest.raises(RecordError, match="record at index 1: field 'pages': is too large"):
+        fitted().encode_columns({**COLUMNS, "pages": [1, 10**400, 3, 4, 5, 6]})
+
+
 def test_column_errors_name_the_row():
     with pytest.raises(RecordError, match="record at index 2: field 'pages'"):
         fitted().encode_columns({**COLUMNS, "pages": [1, 2, "x", 4, 5, 6]})
@@ -124,7 +131,7 @@ def test_log1p_clips_negative_values_at_zero():
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-_numbers = st.one_of(st.integers(-10**6, 10**9), st.floats(-1e9, 1e12, allow_nan=False, allow_infinity=False))
+_numbers = st.one_of(st.integers(-10**6, 10**20), st.floats(-1e9, 1e12, allow_nan=False, allow_infinity=False))
 _categories = st.one_of(st.integers(-5, 50), st.booleans(), st.text(max_size=8))
 _records = st.fixed_dictionaries({"pages": _numbers, "rate": _numbers, "browser": _categories,
                                   "visitor": _categories})
