@@ -338,6 +338,63 @@ def compress(
 
 @app.command()
 @_user_errors
+def bench(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory (every variant in it is measured).")],
+    data: Annotated[Path | None, typer.Option("--data", help="Raw records to time (CSV, Parquet or JSONL); default: "
+                                                             "synthetic sessions, for bundles of the UCI layout.")] = None,
+    records: Annotated[int, typer.Option("--records", min=100, help="Distinct records for single-record "
+                                                                    "latency.")] = 10000,
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes for "
+                                                                   "throughput.")] = "1,4,16,64,256,1024,4096,16384,65536",
+    keras_baseline: Annotated[bool, typer.Option("--keras/--no-keras", help="Measure plain Keras as the "
+                                                                            "baseline (needs the train extra).")] = True,
+    cold_start: Annotated[bool, typer.Option("--cold-start/--no-cold-start", help="Measure new-process start-up "
+                                                                                  "and peak memory.")] = True,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Write the report as Markdown here.")] = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Directory for latency and throughput PNGs.")] = None,
+):
+    """Latency, throughput, cold start and memory of every backend and variant, beside plain Keras."""
+    import datetime as dt
+
+    from intent_edge.bench import render_markdown, render_table, run_benchmark, write_plots
+    from intent_edge.data.schema import Schema, is_uci_layout
+    from intent_edge.fileio import atomic_path
+    from intent_edge.runtime.bundle import read_manifest
+
+    schema = Schema.from_json(read_manifest(bundle)["schema"])
+    if data is not None:
+        from intent_edge.data.io import check_features, read_records
+
+        frame = check_features(read_records(data), schema, data)
+    elif is_uci_layout(schema.features):
+        from intent_edge.data.synth import generate_sessions
+
+        frame = generate_sessions(records, seed=20261127)[schema.features]
+    else:
+        raise ValueError("this bundle is not of the UCI layout: pass --data with records to time")
+    rows = frame.dropna().iloc[:records].to_dict("records")
+    sizes = [int(size) for size in batch_sizes.split(",") if size.strip()]
+    with _progress() as progress:
+        task = progress.add_task("benchmarking", total=None, status="")
+        report = run_benchmark(bundle, rows, batch_sizes=sizes, keras_baseline=keras_baseline,
+                               measure_cold_start=cold_start, on_step=lambda m: progress.update(task, status=m))
+    report["date"] = dt.date.today().isoformat()
+    stdout.print(render_table(report))
+    for name, value in report["bars"].items():
+        stdout.print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
+    if json_out:
+        _write_json(json_out, report)
+    if markdown:
+        with atomic_path(markdown) as temporary:
+            temporary.write_text(render_markdown(report, "intent-edge " + " ".join(sys.argv[1:])), encoding="utf-8")
+    if plots:
+        for path in write_plots(report, plots):
+            console.print(f"plot: {path}")
+
+
+@app.command()
+@_user_errors
 def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]):
     """Verify a bundle's checksums and show its schema, threshold, metrics and variants."""
     from rich.table import Table

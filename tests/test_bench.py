@@ -1,0 +1,77 @@
+"""The benchmark's mechanics (no timing is asserted: timings belong in benchmarks/, not in tests)."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from intent_edge.bench import percentiles, render_markdown, run_benchmark, time_each, write_plots
+from intent_edge.data.io import load_dataset
+
+
+def test_percentiles_are_numpy_percentiles_in_microseconds():
+    samples = np.arange(1, 10001) * 1000  # 1..10000 µs in ns
+    result = percentiles(samples)
+    assert result == pytest.approx({"p50": 5000.5, "p90": 9000.1, "p99": 9900.01, "p99.9": 9990.001})
+
+
+def test_time_each_times_every_item_once_after_warmup():
+    seen = []
+    samples = time_each(seen.append, list(range(50)), warmup=10)
+    assert len(samples) == 50 and (samples > 0).all()
+    assert seen == list(range(10)) + list(range(50))
+
+
+@pytest.fixture(scope="module")
+def bundle_with_litert(tiny_bundle, synthetic_csv, tmp_path_factory):
+    from intent_edge.compress.pipeline import compress_bundle
+
+    bundle = tmp_path_factory.mktemp("bench") / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    compress_bundle(bundle, load_dataset(synthetic_csv), methods=["original", "litert-fp32"])
+    return bundle
+
+
+def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_litert, synthetic_csv, tmp_path):
+    records = load_dataset(synthetic_csv).features.iloc[:300].to_dict("records")
+    report = run_benchmark(bundle_with_litert, records, batch_sizes=(1, 16), keras_baseline=True,
+                           keras_predict_rows=5, measure_cold_start=False)
+    listed = {(row["variant"], row["backend"]) for row in report["rows"]}
+    assert listed == {("fp32", "onnxruntime"), ("litert-fp32", "litert")}
+    for row in report["rows"]:
+        assert row["status"] == "ok" and row["configuration"]
+        assert set(row["predict_us"]) == set(row["invoke_us"]) == {"p50", "p90", "p99", "p99.9"}
+        assert row["predict_us"]["p50"] <= row["predict_us"]["p99.9"]
+        assert set(row["throughput_rows_s"]) == {"1", str(os.cpu_count())}
+        assert all(set(series) == {"1", "16"} for series in row["throughput_rows_s"].values())
+    keras = report["baselines"]["keras"]
+    assert keras["predict_rows"] == 5 and "model(x" in keras["configuration"]
+    assert "predict_p50_over_bare_onnxruntime_p50" in report["bars"]
+    assert "predict_p50_over_bare_litert_p50" in report["bars"]
+    json.dumps(report)  # the JSON report is plain JSON
+    text = render_markdown(report, "intent-edge bench x")
+    assert "| fp32 / onnxruntime | ok |" in text and "keras model(x)" in text
+    assert [p.name for p in write_plots(report, tmp_path)] == ["latency.png", "throughput.png"]
+
+
+def test_unavailable_backend_keeps_its_row(bundle_with_litert, synthetic_csv, monkeypatch):
+    from intent_edge.runtime import backends
+
+    original = backends.BACKENDS["litert"]
+    monkeypatch.setitem(backends.BACKENDS, "litert", backends.Backend("litert", "tflite", "no_such_module_here",
+                                                                      original.install_hint, original.load))
+    records = load_dataset(synthetic_csv).features.iloc[:200].to_dict("records")
+    report = run_benchmark(bundle_with_litert, records, batch_sizes=(1,), keras_baseline=False,
+                           measure_cold_start=False)
+    row = next(r for r in report["rows"] if r["backend"] == "litert")
+    assert row["status"].startswith("unavailable: pip install")
+
+
+def test_cold_start_runs_a_fresh_runtime_process(tiny_bundle, synthetic_csv):
+    from intent_edge.bench import cold_start
+
+    records = load_dataset(synthetic_csv).features.iloc[:50].to_dict("records")
+    figures = cold_start("runtime", tiny_bundle, "fp32", records)
+    assert figures["seconds_to_first_prediction"] > 0 and 10 < figures["peak_rss_mib"] < 2000
