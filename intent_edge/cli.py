@@ -381,6 +381,8 @@ def bench(
                                measure_cold_start=cold_start, on_step=lambda m: progress.update(task, status=m))
     report["date"] = dt.date.today().isoformat()
     stdout.print(render_table(report))
+    for label, values in report["interleaved"].items():
+        stdout.print(f"interleaved {label}: p50 {values['p50']:.1f} µs, p99 {values['p99']:.1f} µs")
     for name, value in report["bars"].items():
         stdout.print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
     if json_out:

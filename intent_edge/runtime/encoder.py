@@ -113,7 +113,10 @@ class Encoder:
         # and int numbers, str and int categories) take one dict lookup or one multiply each.
         numeric = [(f, o) for f, o in zip(self.features, self.offsets) if isinstance(f, NumericFeature)]
         self._numeric_plan = tuple((f.name, f, f.transform == "log1p", f.center, f.scale) for f, _ in numeric)
-        self._numeric_offsets = np.array([o for _, o in numeric], dtype=np.intp)
+        offsets = [o for _, o in numeric]
+        # Numeric columns usually lead the layout: then one slice assignment writes them all.
+        self._numeric_offsets = (slice(0, len(offsets)) if offsets == list(range(len(offsets)))
+                                 else np.array(offsets, dtype=np.intp))
         self._categorical_plan = tuple(
             (f.name, f, o, self._lookups[f.name],
              {int(v): i for i, v in enumerate(f.vocabulary) if _INTEGER_TEXT.fullmatch(v)})
@@ -249,7 +252,8 @@ class Encoder:
                 index = self._category_index(feature, value, strict, row)
             hot.append(offset + index)
         out[self._numeric_offsets] = numbers
-        out[hot] = 1.0
+        for index in hot:
+            out[index] = 1.0
         return out
 
     def _category_index(self, feature: CategoricalFeature, value: Any, strict: bool, row: int | None) -> int:

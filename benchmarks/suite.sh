@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runtime benchmark: train and compress the default bundle, then `intent-edge bench` every variant and
-# backend beside plain Keras; reports (Markdown, JSON, PNG plots) go to benchmarks/results/ with the
-# date. Runs on the synthetic default and, when present, on the shared UCI file. Run it on an otherwise
-# idle machine: everything it reports is a timing.
+# Benchmark suite: train the default bundle, `intent-edge compress --target cpu` it (the compression
+# table), then `intent-edge bench` every variant and backend beside plain Keras. Reports (Markdown,
+# JSON, PNG plots) go to benchmarks/results/ with the date. Runs on the synthetic default and, when
+# present, on the shared UCI file. Run it on an otherwise idle machine: much of what it reports is timing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -19,7 +19,8 @@ for entry in "${sources[@]}"; do
   name=${entry%%:*}; data=${entry#*:}
   out="benchmarks/results/bench-$name-$DATE"
   "$BIN/intent-edge" train "$data" --out "$WORK/$name-bundle" >/dev/null
-  "$BIN/intent-edge" compress "$WORK/$name-bundle" --data "$data" --target cpu >/dev/null
+  "$BIN/intent-edge" compress "$WORK/$name-bundle" --data "$data" --target cpu \
+    --report "benchmarks/results/compression-$name-$DATE.md"
   "$BIN/intent-edge" bench "$WORK/$name-bundle" --records 10000 --json "$out.json" --markdown "$out.md" \
     --plots "$out-plots"
 done
