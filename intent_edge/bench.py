@@ -353,20 +353,22 @@ def write_plots(report: dict, directory: str | Path) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rows = [r for r in report["rows"] if r.get("status") == "ok"]
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(rows), 2)))
+    legend = {"fontsize": 7, "loc": "center left", "bbox_to_anchor": (1.02, 0.5)}
+    figure, axis = plt.subplots(figsize=(9, 4.5))
+    for colour, row in zip(colours, rows):
         axis.plot([f"p{p:g}" for p in PERCENTILES], [row["predict_us"][f"p{p:g}"] for p in PERCENTILES], marker="o",
-                  label=_row_label(row))
+                  color=colour, label=_row_label(row))
     axis.set(ylabel="predict(record) latency, µs", yscale="log", title="Single-record latency from raw records")
-    axis.legend(fontsize=7)
+    axis.legend(**legend)
     latency = directory / "latency.png"
     figure.savefig(latency, dpi=110, bbox_inches="tight")
     plt.close(figure)
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
+    figure, axis = plt.subplots(figsize=(9, 4.5))
+    for colour, row in zip(colours, rows):
         for threads, series in row["throughput_rows_s"].items():
             sizes = sorted(series, key=int)
-            axis.plot([int(s) for s in sizes], [series[s] for s in sizes], marker=".",
+            axis.plot([int(s) for s in sizes], [series[s] for s in sizes], marker=".", color=colour,
                       linestyle="-" if threads == "1" else "--", label=f"{_row_label(row)}, {threads} thr")
     keras = report["baselines"].get("keras")
     if keras:
@@ -374,8 +376,8 @@ def write_plots(report: dict, directory: str | Path) -> list[Path]:
         axis.plot([int(s) for s in sizes], [keras["throughput_rows_s"][s] for s in sizes], color="black",
                   marker="x", label="keras model.predict")
     axis.set(xscale="log", yscale="log", xlabel="batch size", ylabel="rows per second",
-             title="Throughput against batch size (encoded input)")
-    axis.legend(fontsize=6)
+             title="Throughput against batch size (encoded input; solid 1 thread, dashed all)")
+    axis.legend(**{**legend, "fontsize": 6})
     throughput = directory / "throughput.png"
     figure.savefig(throughput, dpi=110, bbox_inches="tight")
     plt.close(figure)
