@@ -31,6 +31,7 @@ from intent_edge.runtime.bundle import describe_file, read_manifest, resolve_fil
 from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.export import export_onnx
 from intent_edge.train.mlp import MLPRecipe, predict_probabilities
+from intent_edge.train.pipeline import carve_validation, library_versions, split_for_test
 
 #: Per precision: the largest p99 and max |difference in probability| against the variant's own Keras
 #: source. fp32 must match to rounding. fp16 keeps 11 significant bits (relative error ~5e-4 per
@@ -99,6 +100,14 @@ class VariantRow:
     def to_json(self) -> dict:
         return dict(self.__dict__)
 
+    def manifest_entry(self, directory: Path, test_rows: int) -> dict:
+        """The bundle manifest's description of this (written) variant."""
+        return {"format": self.format, "precision": self.precision, "file": describe_file(directory, self.files[0]),
+                "source": self.source, "method": self.method, "parity": self.parity,
+                "accuracy": {"roc_auc": self.roc_auc, "delta_roc_auc": self.delta_roc_auc, "rows": test_rows},
+                "speed": {"latency_us": self.latency_us, "throughput_rows_s": self.throughput_rows_s,
+                          "threads": 1, "batch": THROUGHPUT_BATCH}}
+
 
 @dataclass
 class EvaluationRows:
@@ -113,8 +122,6 @@ class EvaluationRows:
 
 def evaluation_rows(manifest: dict, dataset: Dataset, encoder: Encoder) -> EvaluationRows:
     """Rebuild the bundle's train/validation/test split from the very file it was trained on."""
-    from intent_edge.train.pipeline import carve_validation, split_for_test
-
     training = manifest["training"]
     if sha256_of(Path(dataset.path)) != training["data"]["sha256"]:
         raise DataError(dataset.path, f"this is not the file the bundle was trained on ({training['data']['file']}, "
@@ -330,17 +337,8 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
         best = (min(eligible, key=lambda r: r.latency_us["p50"]) if objective == "latency"
                 else max(eligible, key=lambda r: r.throughput_rows_s))
         variants = dict(kept)
-        for row in table[1:]:
-            if row.status == "ok":
-                variants[row.name] = {
-                    "format": row.format, "precision": row.precision, "file": describe_file(staging, row.files[0]),
-                    "source": row.source, "method": row.method, "parity": row.parity,
-                    "accuracy": {"roc_auc": row.roc_auc, "delta_roc_auc": row.delta_roc_auc,
-                                 "rows": int(len(rows.test_y))},
-                    "speed": {"latency_us": row.latency_us, "throughput_rows_s": row.throughput_rows_s,
-                              "threads": 1, "batch": THROUGHPUT_BATCH}}
-        from intent_edge.train.pipeline import library_versions
-
+        variants.update((row.name, row.manifest_entry(staging, len(rows.test_y)))
+                        for row in table[1:] if row.status == "ok")
         manifest = {**manifest, "variants": variants, "default_variant": best.name, "sources": sources,
                     "libraries": {**manifest["libraries"], **library_versions()},
                     "compression": {"target": target, "objective": objective, "max_auc_drop": max_auc_drop,

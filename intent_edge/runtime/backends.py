@@ -81,8 +81,6 @@ class LiteRTRunner:
     """LiteRT (ai-edge-litert). An interpreter is not thread-safe, so each thread gets its own."""
 
     def __init__(self, path: Path, width: int, *, threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.path, self.width, self.threads = str(path), width, threads
         self._local = threading.local()
         try:
