@@ -29,6 +29,8 @@ SchemaOption = Annotated[Path | None, typer.Option(
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for splits, initialisation and shuffling.")]
 ThresholdOption = Annotated[str, typer.Option(
     "--threshold", help="Decision threshold: max-f1 (on validation data), a number such as 0.4, or cost:FP,FN.")]
+PublicKeyOption = Annotated[Path | None, typer.Option(
+    "--public-key", help="Require a valid Ed25519 signature on the bundle from this public key (PEM).")]
 EpochsOption = Annotated[int | None, typer.Option("--max-epochs", help="Cap on training epochs (early stopping "
                                                                        "usually ends sooner). Default: the recipe's.")]
 
@@ -257,6 +259,7 @@ def predict(
     variant: Annotated[str | None, typer.Option("--variant", help="Model variant (default: the bundle's).")] = None,
     lenient: Annotated[bool, typer.Option("--lenient", help="Impute empty values (training median, unknown "
                                                             "category) instead of refusing the file.")] = False,
+    public_key: PublicKeyOption = None,
     sep: SepOption = None,
 ):
     """Score a file of raw session records with a bundle (no TensorFlow involved)."""
@@ -264,7 +267,7 @@ def predict(
     from intent_edge.data.schema import Schema
     from intent_edge.runtime import Predictor
 
-    predictor = Predictor.load(bundle, variant, strict=not lenient)
+    predictor = Predictor.load(bundle, variant, strict=not lenient, public_key=public_key)
     frame = read_records(input, sep)
     features = check_features(frame, Schema.from_json(predictor.manifest["schema"]), input)
     try:
@@ -397,15 +400,17 @@ def bench(
 
 @app.command()
 @_user_errors
-def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]):
-    """Verify a bundle's checksums and show its schema, threshold, metrics and variants."""
+def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")], public_key: PublicKeyOption = None):
+    """Verify a bundle's checksums (and signature) and show its schema, threshold, metrics and variants."""
     from rich.table import Table
 
     from intent_edge.runtime import Predictor
     from intent_edge.runtime.bundle import resolve_file
 
-    predictor = Predictor.load(bundle)
+    predictor = Predictor.load(bundle, public_key=public_key)
     manifest = predictor.manifest
+    if public_key is not None:
+        stdout.print(f"signature verified with {public_key}")
     for entry in (manifest["source_model"]["file"], manifest["golden"]["file"],
                   *(v["file"] for v in manifest["variants"].values()),
                   *(s["file"] for s in manifest.get("sources", {}).values())):
@@ -425,6 +430,35 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]):
         table.add_row(name, variant["format"], variant["file"]["path"], str(variant["file"]["bytes"]),
                       f"{variant['parity']['max_abs_diff']:.2e} ({variant['parity']['rows']} rows)")
     stdout.print(table)
+
+
+@app.command()
+@_user_errors
+def keygen(
+    private: Annotated[Path, typer.Option("--private", help="Where to write the private key (PEM, mode 600).")],
+    public: Annotated[Path, typer.Option("--public", help="Where to write the public key (PEM).")],
+):
+    """Make an Ed25519 key pair for signing bundles."""
+    from intent_edge.runtime.signing import generate_keypair
+
+    if private.exists():
+        raise ValueError(f"{private} exists; refusing to overwrite a private key")
+    generate_keypair(private, public)
+    console.print(f"private key: {private} (keep it secret); public key: {public} (ship it with the runtime)")
+
+
+@app.command()
+@_user_errors
+def sign(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory to sign (sign after train and compress).")],
+    key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (PEM), e.g. from `intent-edge keygen`.")],
+):
+    """Sign a bundle's manifest, which lists every file's sha256, with an Ed25519 private key."""
+    from intent_edge.runtime.signing import SIGNATURE_NAME, sign_bundle
+
+    sign_bundle(bundle, key)
+    console.print(f"signed: {bundle / SIGNATURE_NAME}; load with Predictor.load(..., public_key=PUBLIC_PEM) or "
+                  "--public-key")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from intent_edge.data.io import load_dataset, write_table
 from intent_edge.data.synth import generate_sessions
 from intent_edge.runtime.bundle import read_manifest, sha256_of
 from intent_edge.train.evaluate import ThresholdPolicy
+from intent_edge.train.mlp import MLPRecipe
 from intent_edge.train.pipeline import cross_validate, fit_model, split_for_test, train_bundle
 
 
@@ -107,3 +108,49 @@ def test_cross_validation_reports_each_fold_and_the_spread(synthetic_csv, tiny_r
     aucs = [f["roc_auc"] for f in result["folds"]]
     assert result["summary"]["roc_auc"]["mean"] == pytest.approx(np.mean(aucs))
     assert result["summary"]["roc_auc"]["std"] == pytest.approx(np.std(aucs, ddof=1))
+
+
+def test_killed_training_leaves_the_previous_bundle_loadable(tiny_bundle, synthetic_csv, tmp_path):
+    """SIGKILL a real `train_bundle` process while it writes over an existing bundle: the old bundle stays."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from intent_edge.runtime import Predictor
+
+    out = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, out)
+    before = (out / "manifest.json").read_bytes()
+    code = (
+        "from intent_edge.data.io import load_dataset\n"
+        "from intent_edge.train.mlp import MLPRecipe\n"
+        "from intent_edge.train import pipeline\n"
+        "import time\n"
+        "real = pipeline.export_onnx\n"
+        "def slow(*args, **kwargs):\n"
+        "    real(*args, **kwargs)\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"  # hold the process inside the write, where the kill lands
+        "pipeline.export_onnx = slow\n"
+        f"pipeline.train_bundle(load_dataset({str(synthetic_csv)!r}), {str(out)!r},\n"
+        "                      recipe=MLPRecipe(hidden=(8,), max_epochs=2, patience=1), seed=5)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        assert child.stdout.readline().strip() == "writing"
+        staging = list(tmp_path.glob(".bundle.*.partial"))
+        assert staging and (staging[0] / "model.onnx").exists()  # the new bundle is half-written
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert (out / "manifest.json").read_bytes() == before
+    assert 0 < Predictor.load(out).predict(
+        load_dataset(synthetic_csv).features.iloc[0].to_dict()) < 1
+    # the next write to the same place clears the leftover
+    train_bundle(load_dataset(synthetic_csv), out, recipe=MLPRecipe(hidden=(8,), max_epochs=2, patience=1), seed=5)
+    assert not list(tmp_path.glob(".bundle.*.partial"))

@@ -46,16 +46,23 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     (Path(directory) / MANIFEST_NAME).write_text(text + "\n", encoding="utf-8")
 
 
-def read_manifest(directory: str | Path) -> dict:
-    """Read and check a bundle's manifest: it must exist, parse, and be of a version this code reads."""
+def read_manifest(directory: str | Path, public_key: str | Path | None = None) -> dict:
+    """Read and check a bundle's manifest: it must exist, parse, and be of a version this code reads.
+    With ``public_key``, the manifest must also carry a valid signature from that key; the bytes
+    verified are the bytes parsed."""
     directory = Path(directory)
     path = directory / MANIFEST_NAME
     if not directory.is_dir():
         raise BundleError(f"{directory}: no such bundle directory")
     if not path.is_file():
         raise BundleError(f"{directory}: not a bundle ({MANIFEST_NAME} is missing)")
+    raw = path.read_bytes()
+    if public_key is not None:
+        from intent_edge.runtime.signing import verify_manifest_bytes
+
+        verify_manifest_bytes(directory, raw, public_key)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: damaged, not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:

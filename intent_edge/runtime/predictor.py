@@ -36,9 +36,10 @@ class Predictor:
 
     @classmethod
     def load(cls, bundle: str | Path, variant: str | None = None, *, backend: str = "auto", strict: bool = True,
-             threads: int | None = None) -> Predictor:
-        """Load ``bundle``'s ``variant`` (its default one if None), verifying the files it uses."""
-        manifest = read_manifest(bundle)
+             threads: int | None = None, public_key: str | Path | None = None) -> Predictor:
+        """Load ``bundle``'s ``variant`` (its default one if None), verifying the files it uses. With
+        ``public_key`` (a PEM file), refuse a bundle that is unsigned or not signed by that key."""
+        manifest = read_manifest(bundle, public_key)
         name, entry = variant_entry(manifest, variant)
         try:
             encoder = Encoder.from_spec(manifest["encoder"])
