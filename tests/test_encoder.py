@@ -92,6 +92,8 @@ def test_missing_field_is_named():
     ("pages", True, "field 'pages': expected a number, got bool"),
     ("pages", math.inf, "field 'pages': is inf"),
     ("pages", 10**400, "field 'pages': is too large for a float64"),
+    ("rate", 1.5e37, "field 'rate': 1.5e\\+37 is out of range"),
+    ("rate", -2**60, "field 'rate': -1152921504606846976 is out of range"),
     ("pages", 10**308 * 10, "field 'pages': is too large for a float64"),
     ("pages", None, "field 'pages': expected a number, got None"),
     ("rate", float("nan"), "field 'rate': is NaN"),
@@ -133,7 +135,8 @@ from hypothesis import strategies as st
 
 _numbers = st.one_of(st.integers(-10**6, 10**20), st.floats(-1e9, 1e12, allow_nan=False, allow_infinity=False))
 _categories = st.one_of(st.integers(-5, 50), st.booleans(), st.text(max_size=8))
-_records = st.fixed_dictionaries({"pages": _numbers, "rate": _numbers, "browser": _categories,
+_rates = st.one_of(st.integers(-1000, 1000), st.floats(-1e3, 1e3))  # inside the out-of-range limit (std 0.06)
+_records = st.fixed_dictionaries({"pages": _numbers, "rate": _rates, "browser": _categories,
                                   "visitor": _categories})
 
 

@@ -190,7 +190,13 @@ def _load_keras(bundle: Path, manifest: dict):
     import keras
 
     path = resolve_file(bundle, manifest["source_model"]["file"])
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ValueError as exc:  # safe mode refuses Lambda layers and other serialised Python code
+        if "safe_mode" not in str(exc) and "Lambda" not in str(exc):
+            raise
+        raise BundleError(f"{bundle}: refused to load {path.name}: it holds code (a Lambda layer or other "
+                          f"Python), which safe mode never runs") from None
 
 
 def _build_source(name: str, original, rows: EvaluationRows, recipe: MLPRecipe, seed: int):

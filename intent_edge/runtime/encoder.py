@@ -15,7 +15,10 @@ Java or C# till to reimplement (the bundle's golden vectors let such a port prov
   otherwise.
 
 Columns follow the order of ``features``; each feature's first column is its ``offset``. Arithmetic is
-float64, the result is cast to float32 at the end.
+float64, the result is cast to float32 at the end. A numeric value whose standardised result lies
+beyond ``MAX_STANDARD_SCORE`` (a million training standard deviations) is refused as out of range:
+such values are typing errors or attacks, and fed on they overflow float32 inside the network and
+come out as NaN.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ SPEC_VERSION = 1
 TRANSFORMS = ("identity", "log1p")
 _INTEGER_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
 _EXACT_INT = 2**53  # integers up to this convert to float exactly; larger ones take the checked path
+MAX_STANDARD_SCORE = 1e6
 _NUMBER_TYPES = (int, float, np.integer, np.floating)
 
 
@@ -202,7 +206,12 @@ class Encoder:
             column = columns[feature.name]
             if isinstance(feature, NumericFeature):
                 values = _numeric_column(feature.name, column, strict=strict, fill=feature.fill)
-                out[:, offset] = (_transform(values, feature.transform) - feature.center) / feature.scale
+                scores = (_transform(values, feature.transform) - feature.center) / feature.scale
+                outside = np.abs(scores) > MAX_STANDARD_SCORE
+                if outside.any():
+                    row = int(np.argmax(outside))
+                    raise _out_of_range(feature, values[row], row)
+                out[:, offset] = scores
             else:
                 index = self._category_indices(feature, column, strict=strict)
                 out[np.arange(n_rows), offset + index] = 1.0
@@ -239,7 +248,10 @@ class Encoder:
                 number = _numeric_value(feature, value, strict, row)
             if logged:
                 number = math.log1p(number) if number > 0.0 else 0.0
-            numbers.append((number - center) / scale)
+            score = (number - center) / scale
+            if not -MAX_STANDARD_SCORE <= score <= MAX_STANDARD_SCORE:
+                raise _out_of_range(feature, value, row)
+            numbers.append(score)
         hot = []
         for name, feature, offset, by_text, by_int in self._categorical_plan:
             try:
@@ -276,6 +288,11 @@ class Encoder:
             return table[inverse.reshape(-1)]
         return np.fromiter((self._category_index(feature, v, strict, row) for row, v in enumerate(values)),
                            dtype=np.int64, count=len(values))
+
+
+def _out_of_range(feature: NumericFeature, value: Any, row: int | None) -> RecordError:
+    return RecordError(feature.name, f"{value!r} is out of range: more than {MAX_STANDARD_SCORE:g} training "
+                                     f"standard deviations from the training mean", row=row)
 
 
 def _numeric_value(feature: NumericFeature, value: Any, strict: bool, row: int | None) -> float:

@@ -1,0 +1,98 @@
+"""Bad input never crashes the host or yields NaN: generated records at the runtime, generated files at
+the readers, and a malicious Keras file at load time. Each outcome is a clear, named error or a result."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from intent_edge.data.io import load_dataset, read_records
+from intent_edge.errors import BundleError, DataError, RecordError
+from intent_edge.runtime import Predictor
+
+_any_value = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.binary(max_size=4),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_bundle):
+    return Predictor.load(tiny_bundle)
+
+
+@pytest.fixture(scope="module")
+def good_record(synthetic_csv):
+    return load_dataset(synthetic_csv).features.iloc[0].to_dict()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_record_gives_a_probability_or_a_named_error(predictor, good_record, data):
+    record = dict(good_record)
+    for name in data.draw(st.lists(st.sampled_from(sorted(record)), max_size=4, unique=True)):
+        action = data.draw(st.sampled_from(["replace", "delete"]))
+        if action == "delete":
+            del record[name]
+        else:
+            record[name] = data.draw(_any_value)
+    for strict in (True, False):
+        predictor.strict = strict
+        try:
+            probability = predictor.predict(record)
+        except RecordError as exc:
+            assert exc.field in record or exc.field in predictor.feature_names  # the error names a field
+        else:
+            assert math.isfinite(probability) and 0.0 <= probability <= 1.0
+    predictor.strict = True
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet=st.sampled_from(list("ab,;\t|\"'\n\r 0123456789.-eTRUEFALSEyesno")), max_size=300))
+def test_any_csv_text_loads_or_raises_a_data_error(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("fuzz") / "data.csv"
+    path.write_text(text)
+    try:
+        dataset = load_dataset(path, "a")
+    except DataError as exc:
+        assert str(path) in str(exc)
+    else:
+        assert len(dataset.labels) == len(dataset.features) > 0
+        assert set(np.unique(dataset.labels)) == {0, 1}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(st.text(max_size=20), st.just('{"a": 1}'), st.just("[1, 2]"), st.just("null")),
+                      max_size=5))
+def test_any_jsonl_text_reads_or_raises_a_data_error(tmp_path_factory, lines):
+    path = tmp_path_factory.mktemp("fuzz") / "records.jsonl"
+    path.write_text("\n".join(lines))
+    try:
+        frame = read_records(path)
+    except DataError as exc:
+        assert str(path) in str(exc)
+    else:
+        assert len(frame) > 0
+
+
+def test_keras_lambda_layer_in_a_bundle_is_refused(tiny_bundle, synthetic_csv, tmp_path):
+    keras = pytest.importorskip("keras")
+    from intent_edge.compress.pipeline import compress_bundle
+    from intent_edge.runtime.bundle import describe_file
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    width = manifest["encoder"]["width"]
+    inputs = keras.Input((width,), name="features")
+    outputs = keras.layers.Lambda(lambda x: keras.ops.sigmoid(keras.ops.sum(x, axis=1, keepdims=True)))(inputs)
+    keras.Model(inputs, outputs).save(bundle / "model.keras")
+    manifest["source_model"]["file"] = describe_file(bundle, "model.keras")  # checksums alone would pass it
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="refused to load model.keras: it holds code"):
+        compress_bundle(bundle, load_dataset(synthetic_csv), methods=["int8-dynamic"])
