@@ -96,3 +96,27 @@ def test_keras_lambda_layer_in_a_bundle_is_refused(tiny_bundle, synthetic_csv, t
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="refused to load model.keras: it holds code"):
         compress_bundle(bundle, load_dataset(synthetic_csv), methods=["int8-dynamic"])
+
+
+def test_onnx_model_reading_files_outside_the_bundle_is_refused(tiny_bundle, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx.external_data_helper import set_external_data
+
+    from intent_edge.runtime.bundle import describe_file
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\0" * 4096)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    model = onnx.load(str(bundle / "model.onnx"))
+    tensor = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+    set_external_data(tensor, location="../secret.bin", offset=0, length=len(tensor.raw_data))
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    onnx.save(model, str(bundle / "model.onnx"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["variants"]["fp32"]["file"] = describe_file(bundle, "model.onnx")  # checksums alone would pass it
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    # Two layers refuse it: onnx.checker first (where installed), ONNX Runtime's own path check after.
+    with pytest.raises(BundleError, match="refused by onnx.checker|escapes model directory"):
+        Predictor.load(bundle)

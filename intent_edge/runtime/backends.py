@@ -52,6 +52,7 @@ class OnnxRuntimeRunner:
     def __init__(self, path: Path, width: int, *, threads: int | None = None):
         import onnxruntime as ort
 
+        _check_onnx(path)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -75,6 +76,20 @@ class OnnxRuntimeRunner:
 
     def infer(self, features: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: features})[0].reshape(-1)
+
+
+def _check_onnx(path: Path) -> None:
+    """Validate an ONNX file with onnx.checker before any runtime touches it, where the onnx package is
+    installed (it is with the train extra; a bare runtime relies on ONNX Runtime's own loader checks).
+    The checker also refuses external-data references that leave the model's directory."""
+    try:
+        import onnx
+    except ImportError:
+        return
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # onnx raises ValidationError, and plain errors for unreadable external data
+        raise BundleError(f"{path}: refused by onnx.checker ({str(exc).splitlines()[0][:300]})") from None
 
 
 class LiteRTRunner:
