@@ -75,6 +75,11 @@ def test_quantized_models_really_hold_int8(tiny_bundle, rows, original, tmp_path
     assert "INT8" in quantize.initializer_types(tmp_path / "s.onnx")
     assert "INT8" in quantize.initializer_types(tmp_path / "d.onnx")
     assert set(quantize.initializer_types(tmp_path / "h.onnx")) == {"FLOAT16"}
+    from intent_edge.runtime.backends import OnnxRuntimeRunner
+
+    for name in ("s.onnx", "d.onnx", "h.onnx"):  # each passes the runtime's checks (onnx.checker included)
+        runner = OnnxRuntimeRunner(tmp_path / name, rows.fit[0].shape[1])
+        assert np.isfinite(runner.infer(rows.fit[0][:10])).all()
     litert.litert_int8(original, tmp_path / "q.tflite", rows.fit[0], rows=100)
     tensors = Interpreter(model_path=str(tmp_path / "q.tflite")).get_tensor_details()
     assert any(t["dtype"] == np.int8 for t in tensors)

@@ -86,8 +86,13 @@ def fp16(source: Path, target: Path) -> dict:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
-    onnx.save(model, str(target))
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    converted = OnnxModel(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True))
+    # keep_io_types appends its Cast nodes at the end of the node list; onnx.checker (which the runtime
+    # runs before loading) insists on topological order.
+    converted.topological_sort()
+    onnx.save(converted.model, str(target))
     return {"method": "fp16", "weights": "float16", "io": "float32"}
 
 
