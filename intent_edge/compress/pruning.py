@@ -89,11 +89,9 @@ def unit_importance(model, features: np.ndarray) -> list[np.ndarray]:
     probe = keras.Model(model.inputs[0], [layer.output for layer in hidden])
     activations = probe(features, training=False)
     activations = activations if isinstance(activations, (list, tuple)) else [activations]
-    scores = []
-    for index, layer in enumerate(hidden):
-        outgoing = dense[index + 1].get_weights()[0]  # rows: this layer's units
-        scores.append(np.abs(np.asarray(activations[index])).mean(axis=0) * np.linalg.norm(outgoing, axis=1))
-    return scores
+    # dense[i + 1]'s kernel has one row per unit of hidden layer i: that unit's outgoing weights.
+    return [np.abs(np.asarray(activation)).mean(axis=0) * np.linalg.norm(following.get_weights()[0], axis=1)
+            for activation, following in zip(activations, dense[1:])]
 
 
 def prune_units(model, keep_fraction: float, data, recipe: MLPRecipe, seed: int):

@@ -99,7 +99,7 @@ class LiteRTRunner:
         self.path, self.width, self.threads = str(path), width, threads
         self._local = threading.local()
         try:
-            interpreter = self._interpreter(1)
+            interpreter = self._thread_state(1)[0]
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"{path}: LiteRT cannot load this model ({exc})") from None
         detail = interpreter.get_input_details()
@@ -108,11 +108,12 @@ class LiteRTRunner:
                               f" the encoder produces float32 [batch, {width}]")
         self.description = f"LiteRT ({threads or 'default'} threads)"
 
-    def _interpreter(self, rows: int):
-        from ai_edge_litert.interpreter import Interpreter
-
+    def _thread_state(self, rows: int) -> list:
+        """This thread's [interpreter, planned batch size, input index, output index], planned for ``rows``."""
         state = getattr(self._local, "state", None)
         if state is None:
+            from ai_edge_litert.interpreter import Interpreter
+
             interpreter = Interpreter(model_path=self.path, num_threads=self.threads)
             state = self._local.state = [interpreter, None, interpreter.get_input_details()[0]["index"],
                                          interpreter.get_output_details()[0]["index"]]
@@ -120,14 +121,13 @@ class LiteRTRunner:
             state[0].resize_tensor_input(state[2], [rows, self.width])
             state[0].allocate_tensors()
             state[1] = rows
-        return state[0]
+        return state
 
     def infer(self, features: np.ndarray) -> np.ndarray:
-        interpreter = self._interpreter(len(features))
-        state = self._local.state
-        interpreter.set_tensor(state[2], features)
+        interpreter, _, input_index, output_index = self._thread_state(len(features))
+        interpreter.set_tensor(input_index, features)
         interpreter.invoke()
-        return interpreter.get_tensor(state[3]).reshape(-1).copy()
+        return interpreter.get_tensor(output_index).reshape(-1).copy()
 
 
 _ORT_HINT = "pip install 'intent-edge[cpu]' (or 'intent-edge[gpu]' on an NVIDIA host; never both)"
