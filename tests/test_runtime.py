@@ -179,3 +179,29 @@ def test_missing_backend_library_says_which_extra_to_install(tiny_bundle, monkey
                                                          BACKENDS["onnxruntime"].load))
     with pytest.raises(BackendUnavailable, match=r"pip install 'intent-edge\[cpu\]'"):
         Predictor.load(tiny_bundle)
+
+
+def test_cpu_and_gpu_onnxruntime_together_are_refused(tiny_bundle, monkeypatch):
+    from intent_edge.runtime import backends
+
+    monkeypatch.setattr(backends, "onnxruntime_distributions", lambda: ["onnxruntime", "onnxruntime-gpu"])
+    with pytest.raises(BackendUnavailable, match="both onnxruntime and onnxruntime-gpu are installed"):
+        Predictor.load(tiny_bundle)
+
+
+def test_providers_are_asked_for_in_order_and_checked(tiny_bundle, monkeypatch):
+    import onnxruntime as ort
+
+    asked = {}
+    real_session = ort.InferenceSession
+
+    def recording_session(path, sess_options=None, providers=None):
+        asked["providers"] = providers
+        return real_session(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", recording_session)
+    predictor = Predictor.load(tiny_bundle)
+    assert asked["providers"] == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert "offered but not taken: TensorrtExecutionProvider, CUDAExecutionProvider" in predictor.runner.description

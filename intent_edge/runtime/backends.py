@@ -44,14 +44,36 @@ class Backend:
                                      f"installed: {self.install_hint}")
 
 
-class OnnxRuntimeRunner:
-    """ONNX Runtime on the CPU, or on CUDA where onnxruntime-gpu finds a GPU."""
+def onnxruntime_distributions() -> list[str]:
+    """Which ONNX Runtime distributions are installed (both provide the one `onnxruntime` module)."""
+    from importlib import metadata
 
-    PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    found = []
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            metadata.version(name)
+            found.append(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+class OnnxRuntimeRunner:
+    """ONNX Runtime: TensorRT, then CUDA, then CPU execution providers, whichever this build offers.
+
+    The providers the session really got are checked against those asked for: a CPU `onnxruntime`
+    installed beside `onnxruntime-gpu` silently drops the GPU providers, so both being installed is an
+    error, and a GPU provider that was offered but not taken is reported in ``description``."""
+
+    PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
     def __init__(self, path: Path, width: int, *, threads: int | None = None):
         import onnxruntime as ort
 
+        if len(onnxruntime_distributions()) > 1:
+            raise BackendUnavailable("both onnxruntime and onnxruntime-gpu are installed; they overwrite each "
+                                     "other's `onnxruntime` module and the GPU providers silently disappear: "
+                                     "pip uninstall one of them (keep onnxruntime-gpu on an NVIDIA host)")
         _check_onnx(path)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -72,7 +94,10 @@ class OnnxRuntimeRunner:
                               f"float [batch, {width}]")
         self.width = width
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
-        self.description = f"onnxruntime {ort.__version__} ({', '.join(self.session.get_providers())})"
+        got = self.session.get_providers()
+        dropped = [p for p in providers if p not in got]
+        self.description = f"onnxruntime {ort.__version__} ({', '.join(got)})" + (
+            f"; offered but not taken: {', '.join(dropped)}" if dropped else "")
 
     def infer(self, features: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: features})[0].reshape(-1)
