@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import time
 from pathlib import Path
 
+from intent_edge.bench import host_description
 from intent_edge.data.io import load_dataset, write_table
 from intent_edge.data.synth import generate_sessions
 from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics, summarise_folds
@@ -46,16 +46,6 @@ def logistic_cv(dataset, folds: int, seed: int) -> dict:
     return {"folds": results, "summary": summarise_folds(results)}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folds", type=int, default=5)
@@ -74,7 +64,7 @@ def main() -> None:
     else:
         print(f"skipping the UCI data: {UCI} is absent")
 
-    report = {"date": dt.date.today().isoformat(), "host": {"cpu": cpu_model(), "python": platform.python_version()},
+    report = {"date": dt.date.today().isoformat(), "host": host_description(),
               "libraries": library_versions(), "folds": args.folds, "seed": args.seed,
               "recipe": MLPRecipe().to_json(), "results": {}}
     for name, path in sources:

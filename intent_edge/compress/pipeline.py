@@ -16,7 +16,6 @@ original counts too); it becomes the bundle's default variant.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,24 +151,13 @@ def parity_figures(reference: np.ndarray, candidate: np.ndarray, precision: str)
 
 
 def measure_speed(runner, features: np.ndarray, *, single_rows: int = 2000) -> tuple[dict, float]:
-    """Single-row latency percentiles (microseconds) over distinct rows, and rows/s at batch 4,096."""
+    """Single-row latency p50/p99 (microseconds) over distinct rows, and rows/s at batch 4,096."""
+    from intent_edge.bench import rows_per_second, time_each
+
     rows = [np.ascontiguousarray(features[i % len(features)][None, :]) for i in range(single_rows)]
-    for row in rows[:200]:
-        runner.infer(row)
-    timings = np.empty(len(rows))
-    for index, row in enumerate(rows):
-        started = time.perf_counter_ns()
-        runner.infer(row)
-        timings[index] = time.perf_counter_ns() - started
+    p50, p99 = np.percentile(time_each(runner.infer, rows), [50, 99]) / 1000.0
     batch = np.ascontiguousarray(np.resize(features, (THROUGHPUT_BATCH, features.shape[1])))
-    runner.infer(batch)
-    calls, started = 0, time.perf_counter()
-    while calls < 3 or time.perf_counter() - started < 0.5:
-        runner.infer(batch)
-        calls += 1
-    throughput = calls * THROUGHPUT_BATCH / (time.perf_counter() - started)
-    p50, p99 = np.percentile(timings, [50, 99]) / 1000.0
-    return {"p50": float(p50), "p99": float(p99)}, float(throughput)
+    return {"p50": float(p50), "p99": float(p99)}, float(rows_per_second(runner.infer, batch, seconds=0.5))
 
 
 def _time_all(table: list[VariantRow], runners: dict, features: np.ndarray, rounds: int = 3) -> None:

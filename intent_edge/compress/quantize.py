@@ -37,9 +37,6 @@ class CalibrationRows:
     def get_next(self):
         return next(self._iterator, None)
 
-    def rewind(self):
-        self._iterator = self.batches()
-
 
 @contextlib.contextmanager
 def _quiet_root_logger():

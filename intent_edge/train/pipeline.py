@@ -159,10 +159,6 @@ def _complete_rows(features: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     return rows[complete]
 
 
-def _records(features: pd.DataFrame, rows: np.ndarray) -> list[dict]:
-    return features.iloc[rows].to_dict("records")
-
-
 def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None = None, seed: int = 0,
                  policy: ThresholdPolicy | None = None, test_fraction: float = 0.2, time_column: str | None = None,
                  on_epoch: EpochCallback | None = None, on_step: Callable[[str], None] | None = None) -> dict:
@@ -196,7 +192,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
         test_metrics = compute_metrics(dataset.labels[test], test_p, fitted.threshold)
 
         golden_rows = _complete_rows(dataset.features, test)[:GOLDEN_ROWS]
-        golden_records = _records(dataset.features, golden_rows)
+        golden_records = dataset.features.iloc[golden_rows].to_dict("records")
         golden_x = encoder.encode_records(golden_records)
         golden = {"description": "raw records, their encoded model input (float32) and probabilities from the "
                                  "fp32 ONNX variant; a port of the encoder must reproduce 'encoded' exactly and "
