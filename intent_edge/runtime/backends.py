@@ -26,6 +26,9 @@ class Runner(Protocol):
     def infer(self, features: np.ndarray) -> np.ndarray:
         """Probabilities (float32, shape ``(n,)``) for an encoded float32 matrix ``(n, width)``."""
 
+    def infer_one(self, features: np.ndarray) -> float:
+        """The probability for one encoded row given as a ``(1, width)`` matrix: the single-record path."""
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -102,6 +105,9 @@ class OnnxRuntimeRunner:
     def infer(self, features: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: features})[0].reshape(-1)
 
+    def infer_one(self, features: np.ndarray) -> float:
+        return float(self.session.run([self.output_name], {self.input_name: features})[0][0, 0])
+
 
 def _check_onnx(path: Path) -> None:
     """Validate an ONNX file with onnx.checker before any runtime touches it, where the onnx package is
@@ -153,6 +159,12 @@ class LiteRTRunner:
         interpreter.set_tensor(input_index, features)
         interpreter.invoke()
         return interpreter.get_tensor(output_index).reshape(-1).copy()
+
+    def infer_one(self, features: np.ndarray) -> float:
+        interpreter, _, input_index, output_index = self._thread_state(1)
+        interpreter.set_tensor(input_index, features)
+        interpreter.invoke()
+        return float(interpreter.get_tensor(output_index)[0, 0])
 
 
 _ORT_HINT = "pip install 'intent-edge[cpu]' (or 'intent-edge[gpu]' on an NVIDIA host; never both)"

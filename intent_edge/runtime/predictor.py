@@ -54,10 +54,10 @@ class Predictor:
     def feature_names(self) -> tuple[str, ...]:
         return self.encoder.names
 
-    def _buffer(self) -> np.ndarray:
-        buffer = getattr(self._local, "buffer", None)
-        if buffer is None:
-            buffer = self._local.buffer = np.zeros((1, self.encoder.width), dtype=np.float32)
+    def _new_buffer(self) -> tuple[np.ndarray, np.ndarray]:
+        """This thread's input matrix ``(1, width)`` and its one row, allocated once per thread."""
+        matrix = np.zeros((1, self.encoder.width), dtype=np.float32)
+        self._local.buffer = buffer = (matrix, matrix[0])
         return buffer
 
     def encode(self, records: Any) -> np.ndarray:
@@ -73,10 +73,12 @@ class Predictor:
 
     def predict(self, record: Mapping[str, Any]) -> float:
         """Purchase probability for one raw record (a mapping of field name to value)."""
-        buffer = self._buffer()
-        buffer.fill(0.0)
-        self.encoder.encode_record(record, buffer[0], strict=self.strict)
-        return float(self.runner.infer(buffer)[0])
+        try:
+            matrix, row = self._local.buffer
+        except AttributeError:
+            matrix, row = self._new_buffer()
+        self.encoder.encode_record(record, row, strict=self.strict)
+        return self.runner.infer_one(matrix)
 
     def predict_batch(self, records: Any) -> np.ndarray:
         """Purchase probabilities (float32) for a batch of raw records."""

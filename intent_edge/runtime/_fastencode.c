@@ -1,0 +1,232 @@
+/* The encoder's compiled fast path for one record (see intent_edge/runtime/encoder.py).
+ *
+ * It handles only the common case: a plain dict whose numeric fields are finite Python floats or ints
+ * and whose categorical fields are str, int or bool values found in the vocabulary as they are (a bool
+ * as "true"/"false"). Anything
+ * else (a missing field, None, NaN, a bool, a numpy scalar, an unseen category, an out-of-range
+ * value, a row that is not a contiguous float32 buffer of the right width) makes encode() return
+ * False and write nothing, and the checked Python path then encodes the record or raises the error
+ * that names the field. The arithmetic is the Python path's, operation for operation (libm log1p,
+ * float64, then one rounding to float32), so both give identical rows; a property test holds them to it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#define MAX_FIELDS 512
+
+typedef struct {
+    PyObject *name;       /* str, owned */
+    int logged;           /* log1p(max(x, 0)) before standardising */
+    double center, scale;
+    Py_ssize_t column;
+} NumericField;
+
+typedef struct {
+    PyObject *name;       /* str, owned */
+    PyObject *by_text;    /* dict str -> absolute column, owned */
+    PyObject *by_int;     /* dict int -> absolute column, owned */
+} CategoricalField;
+
+typedef struct {
+    Py_ssize_t width, n_numeric, n_categorical;
+    double limit;
+    NumericField *numeric;
+    CategoricalField *categorical;
+} Plan;
+
+static const char *CAPSULE = "intent_edge.fastencode.plan";
+static PyObject *TRUE_TEXT, *FALSE_TEXT;  /* how a bool category is looked up, as canonical_category says */
+
+static void plan_free(Plan *plan) {
+    if (plan == NULL) return;
+    for (Py_ssize_t i = 0; i < plan->n_numeric; i++) Py_XDECREF(plan->numeric[i].name);
+    for (Py_ssize_t i = 0; i < plan->n_categorical; i++) {
+        Py_XDECREF(plan->categorical[i].name);
+        Py_XDECREF(plan->categorical[i].by_text);
+        Py_XDECREF(plan->categorical[i].by_int);
+    }
+    PyMem_Free(plan->numeric);
+    PyMem_Free(plan->categorical);
+    PyMem_Free(plan);
+}
+
+static void capsule_free(PyObject *capsule) {
+    plan_free((Plan *)PyCapsule_GetPointer(capsule, CAPSULE));
+}
+
+/* make_plan(width, limit, numeric, categorical): numeric is a tuple of (name, logged, center, scale,
+ * column); categorical a tuple of (name, by_text, by_int) with dict values being absolute columns. */
+static PyObject *make_plan(PyObject *self, PyObject *args) {
+    Py_ssize_t width;
+    double limit;
+    PyObject *numeric, *categorical;
+    if (!PyArg_ParseTuple(args, "ndO!O!", &width, &limit, &PyTuple_Type, &numeric, &PyTuple_Type, &categorical))
+        return NULL;
+    Py_ssize_t n_numeric = PyTuple_GET_SIZE(numeric), n_categorical = PyTuple_GET_SIZE(categorical);
+    if (n_numeric > MAX_FIELDS || n_categorical > MAX_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "too many fields for the fast path");
+        return NULL;
+    }
+    Plan *plan = PyMem_Calloc(1, sizeof(Plan));
+    if (plan == NULL) return PyErr_NoMemory();
+    plan->width = width;
+    plan->limit = limit;
+    plan->numeric = PyMem_Calloc(n_numeric ? n_numeric : 1, sizeof(NumericField));
+    plan->categorical = PyMem_Calloc(n_categorical ? n_categorical : 1, sizeof(CategoricalField));
+    if (plan->numeric == NULL || plan->categorical == NULL) {
+        plan_free(plan);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n_numeric; i++) {
+        NumericField *field = &plan->numeric[i];
+        PyObject *name;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(numeric, i), "O!pddn", &PyUnicode_Type, &name, &field->logged,
+                              &field->center, &field->scale, &field->column)) {
+            plan_free(plan);
+            return NULL;
+        }
+        if (field->column < 0 || field->column >= width) {
+            plan_free(plan);
+            PyErr_SetString(PyExc_ValueError, "numeric column outside the row");
+            return NULL;
+        }
+        Py_INCREF(name);
+        field->name = name;
+        plan->n_numeric = i + 1;
+    }
+    for (Py_ssize_t i = 0; i < n_categorical; i++) {
+        CategoricalField *field = &plan->categorical[i];
+        PyObject *name, *by_text, *by_int;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(categorical, i), "O!O!O!", &PyUnicode_Type, &name, &PyDict_Type,
+                              &by_text, &PyDict_Type, &by_int)) {
+            plan_free(plan);
+            return NULL;
+        }
+        /* Columns are checked here once, so encode() can trust them. */
+        PyObject *tables[2] = {by_text, by_int};
+        for (int t = 0; t < 2; t++) {
+            Py_ssize_t position = 0;
+            PyObject *key, *value;
+            while (PyDict_Next(tables[t], &position, &key, &value)) {
+                Py_ssize_t column = PyLong_Check(value) ? PyLong_AsSsize_t(value) : -1;
+                if (column < 0 || column >= width) {
+                    plan_free(plan);
+                    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "category column outside the row");
+                    return NULL;
+                }
+            }
+        }
+        Py_INCREF(name);
+        Py_INCREF(by_text);
+        Py_INCREF(by_int);
+        field->name = name;
+        field->by_text = by_text;
+        field->by_int = by_int;
+        plan->n_categorical = i + 1;
+    }
+    PyObject *capsule = PyCapsule_New(plan, CAPSULE, capsule_free);
+    if (capsule == NULL) plan_free(plan);
+    return capsule;
+}
+
+/* A value from the record, or NULL (no exception set) when it is absent. */
+static int lookup(PyObject *record, PyObject *name, PyObject **value) {
+    *value = PyDict_GetItemWithError(record, name);
+    return *value == NULL && PyErr_Occurred() ? -1 : 0;
+}
+
+/* encode(plan, record, out) -> bool: True when the row was written, False when the checked path must
+ * take this record. Raises only for a broken plan or an exception from the record's own keys. */
+static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "encode(plan, record, out) takes 3 arguments");
+        return NULL;
+    }
+    Plan *plan = (Plan *)PyCapsule_GetPointer(args[0], CAPSULE);
+    if (plan == NULL) return NULL;
+    PyObject *record = args[1];
+    if (!PyDict_Check(record)) Py_RETURN_FALSE;
+
+    double scores[MAX_FIELDS];
+    Py_ssize_t hot[MAX_FIELDS];
+    for (Py_ssize_t i = 0; i < plan->n_numeric; i++) {
+        const NumericField *field = &plan->numeric[i];
+        PyObject *value;
+        if (lookup(record, field->name, &value) < 0) return NULL;
+        if (value == NULL) Py_RETURN_FALSE;
+        double x;
+        if (PyFloat_CheckExact(value)) {
+            x = PyFloat_AS_DOUBLE(value);
+        } else if (PyLong_CheckExact(value)) {
+            x = PyLong_AsDouble(value);
+            if (x == -1.0 && PyErr_Occurred()) {  /* too large for a float64: the checked path says so */
+                PyErr_Clear();
+                Py_RETURN_FALSE;
+            }
+        } else {
+            Py_RETURN_FALSE;
+        }
+        if (!isfinite(x)) Py_RETURN_FALSE;
+        double t = field->logged ? (x > 0.0 ? log1p(x) : 0.0) : x;
+        double score = (t - field->center) / field->scale;
+        if (!(score >= -plan->limit && score <= plan->limit)) Py_RETURN_FALSE;
+        scores[i] = score;
+    }
+    for (Py_ssize_t i = 0; i < plan->n_categorical; i++) {
+        const CategoricalField *field = &plan->categorical[i];
+        PyObject *value, *column;
+        if (lookup(record, field->name, &value) < 0) return NULL;
+        if (value == NULL) Py_RETURN_FALSE;
+        if (PyUnicode_CheckExact(value)) {
+            column = PyDict_GetItemWithError(field->by_text, value);
+        } else if (PyLong_CheckExact(value)) {
+            column = PyDict_GetItemWithError(field->by_int, value);
+        } else if (PyBool_Check(value)) {
+            column = PyDict_GetItemWithError(field->by_text, value == Py_True ? TRUE_TEXT : FALSE_TEXT);
+        } else {
+            Py_RETURN_FALSE;
+        }
+        if (column == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_FALSE;
+        }
+        hot[i] = PyLong_AsSsize_t(column);
+    }
+
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[2], &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    int fits = view.itemsize == 4 && view.format != NULL && strcmp(view.format, "f") == 0 &&
+               view.len == plan->width * 4;
+    if (fits) {
+        float *row = (float *)view.buf;
+        memset(row, 0, (size_t)view.len);
+        for (Py_ssize_t i = 0; i < plan->n_numeric; i++) row[plan->numeric[i].column] = (float)scores[i];
+        for (Py_ssize_t i = 0; i < plan->n_categorical; i++) row[hot[i]] = 1.0f;
+    }
+    PyBuffer_Release(&view);
+    if (fits) Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef methods[] = {
+    {"make_plan", make_plan, METH_VARARGS, "make_plan(width, limit, numeric, categorical) -> plan"},
+    {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
+     "encode(plan, record, out) -> bool: write the encoded record into out (float32, width) if it takes the "
+     "fast path; False means nothing was written and the checked path must encode it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastencode",
+                                    "The encoder's compiled single-record fast path.", -1, methods};
+
+PyMODINIT_FUNC PyInit__fastencode(void) {
+    TRUE_TEXT = PyUnicode_InternFromString("true");
+    FALSE_TEXT = PyUnicode_InternFromString("false");
+    if (TRUE_TEXT == NULL || FALSE_TEXT == NULL) return NULL;
+    return PyModule_Create(&module);
+}
