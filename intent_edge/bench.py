@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from intent_edge.runtime.encoder import _fastencode
+
 PERCENTILES = (50, 90, 99, 99.9)
 BATCH_SIZES = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
 THROUGHPUT_SECONDS = 0.25
@@ -141,6 +143,7 @@ def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_
     manifest = read_manifest(bundle)
     all_threads = os.cpu_count() or 1
     report = {"bundle": str(bundle), "host": host_description(), "records": len(records),
+              "encoder": "compiled fast path" if _fastencode is not None else "pure Python (fast path not built)",
               "batch_sizes": list(batch_sizes), "rows": [], "baselines": {}, "cold_start": {}}
     encoded = None
     for variant, entry in manifest["variants"].items():
@@ -321,7 +324,7 @@ def render_table(report: dict):
 def render_markdown(report: dict, command: str) -> str:
     lines = [f"# intent-edge bench, {report.get('date', '')}", "", f"Command: `{command}`", "",
              f"Host: {report['host']['cpu']}, {report['host']['cores']} cores, Python {report['host']['python']}. "
-             f"{report['records']} distinct raw records.", "",
+             f"{report['records']} distinct raw records. Single-record encoder: {report['encoder']}.", "",
              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(line) + " |" for line in _table_rows(report)]
     lines += ["", "Configurations:", ""]

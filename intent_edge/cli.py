@@ -422,7 +422,8 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")], publ
     for kind in ("numeric", "categorical"):
         stdout.print(f"{kind}: {', '.join(n for n, k in kinds.items() if k == kind) or '-'}", highlight=False)
     stdout.print(f"threshold {predictor.threshold:.4f}; test ROC-AUC {test['roc_auc']:.4f}, PR-AUC {test['pr_auc']:.4f}, "
-                 f"F1 {test['f1']:.4f} on {test['rows']} rows; runtime backend: {predictor.runner.description}")
+                 f"F1 {test['f1']:.4f} on {test['rows']} rows; runtime backend: {predictor.runner.description}; "
+                 f"single-record encoder: {'compiled fast path' if predictor.encoder.fast_path else 'pure Python'}")
     table = Table(title=f"variants (checksums verified; default: {manifest['default_variant']})")
     for column in ("variant", "format", "file", "bytes", "parity max |dp|"):
         table.add_column(column)

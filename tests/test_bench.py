@@ -51,6 +51,7 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
     assert "predict_p50_over_bare_onnxruntime_p50" in report["bars"]
     assert "predict_p50_over_bare_litert_invoke_p50" in report["bars"]
     assert len(report["interleaved"]) == 3
+    assert report["encoder"] in ("compiled fast path", "pure Python (fast path not built)")
     json.dumps(report)  # the JSON report is plain JSON
     text = render_markdown(report, "intent-edge bench x")
     assert "| fp32 / onnxruntime | ok |" in text and "keras model(x)" in text
