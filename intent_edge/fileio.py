@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +16,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
+    temporary = _create_unique(path, ".tmp", lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
+    if path.exists():  # a replacement keeps the permissions of the file it replaces
+        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
     try:
         yield temporary
         with open(temporary, "rb+") as written:
@@ -39,12 +40,12 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.partial"):
         shutil.rmtree(stale, ignore_errors=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    temporary = _create_unique(path, ".partial", lambda p: os.mkdir(p, 0o777))
     try:
         yield temporary
         _fsync_tree(temporary)
         if path.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+            retired = _create_unique(path, ".partial", lambda p: os.mkdir(p, 0o700))
             os.replace(path, retired / path.name)
             os.replace(temporary, path)
             shutil.rmtree(retired, ignore_errors=True)
@@ -53,6 +54,20 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _create_unique(path: Path, suffix: str, create) -> Path:
+    """Create a hidden sibling of ``path`` with a random name. ``create`` passes the mode to the system
+    call, so the process umask applies as it would to a plain open() or mkdir() (tempfile's 0600/0700
+    would leave reports and bundles unreadable to the user's group)."""
+    for _ in range(100):
+        candidate = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            create(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"cannot create a temporary name beside {path}")
 
 
 def _fsync_tree(root: Path) -> None:
