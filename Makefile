@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/intent-edge compress $(DEMO)/bundle --data $(DEMO)/sessions.csv --target cpu
 	$(BIN)/intent-edge info $(DEMO)/bundle
 	$(BIN)/intent-edge data synth --rows 1000 --seed 1 --out $(DEMO)/new-sessions.csv
-	$(BIN)/intent-edge predict $(DEMO)/bundle --input $(DEMO)/new-sessions.csv --output $(DEMO)/scored.csv
+	$(BIN)/intent-edge score $(DEMO)/bundle $(DEMO)/new-sessions.csv --output $(DEMO)/scored.csv --keep all
 	$(BIN)/intent-edge evaluate $(DEMO)/new-sessions.csv --bundle $(DEMO)/bundle --json $(DEMO)/evaluation.json
 
 test: install

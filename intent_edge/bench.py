@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from intent_edge.fileio import atomic_path
 from intent_edge.runtime.encoder import _fastencode
 
 PERCENTILES = (50, 90, 99, 99.9)
@@ -365,7 +366,8 @@ def write_plots(report: dict, directory: str | Path) -> list[Path]:
     axis.set(ylabel="predict(record) latency, µs", yscale="log", title="Single-record latency from raw records")
     axis.legend(**legend)
     latency = directory / "latency.png"
-    figure.savefig(latency, dpi=110, bbox_inches="tight")
+    with atomic_path(latency) as temporary:
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
     plt.close(figure)
     figure, axis = plt.subplots(figsize=(9, 4.5))
     for colour, row in zip(colours, rows):
@@ -382,6 +384,7 @@ def write_plots(report: dict, directory: str | Path) -> list[Path]:
              title="Throughput against batch size (encoded input; solid 1 thread, dashed all)")
     axis.legend(**{**legend, "fontsize": 6})
     throughput = directory / "throughput.png"
-    figure.savefig(throughput, dpi=110, bbox_inches="tight")
+    with atomic_path(throughput) as temporary:
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
     plt.close(figure)
     return [latency, throughput]

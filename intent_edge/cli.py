@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from intent_edge.errors import DataError, IntentEdgeError, RecordError
+from intent_edge.errors import IntentEdgeError, RecordError
 
 app = typer.Typer(help="intent-edge: purchase-intent models from session data to an embeddable runtime.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -252,39 +252,92 @@ def evaluate(
 @_user_errors
 def predict(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory written by `intent-edge train`.")],
-    input: Annotated[Path, typer.Option("--input", help="Records to score: .jsonl, .csv or .parquet.")],
-    output: Annotated[Path | None, typer.Option("--output", help="Write the input columns plus probability and "
-                                                                 "decision here (.csv, .parquet or .jsonl); "
-                                                                 "CSV on standard output when omitted.")] = None,
+    records: Annotated[list[str] | None, typer.Argument(
+        help="Records as JSON objects, e.g. '{\"PageValues\": 12.5, ...}'. Read one per line from standard "
+             "input when none are given.", show_default=False)] = None,
     variant: Annotated[str | None, typer.Option("--variant", help="Model variant (default: the bundle's).")] = None,
     lenient: Annotated[bool, typer.Option("--lenient", help="Impute empty values (training median, unknown "
-                                                            "category) instead of refusing the file.")] = False,
+                                                            "category) instead of refusing the record.")] = False,
     public_key: PublicKeyOption = None,
-    sep: SepOption = None,
 ):
-    """Score a file of raw session records with a bundle (no TensorFlow involved)."""
-    from intent_edge.data.io import check_features, line_of, read_records, write_table
-    from intent_edge.data.schema import Schema
+    """Score single raw records given as JSON, the way an embedding application calls the runtime: one
+    JSON line out per record, with its probability and decision. Files go through `intent-edge score`."""
     from intent_edge.runtime import Predictor
 
     predictor = Predictor.load(bundle, variant, strict=not lenient, public_key=public_key)
-    frame = read_records(input, sep)
-    features = check_features(frame, Schema.from_json(predictor.manifest["schema"]), input)
-    try:
-        probabilities = predictor.predict_batch(features)
-    except RecordError as exc:
-        if exc.row is None:
-            raise
-        raise DataError(input, exc.detail, row=exc.row + 1, line=line_of(input, exc.row), column=exc.field) from None
-    scored = frame.copy()
-    scored["probability"] = probabilities
-    scored["decision"] = probabilities >= predictor.threshold
-    if output is None:
-        scored.to_csv(sys.stdout, index=False)
-        return
-    write_table(scored, output)
-    console.print(f"scored {len(scored)} records ({scored['decision'].mean():.1%} above the threshold "
-                  f"{predictor.threshold:.4f}) -> {output}")
+    source = records if records else (line for line in sys.stdin if line.strip())
+    for number, text in enumerate(source, start=1):
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IntentEdgeError(f"record {number}: not valid JSON ({exc.msg})") from None
+        try:
+            probability = predictor.predict(record)
+        except RecordError as exc:
+            raise IntentEdgeError(f"record {number}: {exc}") from None
+        stdout.print_json(json.dumps({"probability": round(probability, 6),
+                                      "decision": probability >= predictor.threshold}), indent=None)
+
+
+@app.command()
+@_user_errors
+def score(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory written by `intent-edge train`.")],
+    input: Annotated[Path, typer.Argument(help="Records to score: .csv (any delimiter), .parquet or .jsonl, of any "
+                                               "size: read in chunks, in constant memory.")],
+    output: Annotated[Path, typer.Option("--output", help="Scored file (.csv, .parquet or .jsonl): the --keep "
+                                                          "columns, probability and decision. Written atomically: "
+                                                          "it appears only when every row is scored.")],
+    keep: Annotated[str, typer.Option("--keep", help="Input columns to pass through, comma-separated (e.g. "
+                                                     "session_id,store), or 'all'.")] = "",
+    variant: Annotated[str | None, typer.Option("--variant", help="Model variant (default: the bundle's).")] = None,
+    lenient: Annotated[bool, typer.Option("--lenient", help="Impute empty values (training median, unknown "
+                                                            "category) instead of refusing the file.")] = False,
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows read and scored at a time.")] = 65536,
+    public_key: PublicKeyOption = None,
+    sep: SepOption = None,
+):
+    """Score a file of raw session records with a bundle (no TensorFlow involved), streaming."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from intent_edge.runtime import Predictor
+    from intent_edge.score import score_file
+
+    predictor = Predictor.load(bundle, variant, strict=not lenient, public_key=public_key)
+    kept = "all" if keep.strip() == "all" else [c.strip() for c in keep.split(",") if c.strip()]
+    with Progress(SpinnerColumn(), TextColumn("scoring {task.fields[rows]:,} rows"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("score", total=None, rows=0)
+        summary = score_file(predictor, input, output, keep=kept, sep=sep, chunk_rows=chunk_rows,
+                             on_chunk=lambda rows: progress.update(task, rows=rows))
+    console.print(f"scored {summary.rows:,} records ({summary.above_threshold / summary.rows:.1%} above the "
+                  f"threshold {predictor.threshold:.4f}) in {summary.seconds:.1f} s "
+                  f"({summary.rows_per_second:,.0f} rows/s) -> {output}")
+
+
+@app.command()
+@_user_errors
+def export(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write (replaced atomically if it exists).")],
+    format: Annotated[str, typer.Option("--format", help="What to write: triton (a Triton Inference Server model "
+                                                         "repository with config.pbtxt and an encoding guide).")] = "triton",
+    variant: Annotated[str | None, typer.Option("--variant", help="ONNX variant to export (default: the bundle's "
+                                                                  "default if it is ONNX, else fp32).")] = None,
+    model_name: Annotated[str, typer.Option("--model-name", help="Model name in the repository.")] = "intent_edge",
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", min=1, help="Triton max_batch_size.")] = 4096,
+    instances: Annotated[int, typer.Option("--instances", min=1, help="Model instances (instance_group count).")] = 1,
+    gpu: Annotated[bool, typer.Option("--gpu/--cpu", help="Instance kind: KIND_GPU or KIND_CPU.")] = False,
+):
+    """Export a bundle variant for a serving engine (Triton Inference Server)."""
+    if format != "triton":
+        raise IntentEdgeError(f"--format {format!r}: the formats are: triton")
+    from intent_edge.triton import export_triton
+
+    model_dir = export_triton(bundle, out, variant=variant, model_name=model_name, max_batch_size=max_batch_size,
+                              instances=instances, gpu=gpu)
+    console.print(f"Triton model repository written: {model_dir}/config.pbtxt, {model_dir}/1/model.onnx; "
+                  f"how to encode requests: {out / 'README.md'}")
 
 
 @app.command()

@@ -15,7 +15,8 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command", [[], ["data"], ["data", "synth"], ["train"], ["evaluate"], ["predict"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["data"], ["data", "synth"], ["train"], ["evaluate"], ["predict"], ["score"],
+                                     ["info"], ["compress"], ["bench"], ["keygen"], ["sign"]])
 def test_every_command_has_help(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0
@@ -41,10 +42,11 @@ def test_synth_train_info_predict(tmp_path):
     jsonl = tmp_path / "new.jsonl"
     records.to_json(jsonl, orient="records", lines=True)
     scored = tmp_path / "scored.csv"
-    result = invoke("predict", bundle, "--input", jsonl, "--output", scored)
+    result = invoke("score", bundle, jsonl, "--output", scored, "--keep", "all")
     assert result.exit_code == 0, result.output
     out = pd.read_csv(scored)
     assert len(out) == 20 and out["probability"].between(0, 1).all()
+    assert list(out.columns) == [*records.columns, "probability", "decision"]
     assert (out["decision"] == (out["probability"] >= json.loads((bundle / "manifest.json").read_text())
                                 ["threshold"]["value"])).all()
 
@@ -60,8 +62,8 @@ def test_synth_train_info_predict(tmp_path):
     frame["ExitRates"] = frame["ExitRates"].astype(object)
     frame.loc[3, "ExitRates"] = "high"
     frame.to_csv(bad, index=False)
-    result = invoke("predict", bundle, "--input", bad)
-    assert result.exit_code == 2
+    result = invoke("score", bundle, bad, "--output", tmp_path / "bad-scored.csv")
+    assert result.exit_code == 2 and not (tmp_path / "bad-scored.csv").exists()
     assert "bad.csv, row 4 (line 5), column 'ExitRates': expected a number, got 'high'" in result.output
 
 
@@ -93,10 +95,11 @@ def test_empty_value_in_a_scored_file_names_row_and_line(tmp_path, tiny_bundle):
     frame.loc[2, "Month"] = None
     path = tmp_path / "records.csv"
     frame.to_csv(path, index=False)
-    result = invoke("predict", tiny_bundle, "--input", path)
+    out = tmp_path / "scored.csv"
+    result = invoke("score", tiny_bundle, path, "--output", out)
     assert result.exit_code == 2
     assert "records.csv, row 3 (line 4), column 'Month': is empty (None or NaN); expected a category" in result.output
-    assert invoke("predict", tiny_bundle, "--input", path, "--lenient").exit_code == 0
+    assert invoke("score", tiny_bundle, path, "--output", out, "--lenient").exit_code == 0
 
 
 def test_compress_command_prints_the_table_and_writes_a_report(tmp_path, tiny_bundle, synthetic_csv):
@@ -130,6 +133,23 @@ def test_any_session_csv_trains_with_label_alone_and_scores_parquet(tmp_path):
     assert "ignored (identifier-like or forced): visit" in result.output
     records = pd.read_csv(data, sep=";").drop(columns=["bought"])
     records.to_parquet(tmp_path / "new.parquet")
-    result = invoke("predict", bundle, "--input", tmp_path / "new.parquet", "--output", tmp_path / "scored.parquet")
+    result = invoke("score", bundle, tmp_path / "new.parquet", "--output", tmp_path / "scored.parquet")
     assert result.exit_code == 0, result.output
     assert pd.read_parquet(tmp_path / "scored.parquet")["probability"].between(0, 1).all()
+
+
+def test_predict_scores_json_records_from_arguments_and_standard_input(tiny_bundle):
+    from intent_edge.runtime import Predictor
+
+    records = generate_sessions(3, seed=5).drop(columns=["Revenue"]).to_dict("records")
+    predictor = Predictor.load(tiny_bundle)
+    lines = [json.dumps(r) for r in records]
+    result = invoke("predict", tiny_bundle, *lines[:2])
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.output.splitlines()]
+    assert [a["probability"] for a in answers] == pytest.approx([predictor.predict(r) for r in records[:2]], abs=1e-6)
+    result = runner.invoke(app, ["predict", str(tiny_bundle)], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0 and len(result.output.splitlines()) == 3
+    bad = json.dumps({**records[0], "PageValues": "lots"})
+    result = invoke("predict", tiny_bundle, bad)
+    assert result.exit_code == 2 and "record 1: field 'PageValues': expected a number, got str 'lots'" in result.output

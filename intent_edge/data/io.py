@@ -18,6 +18,7 @@ from intent_edge.data.schema import KINDS, UCI_SCHEMA, Schema, guess_kind, is_uc
 from intent_edge.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 _DELIMITERS = ",;\t|"
 _TRUE = {"true", "yes", "y", "t", "1", "1.0"}
 _FALSE = {"false", "no", "n", "f", "0", "0.0"}
@@ -25,7 +26,7 @@ _FALSE = {"false", "no", "n", "f", "0", "0.0"}
 
 def line_of(path: str | Path, row_index: int) -> int | None:
     """The line in a CSV file of the data row at 0-based ``row_index`` (None for other formats)."""
-    return None if str(path).lower().endswith(PARQUET_SUFFIXES + (".jsonl", ".ndjson")) else row_index + 2
+    return None if str(path).lower().endswith(PARQUET_SUFFIXES + JSON_LINES_SUFFIXES) else row_index + 2
 
 
 def sniff_delimiter(path: str | Path) -> str:
@@ -64,11 +65,51 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
 def read_records(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     """Read records to score: JSON Lines (one object a line), CSV or Parquet."""
     path = Path(path)
-    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+    if path.suffix.lower() not in JSON_LINES_SUFFIXES:
         return read_table(path, sep)
+    return pd.concat(list(iter_record_chunks(path, sep, chunk_rows=1 << 62)), ignore_index=True)
+
+
+def iter_record_chunks(path: str | Path, sep: str | None = None, *, chunk_rows: int = 65536,
+                       columns_as_text: tuple[str, ...] = ()):
+    """Records to score, ``chunk_rows`` at a time, so that a file of any size takes constant memory.
+
+    ``columns_as_text`` are read as text from CSV (identifiers: leading zeros and long digit strings
+    survive). Raises DataError for an unreadable, empty or malformed file, naming the row and line."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(path, "no such file")
-    records = []
+    if path.stat().st_size == 0:
+        raise DataError(path, "the file is empty")
+    suffix = path.suffix.lower()
+    kind = "Parquet" if suffix in PARQUET_SUFFIXES else "JSON Lines" if suffix in JSON_LINES_SUFFIXES else "CSV"
+    rows = 0
+    try:
+        if kind == "JSON Lines":
+            chunks = _json_lines_chunks(path, chunk_rows)
+        elif kind == "Parquet":
+            import pyarrow.parquet as pq
+
+            chunks = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
+        else:
+            chunks = pd.read_csv(path, sep=sep or sniff_delimiter(path), skipinitialspace=True, chunksize=chunk_rows,
+                                 dtype={name: str for name in columns_as_text})
+        for chunk in chunks:
+            rows += len(chunk)
+            yield chunk
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(path, f"cannot be read as {kind} (after {rows} rows): {exc}") from None
+    if rows == 0:
+        raise DataError(path, "the file is empty" if kind == "JSON Lines" else "the file has a header but no data rows")
+
+
+def _json_lines_chunks(path: Path, chunk_rows: int):
+    records: list[dict] = []
+    seen = 0
     with open(path, encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
@@ -76,14 +117,17 @@ def read_records(path: str | Path, sep: str | None = None) -> pd.DataFrame:
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataError(path, f"not valid JSON ({exc.msg})", row=len(records) + 1, line=number) from None
+                raise DataError(path, f"not valid JSON ({exc.msg})", row=seen + 1, line=number) from None
             if not isinstance(record, dict):
-                raise DataError(path, f"expected a JSON object, got {type(record).__name__}",
-                                row=len(records) + 1, line=number)
+                raise DataError(path, f"expected a JSON object, got {type(record).__name__}", row=seen + 1,
+                                line=number)
             records.append(record)
-    if not records:
-        raise DataError(path, "the file is empty")
-    return pd.DataFrame.from_records(records)
+            seen += 1
+            if len(records) == chunk_rows:
+                yield pd.DataFrame.from_records(records)
+                records = []
+    if records:
+        yield pd.DataFrame.from_records(records)
 
 
 def parse_label(path: str | Path, column: pd.Series) -> np.ndarray:
@@ -150,8 +194,13 @@ def resolve_schema(frame: pd.DataFrame, path: str | Path, label: str | None, sch
     return Schema(label, kinds, transforms, tuple(ignored))
 
 
-def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path) -> pd.DataFrame:
-    """The feature columns in schema order, numeric ones as float64; raises on empty or mistyped columns."""
+def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path, *, first_row: int = 0,
+                   chunk: bool = False) -> pd.DataFrame:
+    """The feature columns in schema order, numeric ones as float64; raises on empty or mistyped columns.
+
+    For one ``chunk`` of a longer file, ``first_row`` is the 0-based index of its first row (for the
+    row and line numbers in errors), and a column empty in every row of the chunk is left to the
+    encoder (an error in strict mode, imputed in lenient mode)."""
     columns = {}
     for name, kind in schema.kinds.items():
         if name not in frame.columns:
@@ -159,23 +208,23 @@ def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path) -> pd.
         series = frame[name]
         text = series.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(series) else None
         empty = series.isna() if text is None else (series.isna() | (text == ""))
-        if bool(empty.all()):
+        if bool(empty.all()) and not chunk:
             raise DataError(path, "the column is empty in every row", column=name)
         if kind == "numeric" and not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
             numbers = pd.to_numeric(series.where(~empty), errors="coerce")
             bad = numbers.isna() & ~empty
             if bool(bad.any()):
                 index = int(np.argmax(bad.to_numpy()))
-                raise DataError(path, f"expected a number, got {series.iloc[index]!r}", row=index + 1,
-                                line=line_of(path, index), column=name)
+                raise DataError(path, f"expected a number, got {series.iloc[index]!r}", row=first_row + index + 1,
+                                line=line_of(path, first_row + index), column=name)
             series = numbers
         if kind == "numeric":
             series = series.astype(np.float64)
             infinite = np.isinf(series.to_numpy())
             if infinite.any():
                 index = int(np.argmax(infinite))
-                raise DataError(path, "expected a finite number, got infinity", row=index + 1,
-                                line=line_of(path, index), column=name)
+                raise DataError(path, "expected a finite number, got infinity", row=first_row + index + 1,
+                                line=line_of(path, first_row + index), column=name)
         columns[name] = series.reset_index(drop=True)
     return pd.DataFrame(columns)
 
