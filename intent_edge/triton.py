@@ -1,0 +1,137 @@
+"""Export a bundle variant as a Triton Inference Server model repository.
+
+Layout written (atomically, as one directory)::
+
+    REPO/
+      MODEL/
+        config.pbtxt      onnxruntime backend, input/output names, types and shapes read from the model
+                          itself, dynamic batching, instance groups
+        1/model.onnx      the variant's ONNX file, checksum verified on the way
+      encoder.json        the bundle's encoder spec: how a client turns raw records into the input row
+      golden.json         raw records with their encodings and probabilities, to test a client's encoder
+      README.md           how to encode requests and call the model
+
+Triton runs the model, not the encoder: clients send encoded float rows. Only ONNX variants are
+exported (stock Triton has no LiteRT backend); TensorRT plans come when the bundle has them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from intent_edge.errors import BundleError
+from intent_edge.fileio import atomic_directory
+from intent_edge.runtime.bundle import read_manifest, resolve_file, variant_entry
+
+# ONNX Runtime tensor type names -> Triton data types.
+_TRITON_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(double)": "TYPE_FP64",
+                 "tensor(int64)": "TYPE_INT64", "tensor(int32)": "TYPE_INT32", "tensor(int8)": "TYPE_INT8"}
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def model_signature(onnx_path: Path) -> dict:
+    """Inputs and outputs of an ONNX model as ONNX Runtime sees them: name, type and shape per tensor."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    return {side: [{"name": t.name, "type": t.type, "shape": list(t.shape)} for t in tensors]
+            for side, tensors in (("inputs", session.get_inputs()), ("outputs", session.get_outputs()))}
+
+
+def render_config(name: str, signature: dict, *, max_batch_size: int, instances: int, kind: str,
+                  max_queue_delay_us: int) -> str:
+    """config.pbtxt for the onnxruntime backend. The first dimension of every tensor is the batch, which
+    Triton leaves out of ``dims`` when ``max_batch_size`` > 0."""
+    def tensors(items: list[dict]) -> str:
+        blocks = []
+        for item in items:
+            if item["type"] not in _TRITON_TYPES:
+                raise BundleError(f"tensor '{item['name']}' has type {item['type']}, which this export does not map")
+            dims = item["shape"][1:]
+            if any(not isinstance(d, int) for d in dims):
+                raise BundleError(f"tensor '{item['name']}' has a dynamic non-batch dimension: {item['shape']}")
+            blocks.append(f'  {{\n    name: "{item["name"]}"\n    data_type: {_TRITON_TYPES[item["type"]]}\n'
+                          f'    dims: [ {", ".join(map(str, dims))} ]\n  }}')
+        return ",\n".join(blocks)
+
+    return (f'name: "{name}"\nbackend: "onnxruntime"\nmax_batch_size: {max_batch_size}\n'
+            f"input [\n{tensors(signature['inputs'])}\n]\noutput [\n{tensors(signature['outputs'])}\n]\n"
+            f"dynamic_batching {{\n  max_queue_delay_microseconds: {max_queue_delay_us}\n}}\n"
+            f"instance_group [\n  {{\n    count: {instances}\n    kind: {kind}\n  }}\n]\n")
+
+
+def export_triton(bundle: str | Path, repository: str | Path, *, variant: str | None = None,
+                  model_name: str = "intent_edge", max_batch_size: int = 4096, instances: int = 1,
+                  gpu: bool = False, max_queue_delay_us: int = 100) -> Path:
+    """Write the repository; returns the model directory."""
+    if not _MODEL_NAME.fullmatch(model_name):
+        raise BundleError(f"model name {model_name!r}: use letters, digits, '_', '.' and '-' only")
+    manifest = read_manifest(bundle)
+    name, entry = variant_entry(manifest, variant or _default_onnx_variant(manifest))
+    if entry["format"] != "onnx":
+        onnx = [n for n, v in manifest["variants"].items() if v["format"] == "onnx"]
+        raise BundleError(f"variant '{name}' is {entry['format']}; Triton export takes an ONNX variant: "
+                          f"{', '.join(onnx)}")
+    source = resolve_file(bundle, entry["file"])
+    golden = resolve_file(bundle, manifest["golden"]["file"])
+    signature = model_signature(source)
+    width = manifest["encoder"]["width"]
+    if signature["inputs"][0]["shape"][1:] != [width]:
+        raise BundleError(f"{source}: the model input {signature['inputs'][0]['shape']} does not fit the encoder "
+                          f"width {width}")
+    config = render_config(model_name, signature, max_batch_size=max_batch_size, instances=instances,
+                           kind="KIND_GPU" if gpu else "KIND_CPU", max_queue_delay_us=max_queue_delay_us)
+    with atomic_directory(repository) as staging:
+        model_dir = staging / model_name
+        (model_dir / "1").mkdir(parents=True)
+        shutil.copyfile(source, model_dir / "1" / "model.onnx")
+        (model_dir / "config.pbtxt").write_text(config, encoding="utf-8")
+        (staging / "encoder.json").write_text(json.dumps(manifest["encoder"], indent=2) + "\n", encoding="utf-8")
+        shutil.copyfile(golden, staging / "golden.json")
+        (staging / "README.md").write_text(_guide(manifest, name, model_name, signature), encoding="utf-8")
+    return Path(repository) / model_name
+
+
+def _default_onnx_variant(manifest: dict) -> str:
+    default = manifest.get("default_variant", "fp32")
+    return default if manifest["variants"][default]["format"] == "onnx" else "fp32"
+
+
+def _guide(manifest: dict, variant: str, model_name: str, signature: dict) -> str:
+    spec = manifest["encoder"]
+    input_name, output_name = signature["inputs"][0]["name"], signature["outputs"][0]["name"]
+    lines = [
+        f"# Triton model repository for `{model_name}` (intent-edge variant `{variant}`)", "",
+        "Start Triton with this directory as the model repository, for example:", "",
+        "```", "tritonserver --model-repository=$PWD", "```", "",
+        "No Triton server runs where this was exported; the configuration is generated from the model's own "
+        "input and output signature and checked against it by intent-edge's tests, not by a live server.", "",
+        "## Encoding a request", "",
+        f"Triton runs the model, not the encoder. Each request row is a float32 vector of width {spec['width']} "
+        f"(input `{input_name}`, shape [batch, {spec['width']}]); the output `{output_name}` is the purchase "
+        f"probability, shape [batch, 1]. The decision threshold is {manifest['threshold']['value']:.6f}.", "",
+        "Build a row from a raw record with `encoder.json`, feature by feature, starting from zeros:", "",
+        "- `numeric` at column `offset`: x must be a finite number; with transform `log1p` use "
+        "`log1p(max(x, 0))`, with `identity` use x; write `(t - center) / scale`. Refuse a result whose "
+        "absolute value exceeds 1e6 (a typing error or an attack).",
+        "- `categorical` at columns `offset` .. `offset + width - 1`: make the value a canonical string "
+        "(integral numbers as integers, `2.0` -> `2`; booleans and the strings true/false in any case as "
+        "`true`/`false`; other text stripped of surrounding white space), then write 1.0 at "
+        "`offset + index` of that string in `vocabulary`, or at the last column if it is not there.", "",
+        "Arithmetic in float64, then cast to float32. `golden.json` holds raw records with their expected "
+        "rows and probabilities: a client's encoder must reproduce the rows (to float32 precision) before "
+        "it goes live. In Python, `intent_edge.runtime.encoder.Encoder.from_spec(json.load(open('encoder.json')))"
+        ".encode_records(records)` does all of this.", "",
+        "## Example (tritonclient)", "",
+        "```python",
+        "import numpy as np, tritonclient.http as http",
+        "client = http.InferenceServerClient('localhost:8000')",
+        f"rows = encoder.encode_records(records)            # float32 [n, {spec['width']}]",
+        f"request = http.InferInput('{input_name}', rows.shape, 'FP32'); request.set_data_from_numpy(rows)",
+        f"probability = client.infer('{model_name}', [request]).as_numpy('{output_name}')[:, 0]",
+        "```", "",
+    ]
+    return "\n".join(lines)
