@@ -1,0 +1,340 @@
+"""An embeddable HTTP scoring service for callers that are not Python.
+
+Built on Starlette (ASGI) and served by uvicorn. Starlette is the smallest maintained ASGI toolkit with
+streaming request bodies, a lifespan hook and a test client; FastAPI would add pydantic models, but the
+request schema here comes from the bundle at run time and validation belongs to the runtime's encoder,
+so that an error names the field exactly as the library does. uvicorn stops accepting on SIGTERM/SIGINT
+and finishes the requests in flight. prometheus-client renders the metrics.
+
+Endpoints: ``POST /v1/predict`` (``{"record": {...}}`` or ``{"records": [...]}``), ``GET /healthz``,
+``GET /metrics``, ``GET /openapi.json`` (generated from the bundle's schema) and ``POST /admin/reload``
+(loopback callers only; SIGHUP does the same): the bundle directory is read again and the new predictor
+takes over between requests, or, if it fails to load, the old one keeps serving and the reason is
+returned and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import signal
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from intent_edge.errors import IntentEdgeError, RecordError
+from intent_edge.runtime import Predictor
+from intent_edge.runtime.encoder import MAX_STANDARD_SCORE, CategoricalFeature, NumericFeature
+
+DRIFT_STANDARD_SCORE = 4.0  # a value this many training standard deviations out counts as a drift signal
+LOOPBACK = ("127.0.0.1", "::1")
+_LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+_BATCH_IN_THREAD = 64  # batches larger than this run in a worker thread, off the event loop
+
+
+class RequestProblem(Exception):
+    """A request the service answers with a 4xx: status, error kind (for /metrics) and message."""
+
+    def __init__(self, status: int, kind: str, message: str, **extra: Any):
+        super().__init__(message)
+        self.status, self.kind, self.extra = status, kind, extra
+
+
+class _Loaded:
+    """A predictor with what the service derives from it once: drift columns and the OpenAPI document."""
+
+    def __init__(self, predictor: Predictor, generation: int, max_batch: int):
+        self.predictor, self.generation = predictor, generation
+        encoder = predictor.encoder
+        numeric = [(f.name, o) for f, o in zip(encoder.features, encoder.offsets) if isinstance(f, NumericFeature)]
+        categorical = [(f.name, o + f.width - 1) for f, o in zip(encoder.features, encoder.offsets)
+                       if isinstance(f, CategoricalFeature)]
+        self.numeric_names = [n for n, _ in numeric]
+        self.numeric_columns = np.array([c for _, c in numeric], dtype=np.intp)
+        self.categorical_names = [n for n, _ in categorical]
+        self.oov_columns = np.array([c for _, c in categorical], dtype=np.intp)
+        self.openapi = openapi_document(predictor, max_batch)
+
+
+class Service:
+    """The state behind the app: the current predictor, reloads and metrics (one registry per service)."""
+
+    def __init__(self, bundle: str | Path, *, variant: str | None = None, backend: str = "auto",
+                 public_key: str | Path | None = None, strict: bool = True, max_body_bytes: int = 1 << 20,
+                 max_batch: int = 10_000, admin_hosts: tuple[str, ...] = LOOPBACK):
+        self.bundle, self.variant, self.backend = bundle, variant, backend
+        self.public_key, self.strict = public_key, strict
+        self.max_body_bytes, self.max_batch, self.admin_hosts = max_body_bytes, max_batch, admin_hosts
+        self.registry = registry = CollectorRegistry()
+        self.requests = Counter("intent_edge_requests", "HTTP requests by route and status", ["route", "status"],
+                                registry=registry)
+        self.latency = Histogram("intent_edge_request_seconds", "Request latency by route", ["route"],
+                                 buckets=_LATENCY_BUCKETS, registry=registry)
+        self.errors = Counter("intent_edge_errors", "Rejected or failed requests by kind", ["kind"], registry=registry)
+        self.records = Counter("intent_edge_records_scored", "Records scored", registry=registry)
+        self.unknown_categories = Counter("intent_edge_unknown_category", "Scored values outside the training "
+                                          "vocabulary (out-of-vocabulary bucket), by field", ["field"],
+                                          registry=registry)
+        self.unusual_values = Counter("intent_edge_out_of_range", f"Scored numeric values more than "
+                                      f"{DRIFT_STANDARD_SCORE:g} training standard deviations from the training mean, "
+                                      "by field", ["field"], registry=registry)
+        self.refused_fields = Counter("intent_edge_refused_field", "Records refused, by the field named in the error",
+                                      ["field"], registry=registry)
+        self.reloads = Counter("intent_edge_reloads", "Bundle reloads by outcome", ["outcome"], registry=registry)
+        self.bundle_generation = Gauge("intent_edge_bundle_generation", "How many times a bundle was loaded",
+                                       registry=registry)
+        self._reload_lock = threading.Lock()
+        self.current = _Loaded(self._load(), 1, max_batch)
+        self.bundle_generation.set(1)
+
+    def _load(self) -> Predictor:
+        return Predictor.load(self.bundle, self.variant, backend=self.backend, strict=self.strict,
+                              public_key=self.public_key)
+
+    def reload(self) -> dict:
+        """Load the bundle again; the old predictor keeps serving if that fails (RequestProblem 409)."""
+        with self._reload_lock:
+            try:
+                loaded = _Loaded(self._load(), self.current.generation + 1, self.max_batch)
+            except (IntentEdgeError, OSError, KeyError, ValueError) as exc:
+                self.reloads.labels("failed").inc()
+                raise RequestProblem(409, "reload_failed", f"the bundle did not load; still serving generation "
+                                                           f"{self.current.generation}: {exc}") from None
+            self.current = loaded  # one assignment: a request sees the old predictor or the new one, whole
+            self.reloads.labels("ok").inc()
+            self.bundle_generation.set(loaded.generation)
+            return self.describe()
+
+    def describe(self) -> dict:
+        predictor = self.current.predictor
+        return {"status": "ok", "bundle": str(self.bundle), "variant": predictor.variant,
+                "backend": predictor.runner.description, "generation": self.current.generation,
+                "threshold": predictor.threshold, "created": predictor.manifest.get("created")}
+
+    def score(self, records: list) -> tuple[_Loaded, np.ndarray]:
+        loaded = self.current  # one predictor for the whole request, even if a reload lands meanwhile
+        try:
+            features = loaded.predictor.encode(records)
+        except RecordError as exc:
+            self.refused_fields.labels(exc.field).inc()
+            raise
+        if len(features):
+            self._count_drift(loaded, features)
+            probabilities = loaded.predictor.runner.infer(features)
+        else:
+            probabilities = np.zeros(0, dtype=np.float32)
+        self.records.inc(len(features))
+        return loaded, probabilities
+
+    def _count_drift(self, loaded: _Loaded, features: np.ndarray) -> None:
+        if loaded.numeric_columns.size:
+            unusual = (np.abs(features[:, loaded.numeric_columns]) > DRIFT_STANDARD_SCORE).sum(axis=0)
+            for index in np.flatnonzero(unusual):
+                self.unusual_values.labels(loaded.numeric_names[index]).inc(int(unusual[index]))
+        if loaded.oov_columns.size:
+            unknown = (features[:, loaded.oov_columns] == 1.0).sum(axis=0)
+            for index in np.flatnonzero(unknown):
+                self.unknown_categories.labels(loaded.categorical_names[index]).inc(int(unknown[index]))
+
+
+def openapi_document(predictor: Predictor, max_batch: int) -> dict:
+    """OpenAPI 3.0 for this bundle: a record has every feature of the schema, numbers within the range the
+    encoder accepts, categories as text, integers or booleans (unseen ones are scored as unknown)."""
+    properties: dict[str, dict] = {}
+    for feature in predictor.encoder.features:
+        if isinstance(feature, NumericFeature):
+            spec: dict[str, Any] = {"type": "number"}
+            low, high = (feature.center - MAX_STANDARD_SCORE * feature.scale,
+                         feature.center + MAX_STANDARD_SCORE * feature.scale)
+            if feature.transform == "identity":
+                spec.update(minimum=low, maximum=high)
+            elif high < 700:  # log1p(x) <= high; beyond e^700 every float64 is accepted anyway
+                spec["maximum"] = math.expm1(high)
+            properties[feature.name] = spec
+        else:
+            properties[feature.name] = {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "boolean"}],
+                                        "example": feature.vocabulary[0] if feature.vocabulary else "x"}
+    record = {"type": "object", "required": list(predictor.encoder.names), "properties": properties,
+              "additionalProperties": True}
+    error = {"type": "object", "required": ["error", "kind"],
+             "properties": {"error": {"type": "string"}, "kind": {"type": "string"},
+                            "field": {"type": "string"}, "record": {"type": "integer", "nullable": True}}}
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    single = {"type": "object", "required": ["probability", "decision", "variant"],
+              "properties": {"probability": probability, "decision": {"type": "boolean"},
+                             "variant": {"type": "string"}}}
+    batch = {"type": "object", "required": ["probabilities", "decisions", "variant"],
+             "properties": {"probabilities": {"type": "array", "items": probability},
+                            "decisions": {"type": "array", "items": {"type": "boolean"}},
+                            "variant": {"type": "string"}}}
+    error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    errors = {str(code): {"description": text, "content": error_body}
+              for code, text in ((400, "not JSON, or not a {record} / {records} object"),
+                                 (413, "body or batch too large"),
+                                 (422, "a record the runtime refuses; the error names the field and record"))}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "intent-edge scoring service", "version": "1",
+                 "description": f"Purchase probability for raw session records, bundle variant "
+                                f"{predictor.variant}, decision threshold {predictor.threshold:.6f}."},
+        "paths": {
+            "/v1/predict": {"post": {
+                "summary": "Score one record or a batch",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+                    {"type": "object", "required": ["record"], "additionalProperties": False,
+                     "properties": {"record": {"$ref": "#/components/schemas/Record"}}},
+                    {"type": "object", "required": ["records"], "additionalProperties": False,
+                     "properties": {"records": {"type": "array", "maxItems": max_batch,
+                                                "items": {"$ref": "#/components/schemas/Record"}}}},
+                ]}}}},
+                "responses": {"200": {"description": "probability and decision (one record) or lists of them",
+                                      "content": {"application/json": {"schema": {"oneOf": [single, batch]}}}},
+                              **errors}}},
+            "/healthz": {"get": {"summary": "Liveness and the bundle being served", "responses": {"200": {
+                "description": "serving", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "Prometheus text format",
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        },
+        "components": {"schemas": {"Record": record, "Error": error}},
+    }
+
+
+def _problem_response(service: Service, problem: RequestProblem) -> JSONResponse:
+    service.errors.labels(problem.kind).inc()
+    return JSONResponse({"error": str(problem), "kind": problem.kind, **problem.extra}, status_code=problem.status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestProblem(413, "too_large", f"the body is {int(declared)} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestProblem(413, "too_large", f"the body is over the limit of {limit} bytes")
+    return bytes(body)
+
+
+def _records_of(payload: Any, max_batch: int) -> tuple[list, bool]:
+    if not isinstance(payload, dict):
+        raise RequestProblem(400, "bad_request", 'expected a JSON object: {"record": {...}} or {"records": [...]}')
+    keys = set(payload)
+    if keys == {"record"}:
+        if not isinstance(payload["record"], dict):
+            raise RequestProblem(400, "bad_request", f'"record" must be an object of field values, got '
+                                                     f"{type(payload['record']).__name__}")
+        return [payload["record"]], True
+    if keys == {"records"}:
+        records = payload["records"]
+        if not isinstance(records, list):
+            raise RequestProblem(400, "bad_request", f'"records" must be a list, got {type(records).__name__}')
+        if len(records) > max_batch:
+            raise RequestProblem(413, "too_large", f"{len(records)} records; the limit is {max_batch} a request")
+        return records, False
+    raise RequestProblem(400, "bad_request", 'expected exactly one of "record" and "records", got keys: '
+                                             + (", ".join(sorted(map(str, keys))) or "none"))
+
+
+def create_app(service: Service) -> Starlette:
+    """The ASGI app for ``service``."""
+
+    def observed(route: str):
+        def wrap(handler):
+            async def endpoint(request: Request) -> Response:
+                started = time.perf_counter()
+                try:
+                    response = await handler(request)
+                except RequestProblem as problem:
+                    response = _problem_response(service, problem)
+                except Exception:
+                    service.errors.labels("internal").inc()
+                    service.requests.labels(route, "500").inc()
+                    raise
+                service.latency.labels(route).observe(time.perf_counter() - started)
+                service.requests.labels(route, str(response.status_code)).inc()
+                return response
+            return endpoint
+        return wrap
+
+    @observed("/v1/predict")
+    async def predict(request: Request) -> Response:
+        body = await _read_body(request, service.max_body_bytes)
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise RequestProblem(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+        records, single = _records_of(payload, service.max_batch)
+        try:
+            if len(records) > _BATCH_IN_THREAD:
+                loaded, probabilities = await run_in_threadpool(service.score, records)
+            else:
+                loaded, probabilities = service.score(records)
+        except RecordError as exc:
+            raise RequestProblem(422, "bad_record", str(exc), field=exc.field,
+                                 record=None if single else exc.row) from None
+        threshold, variant = loaded.predictor.threshold, loaded.predictor.variant
+        if single:
+            probability = float(probabilities[0])
+            return JSONResponse({"probability": probability, "decision": probability >= threshold, "variant": variant})
+        return JSONResponse({"probabilities": probabilities.astype(float).tolist(),
+                             "decisions": (probabilities >= threshold).tolist(), "variant": variant})
+
+    @observed("/healthz")
+    async def healthz(request: Request) -> Response:
+        return JSONResponse(service.describe())
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(service.current.openapi)
+
+    @observed("/admin/reload")
+    async def reload(request: Request) -> Response:
+        if request.client is None or request.client.host not in service.admin_hosts:
+            raise RequestProblem(403, "forbidden", "reloads are accepted from loopback callers only")
+        return JSONResponse(await run_in_threadpool(service.reload))
+
+    @asynccontextmanager
+    async def lifespan(app):
+        loop = asyncio.get_running_loop()
+
+        def reload_on_signal():
+            async def run():
+                try:
+                    await run_in_threadpool(service.reload)
+                except RequestProblem:
+                    pass  # counted in intent_edge_reloads{outcome="failed"}; the old bundle keeps serving
+            loop.create_task(run())
+
+        try:
+            loop.add_signal_handler(signal.SIGHUP, reload_on_signal)
+        except (NotImplementedError, RuntimeError, ValueError):  # no SIGHUP (Windows) or not the main thread
+            pass
+        yield
+
+    return Starlette(routes=[Route("/v1/predict", predict, methods=["POST"]), Route("/healthz", healthz),
+                             Route("/metrics", metrics), Route("/openapi.json", openapi),
+                             Route("/admin/reload", reload, methods=["POST"])], lifespan=lifespan)
+
+
+def serve(service: Service, host: str = "127.0.0.1", port: int = 8080, *, graceful_seconds: float = 30.0,
+          log_level: str = "warning") -> None:
+    """Run the service until SIGTERM/SIGINT; requests in flight get up to ``graceful_seconds`` to finish."""
+    import uvicorn
+
+    uvicorn.run(create_app(service), host=host, port=port, timeout_graceful_shutdown=graceful_seconds,
+                log_level=log_level, access_log=False)
