@@ -94,6 +94,24 @@ def data_synth(
     console.print(f"wrote {rows} sessions ({frame['Revenue'].mean():.1%} buyers) to {out}")
 
 
+@data_app.command("clickstream")
+@_user_errors
+def data_clickstream(
+    out: Annotated[Path, typer.Option("--out", help="Output event log: .csv, or .parquet for Parquet.")],
+    sessions: Annotated[int, typer.Option("--sessions", min=1, help="Number of sessions.")] = 20000,
+    seed: SeedOption = 0,
+):
+    """Write a synthetic clickstream event log (session_id, timestamp, event, product, dwell; buying
+    sessions end with a purchase event). The story is in intent_edge/clickstream/synth.py."""
+    from intent_edge.clickstream.synth import generate_clickstream
+    from intent_edge.data.io import write_table
+
+    frame = generate_clickstream(sessions, seed)
+    write_table(frame, out)
+    buyers = frame.loc[frame["event"] == "purchase", "session_id"].nunique()
+    console.print(f"wrote {len(frame):,} events of {sessions:,} sessions ({buyers / sessions:.1%} buy) to {out}")
+
+
 @app.command()
 @_user_errors
 def train(

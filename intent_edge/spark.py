@@ -81,7 +81,7 @@ def score_dataframe(frame, bundle: str | Path, *, keep: Sequence[str] = (), vari
     missing = [name for name in keep if name not in frame.columns]
     if missing:
         raise DataError("Spark DataFrame", f"keep names columns it does not have: {', '.join(missing)}")
-    schema = StructType([frame.schema[name] for name in keep]
-                        + [StructField("probability", FloatType(), False), StructField("decision", BooleanType(), False)])
+    schema = StructType([frame.schema[name] for name in keep] + [StructField("probability", FloatType(), False),
+                                                                 StructField("decision", BooleanType(), False)])
     return frame.mapInPandas(score_partitions(bundle, keep=keep, variant=variant, strict=strict,
                                               public_key=public_key), schema=schema)

@@ -15,7 +15,7 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command", [[], ["data"], ["data", "synth"], ["train"], ["evaluate"], ["predict"], ["score"],
+@pytest.mark.parametrize("command", [[], ["data"], ["data", "synth"], ["data", "clickstream"], ["serve"], ["export"], ["train"], ["evaluate"], ["predict"], ["score"],
                                      ["info"], ["compress"], ["bench"], ["keygen"], ["sign"]])
 def test_every_command_has_help(command):
     result = invoke(*command, "--help")
@@ -153,3 +153,12 @@ def test_predict_scores_json_records_from_arguments_and_standard_input(tiny_bund
     bad = json.dumps({**records[0], "PageValues": "lots"})
     result = invoke("predict", tiny_bundle, bad)
     assert result.exit_code == 2 and "record 1: field 'PageValues': expected a number, got str 'lots'" in result.output
+
+
+def test_clickstream_synth_writes_a_readable_event_log(tmp_path):
+    from intent_edge.clickstream.events import read_event_log
+
+    out = tmp_path / "events.parquet"
+    result = invoke("data", "clickstream", "--sessions", 50, "--seed", 1, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert len(read_event_log(out)) == 50

@@ -1,0 +1,258 @@
+"""Raw event logs in, per-session event sequences out, with every bad row named.
+
+An event log has one row per event: a session id, a numeric timestamp, an event (page or action
+type), and optionally a product and a per-session label. Two layouts are recognised by their columns,
+and any other is mapped with :class:`EventColumns`:
+
+* plain: ``session_id, timestamp, event`` (+ ``product``), as :func:`generate_clickstream` writes;
+* Coveo shopper intent (``browsing_train.csv``): ``session_id_hash, server_timestamp_epoch_ms,
+  event_type, product_action, product_skus_hash``, where the event is ``product_action`` (detail, add,
+  remove, purchase, click) for ``event_type == "event"`` rows and ``event_type`` (pageview, search)
+  otherwise.
+
+Documented handling:
+
+* Timestamps must be numbers (epoch milliseconds by default, ``time_unit="s"`` for seconds); a value
+  that is not is an error naming its row, line and column. An empty session id or event is an error too.
+* Events are put in time order within each session (stable for equal times); how many sessions
+  arrived out of order is reported in :attr:`EventLog.notes`, not refused, as trackers often log late.
+* The label is a given per-session column (it must not change within a session), or, without one, it
+  is derived: a session buys if it has a purchase event. The first purchase event and everything after
+  it are removed from the inputs, so that nothing the label is made from leaks into them.
+* A session left with no events is dropped and counted in the notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from intent_edge.data.io import line_of, parse_label, read_table
+from intent_edge.errors import DataError
+
+PURCHASE_EVENTS = ("purchase",)
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """Which columns of an event log hold what. ``action`` refines ``event`` where ``event`` equals
+    ``action_when`` (the Coveo layout); ``label`` names a per-session label column, if the log has one."""
+
+    session: str
+    timestamp: str
+    event: str
+    product: str | None = None
+    label: str | None = None
+    action: str | None = None
+    action_when: str = "event"
+
+
+PLAIN = EventColumns("session_id", "timestamp", "event", product="product")
+COVEO = EventColumns("session_id_hash", "server_timestamp_epoch_ms", "event_type", product="product_skus_hash",
+                     action="product_action")
+
+
+def detect_layout(columns) -> EventColumns:
+    """The Coveo layout if its columns are there, else the plain one (its columns are then required)."""
+    names = set(map(str, columns))
+    if {COVEO.session, COVEO.timestamp, COVEO.event} <= names:
+        return COVEO
+    return PLAIN
+
+
+@dataclass
+class EventLog:
+    """Sessions in time order: session ``i``'s events are ``events[starts[i]:starts[i + 1]]``."""
+
+    session_ids: np.ndarray
+    starts: np.ndarray
+    events: np.ndarray
+    timestamps_ms: np.ndarray
+    products: np.ndarray
+    labels: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.session_ids)
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+    def session(self, index: int) -> dict:
+        """One session as plain lists (for inspection and tests)."""
+        part = slice(self.starts[index], self.starts[index + 1])
+        return {"session_id": self.session_ids[index], "events": self.events[part].tolist(),
+                "timestamps_ms": self.timestamps_ms[part].tolist(), "products": self.products[part].tolist(),
+                "label": int(self.labels[index])}
+
+
+def read_event_log(path: str | Path, columns: EventColumns | None = None, *, sep: str | None = None,
+                   time_unit: str = "ms", purchase_events: tuple[str, ...] = PURCHASE_EVENTS) -> EventLog:
+    """Read and check an event log (CSV or Parquet) into time-ordered sessions with labels."""
+    frame = read_table(path, sep)
+    return event_log_from_frame(frame, path, columns or detect_layout(frame.columns), time_unit=time_unit,
+                                purchase_events=purchase_events)
+
+
+def event_log_from_frame(frame: pd.DataFrame, path: str | Path, columns: EventColumns, *, time_unit: str = "ms",
+                         purchase_events: tuple[str, ...] = PURCHASE_EVENTS) -> EventLog:
+    if time_unit not in ("ms", "s"):
+        raise ValueError(f"time_unit must be 'ms' or 's', got {time_unit!r}")
+    for name in (columns.session, columns.timestamp, columns.event, columns.label, columns.action):
+        if name is not None and name not in frame.columns:
+            raise DataError(path, f"column missing; the columns are: {', '.join(map(str, frame.columns))}",
+                            column=name)
+    frame = frame.reset_index(drop=True)
+    sessions = _text_column(frame, columns.session, path)
+    events = _text_column(frame, columns.event, path)
+    if columns.action is not None:
+        action = frame[columns.action]
+        refined = (events == columns.action_when) & action.notna() & (action.astype(str).str.strip() != "")
+        events = events.where(~refined, action.astype(str).str.strip())
+    timestamps = _timestamp_column(frame, columns.timestamp, path) * (1000.0 if time_unit == "s" else 1.0)
+    products = (frame[columns.product].fillna("").astype(str).to_numpy(dtype=object)
+                if columns.product is not None and columns.product in frame.columns
+                else np.full(len(frame), "", dtype=object))
+    given = parse_label(path, frame[columns.label]) if columns.label is not None else None
+
+    # Sessions in order of first appearance, events in time order within each (stable for ties).
+    codes, session_ids = pd.factorize(sessions, sort=False)
+    order = np.lexsort((np.arange(len(frame)), timestamps, codes))
+    notes = []
+    arrival = np.argsort(codes, kind="stable")  # each session's events as they arrived
+    same = codes[arrival][1:] == codes[arrival][:-1]
+    backwards = same & (timestamps[arrival][1:] < timestamps[arrival][:-1])
+    if backwards.any():
+        count = np.unique(codes[arrival][1:][backwards]).size
+        notes.append(f"{count} session(s) had events out of time order; they were put in time order")
+    codes, timestamps, products = codes[order], timestamps[order], products[order]
+    events = events.to_numpy(dtype=object)[order]
+    row_of = order  # original row of each sorted event, for messages
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
+
+    keep = np.ones(len(codes), dtype=bool)
+    labels = np.zeros(len(starts) - 1, dtype=np.int8)
+    is_purchase = np.isin(events.astype(str), list(purchase_events))
+    for index, (start, stop) in enumerate(zip(starts[:-1], starts[1:], strict=True)):
+        if given is not None:
+            session_labels = given[row_of[start:stop]]
+            if (session_labels != session_labels[0]).any():
+                bad = int(row_of[start + int(np.argmax(session_labels != session_labels[0]))])
+                raise DataError(path, f"the label changes within session {session_ids[codes[start]]!r}",
+                                row=bad + 1, line=line_of(path, bad), column=columns.label)
+            labels[index] = session_labels[0]
+        hits = np.flatnonzero(is_purchase[start:stop])
+        if hits.size:
+            if given is None:
+                labels[index] = 1
+            keep[start + hits[0]:stop] = False  # the purchase and what follows it would leak the label
+    if given is not None:
+        keep &= ~is_purchase
+    lengths = np.add.reduceat(keep, starts[:-1]) if len(codes) else np.zeros(0, dtype=int)
+    empty = lengths == 0
+    if empty.any():
+        notes.append(f"{int(empty.sum())} session(s) had no events left once purchase events were removed; "
+                     "they were dropped")
+    session_codes = codes[starts[:-1]]
+    kept_sessions = ~empty
+    new_starts = np.r_[0, np.cumsum(lengths[kept_sessions])]
+    return EventLog(session_ids=np.asarray(session_ids, dtype=object)[session_codes[kept_sessions]],
+                    starts=new_starts.astype(np.int64), events=events[keep].astype(object),
+                    timestamps_ms=timestamps[keep], products=products[keep], labels=labels[kept_sessions],
+                    notes=notes)
+
+
+def _text_column(frame: pd.DataFrame, name: str, path) -> pd.Series:
+    column = frame[name]
+    text = column.astype(str).str.strip()
+    empty = column.isna() | (text == "")
+    if empty.any():
+        row = int(np.argmax(empty.to_numpy()))
+        raise DataError(path, "is empty; every event needs one", row=row + 1, line=line_of(path, row), column=name)
+    return text
+
+
+def _timestamp_column(frame: pd.DataFrame, name: str, path) -> np.ndarray:
+    column = frame[name]
+    if pd.api.types.is_bool_dtype(column):
+        raise DataError(path, "expected numeric timestamps, got booleans", column=name)
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = numbers.isna() | ~np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan))
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise DataError(path, f"expected a numeric timestamp (epoch milliseconds or seconds), got "
+                              f"{column.iloc[row]!r}", row=row + 1, line=line_of(path, row), column=name)
+    return numbers.to_numpy(dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """How sessions become model input: token ids (0 padding, 1 an event not in the vocabulary, then
+    the vocabulary in order) and, per event, ``log1p`` of the seconds since the session's previous
+    event (0 for the first; what a live tracker knows when the event arrives). Sessions longer than
+    ``max_length`` keep their first ``max_length`` events: the models score sessions as they unfold."""
+
+    vocabulary: tuple[str, ...]
+    max_length: int
+
+    PAD, UNKNOWN = 0, 1
+
+    @classmethod
+    def fit(cls, log: EventLog, *, max_length: int = 64, min_count: int = 5) -> SequenceSpec:
+        """Events seen at least ``min_count`` times, most frequent first; rarer ones share UNKNOWN."""
+        values, counts = np.unique(log.events.astype(str), return_counts=True)
+        kept = sorted((int(c), str(v)) for v, c in zip(values, counts, strict=True) if c >= min_count)
+        return cls(tuple(v for _, v in sorted(kept, key=lambda item: (-item[0], item[1]))), max_length)
+
+    def to_spec(self) -> dict:
+        return {"vocabulary": list(self.vocabulary), "max_length": self.max_length}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> SequenceSpec:
+        return cls(tuple(spec["vocabulary"]), int(spec["max_length"]))
+
+    @property
+    def tokens(self) -> int:
+        return len(self.vocabulary) + 2
+
+    def token_of(self, event: str) -> int:
+        return self._index.get(event, self.UNKNOWN)
+
+    @property
+    def _index(self) -> dict[str, int]:
+        return {v: i + 2 for i, v in enumerate(self.vocabulary)}
+
+    def encode(self, log: EventLog) -> Sequences:
+        index = self._index
+        n, width = len(log), self.max_length
+        tokens = np.zeros((n, width), dtype=np.int32)
+        gaps = np.zeros((n, width), dtype=np.float32)
+        lengths = np.minimum(log.lengths(), width)
+        for i in range(n):
+            start = log.starts[i]
+            stop = start + lengths[i]
+            tokens[i, :lengths[i]] = [index.get(e, self.UNKNOWN) for e in log.events[start:stop]]
+            seconds = np.diff(log.timestamps_ms[start:stop], prepend=log.timestamps_ms[start]) / 1000.0
+            gaps[i, :lengths[i]] = np.log1p(np.maximum(seconds, 0.0))
+        return Sequences(tokens, gaps, lengths.astype(np.int32), log.labels.copy(), log.session_ids.copy())
+
+
+@dataclass
+class Sequences:
+    """Padded model input: ``tokens`` and ``gaps`` are ``(sessions, max_length)``; ``lengths`` says how
+    many leading positions are real (the rest is padding, masked by the models)."""
+
+    tokens: np.ndarray
+    gaps: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    session_ids: np.ndarray
+
+    def prefix(self, k: int) -> Sequences:
+        """The first ``k`` events of every session (shorter sessions whole)."""
+        keep = np.arange(self.tokens.shape[1]) < k
+        return Sequences(np.where(keep, self.tokens, 0), np.where(keep, self.gaps, 0.0).astype(np.float32),
+                         np.minimum(self.lengths, k), self.labels, self.session_ids)
