@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intent_edge.clickstream.events import COVEO, PLAIN, SequenceSpec, read_event_log
+from intent_edge.clickstream.events import COVEO, PLAIN, encode_sessions, fit_sequence_spec, read_event_log
+from intent_edge.runtime.sequence import SequenceSpec
 from intent_edge.clickstream.synth import generate_clickstream
 from intent_edge.errors import DataError
 
@@ -102,10 +103,10 @@ def test_sequences_pad_truncate_and_give_causal_gaps(log_frame, tmp_path):
     path = tmp_path / "events.csv"
     log_frame.to_csv(path, index=False)
     log = read_event_log(path)
-    spec = SequenceSpec.fit(log, max_length=8, min_count=1)
+    spec = fit_sequence_spec(log, max_length=8, min_count=1)
     assert set(spec.vocabulary) == set(log.events)
     assert SequenceSpec.from_spec(spec.to_spec()) == spec
-    sequences = spec.encode(log)
+    sequences = encode_sessions(spec, log)
     assert sequences.tokens.shape == (len(log), 8)
     for i in range(len(log)):
         session = log.session(i)

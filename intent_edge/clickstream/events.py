@@ -32,6 +32,7 @@ import pandas as pd
 
 from intent_edge.data.io import line_of, parse_label, read_table
 from intent_edge.errors import DataError
+from intent_edge.runtime.sequence import SequenceSpec
 
 PURCHASE_EVENTS = ("purchase",)
 
@@ -188,56 +189,27 @@ def _timestamp_column(frame: pd.DataFrame, name: str, path) -> np.ndarray:
     return numbers.to_numpy(dtype=np.float64)
 
 
-@dataclass(frozen=True)
-class SequenceSpec:
-    """How sessions become model input: token ids (0 padding, 1 an event not in the vocabulary, then
-    the vocabulary in order) and, per event, ``log1p`` of the seconds since the session's previous
-    event (0 for the first; what a live tracker knows when the event arrives). Sessions longer than
-    ``max_length`` keep their first ``max_length`` events: the models score sessions as they unfold."""
+def fit_sequence_spec(log: EventLog, *, max_length: int = 64, min_count: int = 5) -> SequenceSpec:
+    """Events seen at least ``min_count`` times, most frequent first; rarer ones share UNKNOWN."""
+    values, counts = np.unique(log.events.astype(str), return_counts=True)
+    kept = sorted(((int(c), str(v)) for v, c in zip(values, counts, strict=True) if c >= min_count),
+                  key=lambda item: (-item[0], item[1]))
+    return SequenceSpec(tuple(v for _, v in kept), max_length)
 
-    vocabulary: tuple[str, ...]
-    max_length: int
 
-    PAD, UNKNOWN = 0, 1
-
-    @classmethod
-    def fit(cls, log: EventLog, *, max_length: int = 64, min_count: int = 5) -> SequenceSpec:
-        """Events seen at least ``min_count`` times, most frequent first; rarer ones share UNKNOWN."""
-        values, counts = np.unique(log.events.astype(str), return_counts=True)
-        kept = sorted((int(c), str(v)) for v, c in zip(values, counts, strict=True) if c >= min_count)
-        return cls(tuple(v for _, v in sorted(kept, key=lambda item: (-item[0], item[1]))), max_length)
-
-    def to_spec(self) -> dict:
-        return {"vocabulary": list(self.vocabulary), "max_length": self.max_length}
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> SequenceSpec:
-        return cls(tuple(spec["vocabulary"]), int(spec["max_length"]))
-
-    @property
-    def tokens(self) -> int:
-        return len(self.vocabulary) + 2
-
-    def token_of(self, event: str) -> int:
-        return self._index.get(event, self.UNKNOWN)
-
-    @property
-    def _index(self) -> dict[str, int]:
-        return {v: i + 2 for i, v in enumerate(self.vocabulary)}
-
-    def encode(self, log: EventLog) -> Sequences:
-        index = self._index
-        n, width = len(log), self.max_length
-        tokens = np.zeros((n, width), dtype=np.int32)
-        gaps = np.zeros((n, width), dtype=np.float32)
-        lengths = np.minimum(log.lengths(), width)
-        for i in range(n):
-            start = log.starts[i]
-            stop = start + lengths[i]
-            tokens[i, :lengths[i]] = [index.get(e, self.UNKNOWN) for e in log.events[start:stop]]
-            seconds = np.diff(log.timestamps_ms[start:stop], prepend=log.timestamps_ms[start]) / 1000.0
-            gaps[i, :lengths[i]] = np.log1p(np.maximum(seconds, 0.0))
-        return Sequences(tokens, gaps, lengths.astype(np.int32), log.labels.copy(), log.session_ids.copy())
+def encode_sessions(spec: SequenceSpec, log: EventLog) -> Sequences:
+    """Padded model input for every session of ``log`` (the first ``spec.max_length`` events of each)."""
+    n, width = len(log), spec.max_length
+    tokens = np.zeros((n, width), dtype=np.int32)
+    gaps = np.zeros((n, width), dtype=np.float32)
+    lengths = np.minimum(log.lengths(), width)
+    for i in range(n):
+        start = log.starts[i]
+        stop = start + lengths[i]
+        tokens[i, :lengths[i]] = [spec.token_of(e) for e in log.events[start:stop]]
+        seconds = np.diff(log.timestamps_ms[start:stop], prepend=log.timestamps_ms[start]) / 1000.0
+        gaps[i, :lengths[i]] = spec.gap_feature(seconds)
+    return Sequences(tokens, gaps, lengths.astype(np.int32), log.labels.copy(), log.session_ids.copy())
 
 
 @dataclass

@@ -71,23 +71,7 @@ class OnnxRuntimeRunner:
     PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
     def __init__(self, path: Path, width: int, *, threads: int | None = None):
-        import onnxruntime as ort
-
-        if len(onnxruntime_distributions()) > 1:
-            raise BackendUnavailable("both onnxruntime and onnxruntime-gpu are installed; they overwrite each "
-                                     "other's `onnxruntime` module and the GPU providers silently disappear: "
-                                     "pip uninstall one of them (keep onnxruntime-gpu on an NVIDIA host)")
-        _check_onnx(path)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        available = ort.get_available_providers()
-        providers = [p for p in self.PREFERRED_PROVIDERS if p in available]
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types for malformed models
-            raise BundleError(f"{path}: ONNX Runtime cannot load this model ({exc})") from None
+        self.session, self.description = onnx_session(path, threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise BundleError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
@@ -97,16 +81,41 @@ class OnnxRuntimeRunner:
                               f"float [batch, {width}]")
         self.width = width
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
-        got = self.session.get_providers()
-        dropped = [p for p in providers if p not in got]
-        self.description = f"onnxruntime {ort.__version__} ({', '.join(got)})" + (
-            f"; offered but not taken: {', '.join(dropped)}" if dropped else "")
 
     def infer(self, features: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: features})[0].reshape(-1)
 
     def infer_one(self, features: np.ndarray) -> float:
         return float(self.session.run([self.output_name], {self.input_name: features})[0][0, 0])
+
+
+PREFERRED_PROVIDERS = OnnxRuntimeRunner.PREFERRED_PROVIDERS
+
+
+def onnx_session(path: Path, threads: int | None = None):
+    """An ONNX Runtime session on the best providers this build offers, and a description saying which
+    it got. Refuses two ONNX Runtime distributions side by side and models onnx.checker rejects."""
+    import onnxruntime as ort
+
+    if len(onnxruntime_distributions()) > 1:
+        raise BackendUnavailable("both onnxruntime and onnxruntime-gpu are installed; they overwrite each "
+                                 "other's `onnxruntime` module and the GPU providers silently disappear: "
+                                 "pip uninstall one of them (keep onnxruntime-gpu on an NVIDIA host)")
+    _check_onnx(path)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    available = ort.get_available_providers()
+    providers = [p for p in PREFERRED_PROVIDERS if p in available]
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types for malformed models
+        raise BundleError(f"{path}: ONNX Runtime cannot load this model ({exc})") from None
+    got = session.get_providers()
+    dropped = [p for p in providers if p not in got]
+    return session, f"onnxruntime {ort.__version__} ({', '.join(got)})" + (
+        f"; offered but not taken: {', '.join(dropped)}" if dropped else "")
 
 
 def _check_onnx(path: Path) -> None:

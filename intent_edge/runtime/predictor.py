@@ -40,6 +40,9 @@ class Predictor:
         """Load ``bundle``'s ``variant`` (its default one if None), verifying the files it uses. With
         ``public_key`` (a PEM file), refuse a bundle that is unsigned or not signed by that key."""
         manifest = read_manifest(bundle, public_key)
+        if manifest.get("task", "sessions") != "sessions":
+            raise BundleError(f"{bundle}: a {manifest['task']} bundle; score it per event with "
+                              "intent_edge.runtime.streaming.SessionScorer")
         name, entry = variant_entry(manifest, variant)
         try:
             encoder = Encoder.from_spec(manifest["encoder"])

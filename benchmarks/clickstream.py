@@ -1,0 +1,107 @@
+"""Clickstream models against the order-blind baseline, by prefix length, averaged over seeds.
+
+For each seed: a synthetic event log (`generate_clickstream`, that seed), split by session 70/15/15;
+GRU and LSTM sequence models (`intent_edge.clickstream.models`) and the baseline, an MLP (64, 32) on
+bag-of-events counts, bigram counts, the last event and the mean gap per event type, trained on the
+prefixes k = 1, 2, 5, 10 and the whole session of every training session. ROC-AUC on the test sessions
+that go on after their k-th event, for k = 1, 2, 5, 10, and on all test sessions seen whole ("all",
+the first `--max-length` events). Seen whole, a session shows how it ended (buyers leave from a
+checkout page, the purchase event itself removed), so "all" is near 1 for every model and says little.
+
+    .venv/bin/python benchmarks/clickstream.py [--sessions 20000] [--seeds 0,1,2] [--kinds gru,lstm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from intent_edge.bench import host_description  # noqa: E402
+from intent_edge.clickstream.events import Sequences, encode_sessions, event_log_from_frame, fit_sequence_spec  # noqa: E402
+from intent_edge.clickstream.events import PLAIN  # noqa: E402
+from intent_edge.clickstream.models import (bag_features, fit_sequence_model,  # noqa: E402
+                                            prefix_probabilities)
+from intent_edge.clickstream.synth import generate_clickstream  # noqa: E402
+
+PREFIXES = (1, 2, 5, 10, None)
+
+
+def take(data: Sequences, index: np.ndarray) -> Sequences:
+    return Sequences(data.tokens[index], data.gaps[index], data.lengths[index], data.labels[index],
+                     data.session_ids[index])
+
+
+def main() -> None:
+    from sklearn.metrics import roc_auc_score
+    from sklearn.neural_network import MLPClassifier
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=20000)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--kinds", default="gru,lstm")
+    parser.add_argument("--max-length", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    kinds = args.kinds.split(",")
+    results: dict[str, dict[str, list[float]]] = {}
+    seconds: dict[str, float] = {}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        log = event_log_from_frame(generate_clickstream(args.sessions, seed), "synthetic", PLAIN)
+        order = np.random.default_rng(seed).permutation(len(log))
+        cut1, cut2 = int(0.7 * len(order)), int(0.85 * len(order))
+        spec = fit_sequence_spec(log, max_length=args.max_length)
+        data = encode_sessions(spec, log)
+        train, validation, test = take(data, order[:cut1]), take(data, order[cut1:cut2]), take(data, order[cut2:])
+        scores = {}
+        for kind in kinds:
+            started = time.perf_counter()
+            model = fit_sequence_model(kind, train, validation, spec.tokens, seed=seed)
+            seconds[kind] = seconds.get(kind, 0.0) + time.perf_counter() - started
+            scores[kind] = {k: prefix_probabilities(model, test, k) for k in PREFIXES}
+        started = time.perf_counter()
+        x = np.vstack([bag_features(train, k, spec.tokens) for k in PREFIXES])
+        y = np.tile(train.labels, len(PREFIXES))
+        baseline = MLPClassifier((64, 32), early_stopping=True, max_iter=200, random_state=seed).fit(x, y)
+        seconds["bag MLP"] = seconds.get("bag MLP", 0.0) + time.perf_counter() - started
+        scores["bag MLP"] = {k: baseline.predict_proba(bag_features(test, k, spec.tokens))[:, 1] for k in PREFIXES}
+        for name, by_k in scores.items():
+            for k, p in by_k.items():
+                # k events and more to come: a prefix that is the whole session would show how it ended
+                eligible = test.lengths > k if k else np.ones(len(test.lengths), dtype=bool)
+                auc = roc_auc_score(test.labels[eligible], p[eligible])
+                results.setdefault(name, {}).setdefault(str(k or "all"), []).append(float(auc))
+        print(f"seed {seed}: " + "; ".join(f"{n} " + ", ".join(f"k={k}: {v[-1]:.4f}" for k, v in r.items())
+                                           for n, r in results.items()), flush=True)
+    date = dt.date.today().isoformat()
+    columns = [str(k or "all") for k in PREFIXES]
+    lines = [f"# Clickstream models by prefix length, {date}", "",
+             f"Command: `.venv/bin/python benchmarks/clickstream.py {' '.join(sys.argv[1:])}`", "",
+             f"Host: {host_description()['cpu']}. {args.sessions:,} synthetic sessions per seed (seeds {args.seeds}), "
+             f"70/15/15 split by session, first {args.max_length} events. ROC-AUC on test sessions that go on "
+             "after their k-th event (all test sessions for k=all), mean ± std over seeds.", "",
+             "| model | " + " | ".join(f"k={c}" for c in columns) + " | train s (all seeds) |",
+             "|---|" + "---|" * (len(columns) + 1)]
+    for name, by_k in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{np.mean(by_k[c]):.4f} ± {np.std(by_k[c]):.4f}" for c in columns)
+                     + f" | {seconds[name]:.0f} |")
+    lines += ["", "Gain over the bag-of-events MLP (mean over seeds):", ""]
+    for name in kinds:
+        lines.append(f"- {name}: " + ", ".join(f"k={c} {np.mean(results[name][c]) - np.mean(results['bag MLP'][c]):+.4f}"
+                                            for c in columns))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"clickstream-{date}.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"clickstream-{date}.json").write_text(json.dumps({"date": date, "args": vars(args) | {"out": str(args.out)},
+                                                                    "results": results, "seconds": seconds}, indent=2))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Train a clickstream bundle: event log in, sequence model, prefix metrics and a streaming step out.
+
+Bundle layout (``task: clickstream`` in the manifest)::
+
+    BUNDLE/
+      manifest.json   sequence spec (vocabulary, max length), threshold, prefix metrics, parity, checksums
+      model.keras     the full-sequence Keras model (masking; one output per prefix)
+      step.onnx       one step of the recurrent cell, for streaming (gru and lstm; not cnn)
+      golden.json     test sessions as raw events with the probability after each event
+
+Sessions are split at random (by ``seed``) 70/15/15 into training, validation (early stopping,
+threshold) and test (metrics) sessions; the vocabulary is fitted on training sessions only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from intent_edge.clickstream.events import EventLog, Sequences, encode_sessions, fit_sequence_spec
+from intent_edge.clickstream.export import export_step_onnx, full_model_prefix_probabilities
+from intent_edge.clickstream.models import KINDS, SequenceRecipe, fit_sequence_model
+from intent_edge.fileio import atomic_directory
+from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, write_manifest
+from intent_edge.runtime.streaming import TASK
+from intent_edge.train.evaluate import ThresholdPolicy
+from intent_edge.train.export import check_parity
+from intent_edge.train.pipeline import library_versions
+
+PREFIXES = (1, 2, 5, 10)
+GOLDEN_SESSIONS = 32
+PARITY_SESSIONS = 300
+
+
+def _take(data: Sequences, index: np.ndarray) -> Sequences:
+    return Sequences(data.tokens[index], data.gaps[index], data.lengths[index], data.labels[index],
+                     data.session_ids[index])
+
+
+def _positions(data: Sequences) -> np.ndarray:
+    return np.arange(data.tokens.shape[1]) < data.lengths[:, None]
+
+
+def prefix_metrics(labels: np.ndarray, lengths: np.ndarray, by_position: np.ndarray) -> dict:
+    """ROC-AUC after k events on the sessions that go on after their k-th event (a prefix that is the
+    whole session shows how it ended), and after the last event seen ("all")."""
+    from sklearn.metrics import roc_auc_score
+
+    metrics = {}
+    for k in PREFIXES:
+        going_on = lengths > k
+        if going_on.sum() > 1 and len(np.unique(labels[going_on])) == 2:
+            metrics[str(k)] = {"roc_auc": float(roc_auc_score(labels[going_on], by_position[going_on, k - 1])),
+                               "sessions": int(going_on.sum())}
+    last = by_position[np.arange(len(lengths)), lengths - 1]
+    if len(np.unique(labels)) == 2:
+        metrics["all"] = {"roc_auc": float(roc_auc_score(labels, last)), "sessions": len(labels)}
+    return metrics
+
+
+def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", seed: int = 0,
+                          recipe: SequenceRecipe | None = None, max_length: int = 64,
+                          policy: ThresholdPolicy | None = None, source: str | None = None,
+                          on_step: Callable[[str], None] | None = None) -> dict:
+    if kind not in KINDS:
+        raise ValueError(f"unknown sequence model {kind!r}; choose one of {', '.join(KINDS)}")
+    recipe, policy = recipe or SequenceRecipe(), policy or ThresholdPolicy("max-f1")
+    step = on_step or (lambda message: None)
+    if len(log) < 20 or len(np.unique(log.labels)) < 2:
+        raise ValueError("training needs at least 20 sessions, with buyers and non-buyers")
+    order = np.random.default_rng(seed).permutation(len(log))
+    cut_train, cut_validation = int(0.7 * len(order)), int(0.85 * len(order))
+    train_log_index = np.sort(order[:cut_train])
+    spec = fit_sequence_spec(_subset(log, train_log_index), max_length=max_length)
+    data = encode_sessions(spec, log)
+    train, validation, test = (_take(data, order[:cut_train]), _take(data, order[cut_train:cut_validation]),
+                               _take(data, order[cut_validation:]))
+    step(f"training a {kind} on {len(train.labels)} sessions ({len(validation.labels)} validation, "
+         f"{len(test.labels)} test), {spec.tokens - 2} event types")
+    model = fit_sequence_model(kind, train, validation, spec.tokens, seed=seed, recipe=recipe)
+    validation_p = full_model_prefix_probabilities(model, validation.tokens, validation.gaps)
+    positions = _positions(validation)
+    threshold = policy.choose(np.broadcast_to(validation.labels[:, None], positions.shape)[positions].astype(np.int64),
+                              validation_p[positions])
+    test_p = full_model_prefix_probabilities(model, test.tokens, test.gaps)
+    metrics = {"test": prefix_metrics(test.labels, test.lengths, test_p),
+               "validation": prefix_metrics(validation.labels, validation.lengths, validation_p)}
+    step("test ROC-AUC by prefix: " + ", ".join(f"k={k} {m['roc_auc']:.4f}" for k, m in metrics["test"].items()))
+    golden_index = order[cut_validation:][:GOLDEN_SESSIONS]
+    with atomic_directory(out) as staging:
+        model.save(staging / "model.keras")
+        manifest_step = None
+        if kind in ("gru", "lstm"):
+            step("exporting the streaming step to ONNX and checking it against the full model")
+            signature = export_step_onnx(model, kind, staging / "step.onnx")
+            parity_sessions = _take(test, np.arange(min(PARITY_SESSIONS, len(test.labels))))
+            streamed = _stream(staging / "step.onnx", signature, parity_sessions)
+            full = test_p[:len(parity_sessions.labels)]
+            mask = _positions(parity_sessions)
+            parity = check_parity(full[mask], streamed[mask], "the streaming step")
+            parity.update(sessions=len(parity_sessions.labels), reference="keras full-sequence model, every prefix")
+            step(f"streaming parity: max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} events")
+            manifest_step = {"format": "onnx", "file": describe_file(staging, "step.onnx"), **signature,
+                             "parity": parity}
+        golden = {"description": "test sessions as raw events, with the full model's probability after each "
+                                 "event; a port or the streaming scorer must reproduce them",
+                  "sessions": [_golden_session(log, index, data, position, test_p)
+                               for position, index in enumerate(golden_index)]}
+        (staging / "golden.json").write_text(json.dumps(golden, allow_nan=False) + "\n", encoding="utf-8")
+        manifest = {
+            "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "task": TASK,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "model": {"kind": kind, "recipe": recipe.__dict__},
+            "sequence": spec.to_spec(),
+            "threshold": {"value": float(threshold), "policy": policy.to_json(),
+                          "chosen_on": "validation sessions, every prefix"},
+            "metrics": metrics,
+            "training": {"seed": seed, "sessions": {"train": len(train.labels), "validation": len(validation.labels),
+                                                    "test": len(test.labels)}, "source": source},
+            "libraries": library_versions(),
+            "source_model": {"format": "keras", "file": describe_file(staging, "model.keras")},
+            "golden": {"file": describe_file(staging, "golden.json"), "sessions": len(golden["sessions"])},
+        }
+        if manifest_step is not None:
+            manifest["step"] = manifest_step
+        write_manifest(staging, manifest)
+    return manifest
+
+
+def _subset(log: EventLog, index: np.ndarray) -> EventLog:
+    parts = [np.arange(log.starts[i], log.starts[i + 1]) for i in index]
+    rows = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(log.starts)[index]
+    return EventLog(log.session_ids[index], np.r_[0, np.cumsum(lengths)].astype(np.int64), log.events[rows],
+                    log.timestamps_ms[rows], log.products[rows], log.labels[index])
+
+
+def _stream(path: Path, signature: dict, data: Sequences) -> np.ndarray:
+    """Run the step graph over every session, one event at a time for all sessions together."""
+    from intent_edge.runtime.backends import onnx_session
+
+    session, _ = onnx_session(path, threads=None)
+    n, width = data.tokens.shape
+    states = {name: np.zeros((n, signature["units"]), dtype=np.float32) for name in signature["state"]}
+    out = np.zeros((n, width), dtype=np.float32)
+    for position in range(width):
+        results = session.run(signature["outputs"], {"event": data.tokens[:, position].astype(np.int32),
+                                                     "gap": data.gaps[:, position], **states})
+        out[:, position] = results[0]
+        states = dict(zip(signature["state"], results[1:], strict=True))
+    return out
+
+
+def _golden_session(log: EventLog, index: int, data: Sequences, test_position: int, test_p: np.ndarray) -> dict:
+    session = log.session(index)
+    n = int(data.lengths[index])
+    return {"session_id": str(session["session_id"]), "label": session["label"],
+            "events": [{"event": e, "timestamp": t} for e, t in zip(session["events"][:n],
+                                                                    session["timestamps_ms"][:n], strict=True)],
+            "probabilities": [float(p) for p in test_p[test_position, :n]]}

@@ -1,0 +1,121 @@
+"""Clickstream bundles and the streaming scorer: per-event updates equal the full-sequence model on
+every prefix, open sessions stay bounded, concurrent sessions do not mix, bad events are named."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from intent_edge.clickstream.events import PLAIN, event_log_from_frame
+from intent_edge.clickstream.models import SequenceRecipe
+from intent_edge.clickstream.pipeline import train_sequence_bundle
+from intent_edge.clickstream.synth import generate_clickstream
+from intent_edge.errors import BundleError, RecordError
+from intent_edge.runtime import Predictor
+from intent_edge.runtime.streaming import SessionScorer
+
+TINY = SequenceRecipe(embedding=4, units=8, max_epochs=2, patience=1)
+
+
+@pytest.fixture(scope="module")
+def log():
+    return event_log_from_frame(generate_clickstream(500, seed=11), "synthetic", PLAIN)
+
+
+@pytest.fixture(scope="module", params=["gru", "lstm"])
+def bundle(request, tmp_path_factory, log):
+    out = tmp_path_factory.mktemp("clickstream") / request.param
+    manifest = train_sequence_bundle(log, out, kind=request.param, seed=0, recipe=TINY, max_length=24)
+    assert manifest["step"]["parity"]["max_abs_diff"] <= 1e-5
+    return out
+
+
+def golden(bundle):
+    import json
+
+    return json.loads((bundle / "golden.json").read_text())["sessions"]
+
+
+def test_updates_reproduce_the_full_model_after_every_event(bundle):
+    scorer = SessionScorer.load(bundle)
+    for session in golden(bundle):
+        streamed = [scorer.update(session["session_id"], event) for event in session["events"]]
+        np.testing.assert_allclose(streamed, session["probabilities"], atol=1e-5)
+        np.testing.assert_allclose(scorer.score_session(session["events"]), session["probabilities"], atol=1e-5)
+    assert scorer.open_sessions == len(golden(bundle)) and scorer.stats["sessions_started"] == scorer.open_sessions
+
+
+def test_sessions_expire_and_the_oldest_are_evicted_beyond_the_cap(bundle):
+    now = [0.0]
+    scorer = SessionScorer.load(bundle, max_sessions=3, ttl_seconds=60, clock=lambda: now[0])
+    event = {"event": "home", "timestamp": 0}
+    for name in ("a", "b", "c", "d"):
+        scorer.update(name, event)
+    assert scorer.open_sessions == 3 and scorer.stats["evicted"] == 1  # "a", least recently updated
+    now[0] = 30.0
+    scorer.update("b", {"event": "product", "timestamp": 30_000})
+    now[0] = 75.0
+    scorer.update("e", event)  # c and d idle for 75 s > 60 s: expired; b (45 s) stays
+    assert scorer.stats["expired"] == 2 and scorer.open_sessions == 2
+    assert scorer.end("b") and not scorer.end("b")
+    first = scorer.update("a", event)  # evicted earlier: starts afresh, like a new session
+    assert first == pytest.approx(SessionScorer.load(bundle).update("z", event), abs=1e-7)
+
+
+def test_concurrent_sessions_equal_one_at_a_time(bundle):
+    sessions = golden(bundle)[:8]
+    alone = SessionScorer.load(bundle)
+    expected = {s["session_id"]: [alone.update(s["session_id"], e) for e in s["events"]] for s in sessions}
+    shared = SessionScorer.load(bundle)
+    results, errors = {}, []
+
+    def run(session):
+        try:
+            results[session["session_id"]] = [shared.update(session["session_id"], e) for e in session["events"]]
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and results == expected
+
+
+@pytest.mark.parametrize("event, field", [
+    ({"timestamp": 5}, "event"), ({"event": "home"}, "timestamp"), ({"event": "", "timestamp": 1}, "event"),
+    ({"event": "home", "timestamp": "noon"}, "timestamp"), ({"event": "home", "timestamp": float("nan")}, "timestamp"),
+    ({"event": "home", "timestamp": True}, "timestamp"), (["home", 5], "*"),
+])
+def test_bad_events_are_named_and_leave_the_session_alone(bundle, event, field):
+    scorer = SessionScorer.load(bundle)
+    with pytest.raises(RecordError) as caught:
+        scorer.update("s", event)
+    assert caught.value.field == field and scorer.open_sessions == 0
+
+
+def test_unknown_events_and_late_timestamps_still_score(bundle):
+    scorer = SessionScorer.load(bundle)
+    p = [scorer.update("s", {"event": "never-seen", "timestamp": 10_000}),
+         scorer.update("s", {"event": "product", "timestamp": 5_000})]  # earlier than the previous: a 0 s gap
+    assert all(0.0 < x < 1.0 for x in p)
+
+
+def test_bundle_kinds_are_not_confused(bundle, tiny_bundle):
+    with pytest.raises(BundleError, match="not a clickstream bundle"):
+        SessionScorer.load(tiny_bundle)
+    with pytest.raises(BundleError, match="clickstream bundle"):
+        Predictor.load(bundle)
+
+
+def test_a_damaged_step_is_refused(bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    data = bytearray((copy / "step.onnx").read_bytes())
+    data[len(data) // 3] ^= 0x01
+    (copy / "step.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="step.onnx is damaged"):
+        SessionScorer.load(copy)
