@@ -39,6 +39,31 @@ def take(data: Sequences, index: np.ndarray) -> Sequences:
                      data.session_ids[index])
 
 
+def write_plot(results: dict, path: Path, sessions: int) -> Path:
+    """ROC-AUC against prefix length, one line per model, with the spread over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from intent_edge.fileio import atomic_path
+
+    columns = [str(k) for k in PREFIXES if k] + ["all"]
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    for name, by_k in results.items():
+        means = [np.mean(by_k[c]) for c in columns]
+        spread = [np.std(by_k[c]) for c in columns]
+        axis.errorbar(range(len(columns)), means, yerr=spread, marker="o", capsize=3, label=name)
+    axis.set(xticks=range(len(columns)), xticklabels=[f"k={c}" for c in columns], ylabel="test ROC-AUC",
+             title=f"Purchase prediction after the first k events ({sessions:,} sessions, mean ± std over seeds)")
+    axis.title.set_fontsize(9)
+    axis.legend()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
+    plt.close(figure)
+    return path
+
+
 def main() -> None:
     from sklearn.metrics import roc_auc_score
     from sklearn.neural_network import MLPClassifier
@@ -97,6 +122,8 @@ def main() -> None:
         lines.append(f"- {name}: " + ", ".join(f"k={c} {np.mean(results[name][c]) - np.mean(results['bag MLP'][c]):+.4f}"
                                             for c in columns))
     args.out.mkdir(parents=True, exist_ok=True)
+    plot = write_plot(results, args.out / f"clickstream-{date}.png", args.sessions)
+    lines += ["", f"![ROC-AUC by prefix length]({plot.name})"]
     (args.out / f"clickstream-{date}.md").write_text("\n".join(lines) + "\n")
     (args.out / f"clickstream-{date}.json").write_text(json.dumps({"date": date, "args": vars(args) | {"out": str(args.out)},
                                                                     "results": results, "seconds": seconds}, indent=2))

@@ -129,8 +129,20 @@ def train(
     max_epochs: EpochsOption = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Directory for ROC/PR/calibration PNGs of the "
                                                               "test set.")] = None,
+    model: Annotated[str, typer.Option("--model", help="mlp: session table, one row a session. gru, lstm or cnn: "
+                                                       "an event log, one row an event (plain session_id,timestamp,"
+                                                       "event or the Coveo layout), scored per click.")] = "mlp",
+    max_length: Annotated[int, typer.Option("--max-length", min=2, help="Sequence models: events per session "
+                                                                        "kept for training.")] = 64,
 ):
-    """Train the MLP, evaluate it on held-out rows, export it to ONNX and write a bundle."""
+    """Train a model, evaluate it on held-out data, export it to ONNX with parity and write a bundle.
+
+    The MLP takes one row per session; the sequence models (gru, lstm, cnn) take an event log and
+    predict after every event, with a streaming step for gru and lstm."""
+    if model != "mlp":
+        _train_sequence(data, out, model, seed=seed, sep=sep, threshold=threshold, max_epochs=max_epochs,
+                        max_length=max_length)
+        return
     from intent_edge.data.io import load_dataset
     from intent_edge.train.evaluate import ThresholdPolicy, metrics_table
     from intent_edge.train.pipeline import train_bundle
@@ -150,6 +162,29 @@ def train(
                   f"(tolerance {parity['tolerance']:g})")
     if plots:
         _plots_from_bundle(out, dataset, plots)
+    console.print(f"bundle written to {out}")
+
+
+def _train_sequence(data: Path, out: Path, kind: str, *, seed: int, sep: str | None, threshold: str,
+                    max_epochs: int | None, max_length: int) -> None:
+    from intent_edge.clickstream.events import read_event_log
+    from intent_edge.clickstream.models import KINDS, SequenceRecipe
+    from intent_edge.clickstream.pipeline import train_sequence_bundle
+    from intent_edge.train.evaluate import ThresholdPolicy
+
+    if kind not in KINDS:
+        raise IntentEdgeError(f"--model {kind!r}: choose mlp, {', '.join(KINDS)}")
+    log = read_event_log(data, sep=sep)
+    for note in log.notes:
+        console.print(f"note: {note}")
+    console.print(f"{len(log):,} sessions, {log.lengths().sum():,} events, {log.labels.mean():.1%} buy")
+    recipe = SequenceRecipe() if max_epochs is None else SequenceRecipe(max_epochs=max_epochs)
+    with console.status(f"training the {kind}"):
+        manifest = train_sequence_bundle(log, out, kind=kind, seed=seed, recipe=recipe, max_length=max_length,
+                                         policy=ThresholdPolicy.parse(threshold), source=Path(data).name,
+                                         on_step=lambda message: console.print(message))
+    if "step" not in manifest:
+        console.print("no streaming step: a cnn rescoring a window of recent events is not built yet")
     console.print(f"bundle written to {out}")
 
 

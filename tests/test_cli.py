@@ -162,3 +162,17 @@ def test_clickstream_synth_writes_a_readable_event_log(tmp_path):
     result = invoke("data", "clickstream", "--sessions", 50, "--seed", 1, "--out", out)
     assert result.exit_code == 0, result.output
     assert len(read_event_log(out)) == 50
+
+
+def test_train_a_sequence_model_on_an_event_log(tmp_path):
+    from intent_edge.runtime.streaming import SessionScorer
+
+    events = tmp_path / "events.csv"
+    assert invoke("data", "clickstream", "--sessions", 300, "--seed", 2, "--out", events).exit_code == 0
+    result = invoke("train", events, "--model", "gru", "--out", tmp_path / "gru", "--max-epochs", 1,
+                    "--max-length", 16)
+    assert result.exit_code == 0, result.output
+    assert "streaming parity" in result.output and "ROC-AUC by prefix" in result.output
+    assert 0 < SessionScorer.load(tmp_path / "gru").update("s", {"event": "cart", "timestamp": 1}) < 1
+    result = invoke("train", events, "--model", "transformer", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "choose mlp, gru, lstm, cnn" in result.output

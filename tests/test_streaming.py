@@ -26,7 +26,8 @@ def log():
 def bundle(request, tmp_path_factory, log):
     out = tmp_path_factory.mktemp("clickstream") / request.param
     manifest = train_sequence_bundle(log, out, kind=request.param, seed=0, recipe=TINY, max_length=24)
-    assert manifest["step"]["parity"]["max_abs_diff"] <= 1e-5
+    for backend in ("onnxruntime", "litert"):
+        assert manifest["step"]["backends"][backend]["parity"]["max_abs_diff"] <= 1e-5
     return out
 
 
@@ -36,8 +37,9 @@ def golden(bundle):
     return json.loads((bundle / "golden.json").read_text())["sessions"]
 
 
-def test_updates_reproduce_the_full_model_after_every_event(bundle):
-    scorer = SessionScorer.load(bundle)
+@pytest.mark.parametrize("backend", ["onnxruntime", "litert"])
+def test_updates_reproduce_the_full_model_after_every_event(bundle, backend):
+    scorer = SessionScorer.load(bundle, backend=backend)
     for session in golden(bundle):
         streamed = [scorer.update(session["session_id"], event) for event in session["events"]]
         np.testing.assert_allclose(streamed, session["probabilities"], atol=1e-5)
@@ -109,13 +111,14 @@ def test_bundle_kinds_are_not_confused(bundle, tiny_bundle):
         Predictor.load(bundle)
 
 
-def test_a_damaged_step_is_refused(bundle, tmp_path):
+@pytest.mark.parametrize("backend, name", [("onnxruntime", "step.onnx"), ("litert", "step.tflite")])
+def test_a_damaged_step_is_refused(bundle, tmp_path, backend, name):
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(bundle, copy)
-    data = bytearray((copy / "step.onnx").read_bytes())
+    data = bytearray((copy / name).read_bytes())
     data[len(data) // 3] ^= 0x01
-    (copy / "step.onnx").write_bytes(bytes(data))
-    with pytest.raises(BundleError, match="step.onnx is damaged"):
-        SessionScorer.load(copy)
+    (copy / name).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"{name} is damaged"):
+        SessionScorer.load(copy, backend=backend)

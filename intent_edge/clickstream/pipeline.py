@@ -6,6 +6,7 @@ Bundle layout (``task: clickstream`` in the manifest)::
       manifest.json   sequence spec (vocabulary, max length), threshold, prefix metrics, parity, checksums
       model.keras     the full-sequence Keras model (masking; one output per prefix)
       step.onnx       one step of the recurrent cell, for streaming (gru and lstm; not cnn)
+      step.tflite     the same step for LiteRT (builtin ops)
       golden.json     test sessions as raw events with the probability after each event
 
 Sessions are split at random (by ``seed``) 70/15/15 into training, validation (early stopping,
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from intent_edge.clickstream.events import EventLog, Sequences, encode_sessions, fit_sequence_spec
-from intent_edge.clickstream.export import export_step_onnx, full_model_prefix_probabilities
+from intent_edge.clickstream.export import export_step_litert, export_step_onnx, full_model_prefix_probabilities
 from intent_edge.clickstream.models import KINDS, SequenceRecipe, fit_sequence_model
 from intent_edge.fileio import atomic_directory
 from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, write_manifest
@@ -95,17 +96,21 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
         model.save(staging / "model.keras")
         manifest_step = None
         if kind in ("gru", "lstm"):
-            step("exporting the streaming step to ONNX and checking it against the full model")
+            step("exporting the streaming step (ONNX, LiteRT) and checking it against the full model")
             signature = export_step_onnx(model, kind, staging / "step.onnx")
+            export_step_litert(model, kind, staging / "step.tflite")
             parity_sessions = _take(test, np.arange(min(PARITY_SESSIONS, len(test.labels))))
-            streamed = _stream(staging / "step.onnx", signature, parity_sessions)
             full = test_p[:len(parity_sessions.labels)]
             mask = _positions(parity_sessions)
-            parity = check_parity(full[mask], streamed[mask], "the streaming step")
-            parity.update(sessions=len(parity_sessions.labels), reference="keras full-sequence model, every prefix")
-            step(f"streaming parity: max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} events")
-            manifest_step = {"format": "onnx", "file": describe_file(staging, "step.onnx"), **signature,
-                             "parity": parity}
+            files = {}
+            for backend, name in (("onnxruntime", "step.onnx"), ("litert", "step.tflite")):
+                streamed = _stream(backend, staging / name, signature, parity_sessions)
+                parity = check_parity(full[mask], streamed[mask], f"the streaming step ({name})")
+                parity.update(sessions=len(parity_sessions.labels),
+                              reference="keras full-sequence model, every prefix")
+                step(f"streaming parity ({name}): max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} events")
+                files[backend] = {"file": describe_file(staging, name), "parity": parity}
+            manifest_step = {**signature, "backends": files}
         golden = {"description": "test sessions as raw events, with the full model's probability after each "
                                  "event; a port or the streaming scorer must reproduce them",
                   "sessions": [_golden_session(log, index, data, position, test_p)
@@ -139,19 +144,18 @@ def _subset(log: EventLog, index: np.ndarray) -> EventLog:
                     log.timestamps_ms[rows], log.products[rows], log.labels[index])
 
 
-def _stream(path: Path, signature: dict, data: Sequences) -> np.ndarray:
-    """Run the step graph over every session, one event at a time for all sessions together."""
-    from intent_edge.runtime.backends import onnx_session
+def _stream(backend: str, path: Path, signature: dict, data: Sequences) -> np.ndarray:
+    """Run a step file over every session, one event at a time for all sessions together, through the
+    runtime's own step runner."""
+    from intent_edge.runtime.streaming import load_step_runner
 
-    session, _ = onnx_session(path, threads=None)
+    run = load_step_runner(backend, path, signature, threads=None)
     n, width = data.tokens.shape
-    states = {name: np.zeros((n, signature["units"]), dtype=np.float32) for name in signature["state"]}
+    states = [np.zeros((n, signature["units"]), dtype=np.float32) for _ in signature["state"]]
     out = np.zeros((n, width), dtype=np.float32)
     for position in range(width):
-        results = session.run(signature["outputs"], {"event": data.tokens[:, position].astype(np.int32),
-                                                     "gap": data.gaps[:, position], **states})
-        out[:, position] = results[0]
-        states = dict(zip(signature["state"], results[1:], strict=True))
+        probability, *states = run(data.tokens[:, position].astype(np.int32), data.gaps[:, position], states)
+        out[:, position] = probability
     return out
 
 

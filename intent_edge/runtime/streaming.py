@@ -4,7 +4,8 @@
     p = scorer.update("session-42", {"event": "product", "timestamp": 1700000000123})
 
 The scorer keeps each open session's recurrent state and the time of its last event, and runs the
-bundle's exported single-step cell (``step.onnx``) on the new event: one small matmul chain, whatever
+bundle's exported single-step cell (``step.tflite`` on LiteRT, or ``step.onnx`` on ONNX Runtime) on
+the new event: one small matmul chain, whatever
 the session's length, instead of rescoring the whole prefix. After event k the probability equals the
 full-sequence model's on the first k events (checked at training time, and by the golden sessions).
 
@@ -26,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from intent_edge.errors import BundleError, RecordError
-from intent_edge.runtime.backends import onnx_session
+from intent_edge.errors import BackendUnavailable, BundleError, RecordError
+from intent_edge.runtime.backends import BACKENDS, onnx_session
 from intent_edge.runtime.bundle import read_manifest, resolve_file
 from intent_edge.runtime.sequence import SequenceSpec
 
@@ -42,25 +43,73 @@ class _Session:
         self.states, self.last_ms, self.events, self.touched = states, None, 0, now
 
 
+StepRunner = Callable[[np.ndarray, np.ndarray, list], list]
+
+
+def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int | None = 1) -> StepRunner:
+    """A function ``(events int32 [n], gaps float32 [n], states) -> [probability [n], *new states]`` over
+    the step file, on ONNX Runtime or LiteRT (one interpreter per thread: they are not thread-safe)."""
+    names, outputs = list(signature["state"]), list(signature["outputs"])
+    if backend == "onnxruntime":
+        session, description = onnx_session(path, threads)
+        got = [i.name for i in session.get_inputs()]
+        if got != signature["inputs"]:
+            raise BundleError(f"{path}: the step takes {got}, the manifest says {signature['inputs']}")
+
+        def run_onnx(events, gaps, states):
+            return session.run(outputs, {"event": events, "gap": gaps, **dict(zip(names, states, strict=True))})
+
+        run_onnx.description = description
+        return run_onnx
+    if backend == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        local = threading.local()
+
+        def runner():
+            found = getattr(local, "runner", None)
+            if found is None:
+                found = local.runner = Interpreter(model_path=str(path), num_threads=threads).get_signature_runner(
+                    "serving_default")
+            return found
+
+        try:
+            first = runner()
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"{path}: LiteRT cannot load this step ({exc})") from None
+        if sorted(first.get_input_details()) != sorted(signature["inputs"]):
+            raise BundleError(f"{path}: the step takes {sorted(first.get_input_details())}, the manifest says "
+                              f"{signature['inputs']}")
+
+        def run_litert(events, gaps, states):
+            result = runner()(event=events, gap=gaps, **dict(zip(names, states, strict=True)))
+            return [result[name] for name in outputs]
+
+        run_litert.description = f"LiteRT ({threads or 'default'} threads)"
+        return run_litert
+    raise BackendUnavailable(f"unknown streaming backend {backend!r}; choose onnxruntime or litert")
+
+
 class SessionScorer:
-    def __init__(self, manifest: dict, spec: SequenceSpec, session, description: str, *, max_sessions: int,
+    def __init__(self, manifest: dict, spec: SequenceSpec, run: StepRunner, *, max_sessions: int,
                  ttl_seconds: float, clock: Callable[[], float]):
         step = manifest["step"]
-        self.manifest, self.spec, self.description = manifest, spec, description
+        self.manifest, self.spec, self.description = manifest, spec, run.description
         self.threshold = float(manifest["threshold"]["value"])
-        self._session = session
+        self._run = run
         self._state_names, self._units = list(step["state"]), int(step["units"])
-        self._outputs = list(step["outputs"])
         self.max_sessions, self.ttl_seconds, self._clock = max_sessions, ttl_seconds, clock
         self._open: OrderedDict[str, _Session] = OrderedDict()
         self._lock = threading.Lock()
         self.stats = {"events": 0, "sessions_started": 0, "expired": 0, "evicted": 0}
 
     @classmethod
-    def load(cls, bundle: str | Path, *, max_sessions: int = 100_000, ttl_seconds: float = 1800.0,
-             threads: int | None = 1, public_key: str | Path | None = None,
+    def load(cls, bundle: str | Path, *, backend: str = "auto", max_sessions: int = 100_000,
+             ttl_seconds: float = 1800.0, threads: int | None = 1, public_key: str | Path | None = None,
              clock: Callable[[], float] = time.monotonic) -> SessionScorer:
-        """Load a clickstream bundle's step cell, verifying its checksum (and signature, with ``public_key``)."""
+        """Load a clickstream bundle's step cell, verifying its checksum (and signature, with ``public_key``).
+        ``backend``: ``litert``, ``onnxruntime``, or ``auto`` (LiteRT where installed: one small call a
+        click is where its low per-call cost shows; ONNX Runtime otherwise)."""
         manifest = read_manifest(bundle, public_key)
         if manifest.get("task") != TASK:
             raise BundleError(f"{bundle}: not a clickstream bundle (task {manifest.get('task', 'sessions')!r}); "
@@ -72,14 +121,18 @@ class SessionScorer:
             spec = SequenceSpec.from_spec(manifest["sequence"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{bundle}: the sequence spec in the manifest is invalid ({exc})") from None
-        session, description = onnx_session(resolve_file(bundle, manifest["step"]["file"]), threads)
-        names = [i.name for i in session.get_inputs()]
-        if names != manifest["step"]["inputs"]:
-            raise BundleError(f"{bundle}: step.onnx takes {names}, the manifest says {manifest['step']['inputs']}")
         if max_sessions < 1 or ttl_seconds <= 0:
             raise ValueError("max_sessions must be at least 1 and ttl_seconds positive")
-        return cls(manifest, spec, session, description, max_sessions=max_sessions, ttl_seconds=ttl_seconds,
-                   clock=clock)
+        files = manifest["step"]["backends"]
+        if backend == "auto":
+            backend = next((name for name in ("litert", "onnxruntime")
+                            if name in files and BACKENDS[name].is_available()), "onnxruntime")
+        if backend not in files:
+            raise BackendUnavailable(f"{bundle}: no streaming step for backend {backend!r}; it has: {', '.join(files)}")
+        BACKENDS[backend].require()
+        run = load_step_runner(backend, resolve_file(bundle, files[backend]["file"]), manifest["step"],
+                               threads=threads)
+        return cls(manifest, spec, run, max_sessions=max_sessions, ttl_seconds=ttl_seconds, clock=clock)
 
     # ---- the event -------------------------------------------------------------------------
     def _parse(self, event: Mapping[str, Any]) -> tuple[int, float]:
@@ -120,10 +173,9 @@ class SessionScorer:
             self.stats["events"] += 1
         with entry.lock:
             seconds = 0.0 if entry.last_ms is None else (stamp - entry.last_ms) / 1000.0
-            feeds = {"event": np.array([token], dtype=np.int32),
-                     "gap": np.array([math.log1p(max(seconds, 0.0))], dtype=np.float32)}
-            feeds.update(zip(self._state_names, entry.states, strict=True))
-            probability, *states = self._session.run(self._outputs, feeds)
+            probability, *states = self._run(np.array([token], dtype=np.int32),
+                                             np.array([math.log1p(max(seconds, 0.0))], dtype=np.float32),
+                                             entry.states)
             entry.states = states
             entry.last_ms = stamp if entry.last_ms is None else max(stamp, entry.last_ms)
             entry.events += 1
@@ -156,10 +208,8 @@ class SessionScorer:
         for i, event in enumerate(events):
             token, stamp = self._parse(event)
             seconds = 0.0 if last is None else (stamp - last) / 1000.0
-            feeds = {"event": np.array([token], dtype=np.int32),
-                     "gap": np.array([math.log1p(max(seconds, 0.0))], dtype=np.float32)}
-            feeds.update(zip(self._state_names, states, strict=True))
-            probability, *states = self._session.run(self._outputs, feeds)
+            probability, *states = self._run(np.array([token], dtype=np.int32),
+                                             np.array([math.log1p(max(seconds, 0.0))], dtype=np.float32), states)
             last = stamp if last is None else max(stamp, last)
             out[i] = probability[0]
         return out

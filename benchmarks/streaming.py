@@ -1,0 +1,140 @@
+"""Streaming scorer: per-event update latency against rescoring the prefix, and a concurrency soak.
+
+    .venv/bin/python benchmarks/streaming.py BUNDLE [--sessions 2000] [--soak 1000000] [--threads 8]
+
+1. Latency. For prefixes of 10, 50 and 200 events: ``--sessions`` sessions receive n - 1 events
+   (untimed), then the n-th ``update`` is timed; against it, rescoring the whole n-event prefix from a
+   fresh state (``score_session``, what a scorer without carried state must do per click) is timed.
+2. Concurrency. ``--threads`` threads each stream their own sessions (synthetic event logs) through one
+   shared scorer; every probability must equal a single-threaded run exactly.
+3. Soak. ``--soak`` updates over sessions that keep opening and expiring (a 1,000-session cap and a
+   short TTL on a simulated clock), sampling resident memory every 10%; after warm-up it must stay
+   within 5%, and expirations and evictions are counted.
+Writes benchmarks/results/streaming-<date>.md and exits non-zero if a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from intent_edge.bench import host_description, percentiles  # noqa: E402
+from intent_edge.clickstream.synth import generate_clickstream  # noqa: E402
+from intent_edge.runtime.streaming import SessionScorer  # noqa: E402
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no /proc/self/status")
+
+
+def synthetic_sessions(count: int, seed: int) -> list[list[dict]]:
+    log = generate_clickstream(count, seed)
+    log = log[log["event"] != "purchase"]
+    return [[{"event": e, "timestamp": int(t)} for e, t in zip(g["event"], g["timestamp"], strict=True)]
+            for _, g in log.groupby("session_id", sort=False)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--soak", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    scorer = SessionScorer.load(args.bundle)
+    pool = [e for s in synthetic_sessions(3000, seed=5) for e in s]
+    lines = [f"# Streaming scorer, {dt.date.today().isoformat()}", "",
+             f"Command: `.venv/bin/python benchmarks/streaming.py {' '.join(sys.argv[1:])}`", "",
+             f"Host: {host_description()['cpu']}, {host_description()['cores']} cores. Bundle: "
+             f"{scorer.manifest['model']['kind']} with {scorer.manifest['step']['units']} units, step on "
+             f"{scorer.description}.", "",
+             "| prefix n | update(n-th event) µs p50 / p99 | rescore n events µs p50 / p99 | rescore / update (p50) |",
+             "|---|---|---|---|"]
+    ok = True
+    for n in (10, 50, 200):
+        events = [dict(pool[(i * 7) % len(pool)], timestamp=1_000 * i) for i in range(n)]
+        fresh = SessionScorer.load(args.bundle, max_sessions=args.sessions + 1)
+        for s in range(args.sessions):
+            for event in events[:-1]:
+                fresh.update(f"s{s}", event)
+        clock = time.perf_counter_ns
+        update = np.empty(args.sessions, dtype=np.int64)
+        for s in range(args.sessions):
+            started = clock()
+            fresh.update(f"s{s}", events[-1])
+            update[s] = clock() - started
+        repeats = max(20, min(args.sessions, 200_000 // n))
+        rescore = np.empty(repeats, dtype=np.int64)
+        for r in range(repeats):
+            started = clock()
+            fresh.score_session(events)
+            rescore[r] = clock() - started
+        u, r = percentiles(update), percentiles(rescore)
+        lines.append(f"| {n} | {u['p50']:.1f} / {u['p99']:.1f} | {r['p50']:.1f} / {r['p99']:.1f} | "
+                     f"{r['p50'] / u['p50']:.1f}x |")
+        print(lines[-1], flush=True)
+
+    sessions = synthetic_sessions(args.threads * 200, seed=9)
+    expected = {}
+    alone = SessionScorer.load(args.bundle, max_sessions=len(sessions) + 1)
+    for s, events in enumerate(sessions):
+        expected[s] = [alone.update(str(s), e) for e in events]
+    shared = SessionScorer.load(args.bundle, max_sessions=len(sessions) + 1)
+    mismatches = [0] * args.threads
+
+    def work(worker: int) -> None:
+        for s in range(worker, len(sessions), args.threads):
+            got = [shared.update(str(s), e) for e in sessions[s]]
+            mismatches[worker] += sum(a != b for a, b in zip(got, expected[s], strict=True))
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    events_total = sum(len(s) for s in sessions)
+    lines += ["", f"- Concurrency: {args.threads} threads streamed {len(sessions):,} sessions ({events_total:,} events) "
+                  f"through one scorer in {time.perf_counter() - started:.1f} s; {sum(mismatches)} probabilities differ "
+                  "from the single-threaded run."]
+    ok &= sum(mismatches) == 0
+
+    simulated = [0.0]
+    soak = SessionScorer.load(args.bundle, max_sessions=1000, ttl_seconds=30.0, clock=lambda: simulated[0])
+    samples, started = [], time.perf_counter()
+    for i in range(args.soak):
+        simulated[0] = i * 0.01  # 100 events a simulated second
+        event = pool[i % len(pool)]
+        soak.update(f"s{(i * 2654435761) % 50_000}", {"event": event["event"], "timestamp": i * 10})
+        if i % max(1, args.soak // 10) == 0:
+            samples.append(rss_mib())
+    samples.append(rss_mib())
+    drift = max(abs(s - samples[1]) / samples[1] for s in samples[1:]) if len(samples) > 1 else 0.0
+    lines.append(f"- Soak: {args.soak:,} updates over 50,000 session ids ({time.perf_counter() - started:.1f} s), "
+                 f"cap 1,000 open sessions, TTL 30 simulated s: {soak.stats['sessions_started']:,} sessions started, "
+                 f"{soak.stats['expired']:,} expired, {soak.stats['evicted']:,} evicted, {soak.open_sessions} open at "
+                 f"the end. Resident memory " + ", ".join(f"{s:.1f}" for s in samples)
+                 + f" MiB; largest drift after warm-up {drift:.2%} (limit 5%).")
+    ok &= drift <= 0.05
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"streaming-{dt.date.today().isoformat()}.md"
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[-2:]))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
