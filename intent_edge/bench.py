@@ -388,3 +388,67 @@ def write_plots(report: dict, directory: str | Path) -> list[Path]:
         figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
     plt.close(figure)
     return [latency, throughput]
+
+
+STREAM_PREFIXES = (10, 50, 200)
+
+
+def streaming_latency(bundle: str | Path, events: list[dict], *, sessions: int = 2000,
+                      prefixes=STREAM_PREFIXES, on_step: Callable[[str], None] | None = None) -> dict:
+    """A clickstream bundle's per-event ``update`` latency against rescoring the whole prefix, per step
+    backend and prefix length n: ``sessions`` sessions get n - 1 events (untimed), then the n-th update is
+    timed; rescoring replays all n events from a fresh state (``score_session``), what a scorer without
+    carried state pays per click. ``events`` are raw events (``event`` and ``timestamp``) to cycle through."""
+    from intent_edge.runtime.backends import BACKENDS
+    from intent_edge.runtime.streaming import SessionScorer
+
+    from intent_edge.runtime.bundle import read_manifest
+
+    manifest = read_manifest(bundle)
+    rows = []
+    for backend in manifest["step"]["backends"]:
+        if not BACKENDS[backend].is_available():
+            rows.append({"backend": backend, "status": f"unavailable: {BACKENDS[backend].install_hint}"})
+            continue
+        for n in prefixes:
+            if on_step:
+                on_step(f"{backend}: prefix {n}")
+            session_events = [{"event": events[(i * 7) % len(events)]["event"], "timestamp": 1000 * i}
+                              for i in range(n)]
+            scorer = SessionScorer.load(bundle, backend=backend, max_sessions=sessions + 1)
+            for s in range(sessions):
+                for event in session_events[:-1]:
+                    scorer.update(f"s{s}", event)
+            clock = time.perf_counter_ns
+            update = np.empty(sessions, dtype=np.int64)
+            for s in range(sessions):
+                started = clock()
+                scorer.update(f"s{s}", session_events[-1])
+                update[s] = clock() - started
+            repeats = max(20, min(sessions, 100_000 // n))
+            rescore = np.empty(repeats, dtype=np.int64)
+            for r in range(repeats):
+                started = clock()
+                scorer.score_session(session_events)
+                rescore[r] = clock() - started
+            rows.append({"backend": backend, "status": "ok", "description": scorer.description, "prefix": n,
+                         "update_us": percentiles(update), "rescore_us": percentiles(rescore),
+                         "sessions": sessions, "rescore_repeats": repeats})
+    return {"bundle": str(bundle), "host": host_description(), "model": manifest["model"]["kind"],
+            "units": manifest["step"]["units"], "rows": rows}
+
+
+def render_streaming_markdown(report: dict, command: str) -> str:
+    lines = [f"# intent-edge bench (streaming), {report.get('date', '')}", "", f"Command: `{command}`", "",
+             f"Host: {report['host']['cpu']}, {report['host']['cores']} cores, Python {report['host']['python']}. "
+             f"Bundle: {report['model']} with {report['units']} units.", "",
+             "| step backend | prefix n | update (n-th event) µs p50 / p99 | rescore n events µs p50 / p99 | "
+             "rescore / update, p50 |", "|---|---|---|---|---|"]
+    for row in report["rows"]:
+        if row["status"] != "ok":
+            lines.append(f"| {row['backend']} | - | {row['status']} | - | - |")
+            continue
+        u, r = row["update_us"], row["rescore_us"]
+        lines.append(f"| {row['description']} | {row['prefix']} | {u['p50']:.1f} / {u['p99']:.1f} | "
+                     f"{r['p50']:.1f} / {r['p99']:.1f} | {r['p50'] / u['p50']:.1f}x |")
+    return "\n".join(lines) + "\n"

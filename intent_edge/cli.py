@@ -491,7 +491,8 @@ def bench(
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write the report as Markdown here.")] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Directory for latency and throughput PNGs.")] = None,
 ):
-    """Latency, throughput, cold start and memory of every backend and variant, beside plain Keras."""
+    """Latency, throughput, cold start and memory of every backend and variant, beside plain Keras. For a
+    clickstream bundle: per-event update latency against rescoring prefixes of 10, 50 and 200 events."""
     import datetime as dt
 
     from intent_edge.bench import render_markdown, render_table, run_benchmark, write_plots
@@ -499,7 +500,11 @@ def bench(
     from intent_edge.fileio import atomic_path
     from intent_edge.runtime.bundle import read_manifest
 
-    schema = Schema.from_json(read_manifest(bundle)["schema"])
+    manifest = read_manifest(bundle)
+    if manifest.get("task") == "clickstream":
+        _bench_streaming(bundle, data, json_out, markdown)
+        return
+    schema = Schema.from_json(manifest["schema"])
     if data is not None:
         from intent_edge.data.io import check_features, read_records
 
@@ -530,6 +535,34 @@ def bench(
     if plots:
         for path in write_plots(report, plots):
             console.print(f"plot: {path}")
+
+
+def _bench_streaming(bundle: Path, data: Path | None, json_out: Path | None, markdown: Path | None) -> None:
+    import datetime as dt
+
+    from intent_edge.bench import render_streaming_markdown, streaming_latency
+    from intent_edge.fileio import atomic_path
+
+    if data is not None:
+        from intent_edge.clickstream.events import read_event_log
+
+        log = read_event_log(data)
+        events = [{"event": e} for e in log.events.tolist()]
+    else:
+        from intent_edge.clickstream.synth import generate_clickstream
+
+        events = [{"event": e} for e in generate_clickstream(500, seed=20261127)["event"] if e != "purchase"]
+    with _progress() as progress:
+        task = progress.add_task("benchmarking", total=None, status="")
+        report = streaming_latency(bundle, events, on_step=lambda m: progress.update(task, status=m))
+    report["date"] = dt.date.today().isoformat()
+    text = render_streaming_markdown(report, "intent-edge " + " ".join(sys.argv[1:]))
+    stdout.print(text)
+    if json_out:
+        _write_json(json_out, report)
+    if markdown:
+        with atomic_path(markdown) as temporary:
+            temporary.write_text(text, encoding="utf-8")
 
 
 @app.command()

@@ -122,3 +122,26 @@ def test_a_damaged_step_is_refused(bundle, tmp_path, backend, name):
     (copy / name).write_bytes(bytes(data))
     with pytest.raises(BundleError, match=f"{name} is damaged"):
         SessionScorer.load(copy, backend=backend)
+
+
+def test_streaming_benchmark_mechanics(bundle):
+    from intent_edge.bench import render_streaming_markdown, streaming_latency
+
+    report = streaming_latency(bundle, [{"event": "product"}, {"event": "cart"}], sessions=5, prefixes=(3, 6))
+    rows = [r for r in report["rows"] if r["status"] == "ok"]
+    assert {(r["backend"], r["prefix"]) for r in rows} == {(b, n) for b in ("onnxruntime", "litert") for n in (3, 6)}
+    for row in rows:
+        assert set(row["update_us"]) == {"p50", "p90", "p99", "p99.9"} and row["update_us"]["p50"] > 0
+    assert "| 6 |" in render_streaming_markdown(report, "intent-edge bench x")
+
+
+def test_int8_steps_are_judged_and_load(bundle):
+    import json
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for backend, entry in manifest["step"]["int8"].items():
+        assert entry["parity"]["passed"] and entry["bytes_fp32"] > 0  # (tiny models: int8 files can be larger)
+        session = golden(bundle)[0]
+        scorer = SessionScorer.load(bundle, backend=backend, precision="int8")
+        streamed = [scorer.update("s", e) for e in session["events"]]
+        assert np.max(np.abs(np.array(streamed) - session["probabilities"])) <= entry["parity"]["tolerance"]["max"]

@@ -137,13 +137,17 @@ def _output_position(name: str, outputs: list[str]) -> int:
     raise ValueError(f"cannot tell which step output {name!r} is; expected {outputs}")
 
 
-def export_step_litert(model, kind: str, path: str | Path) -> dict:
+def export_step_litert(model, kind: str, path: str | Path, *, int8_weights: bool = False) -> dict:
     """Write the step as LiteRT (.tflite), builtin ops only, with a ``serving_default`` signature whose
-    inputs and outputs carry the same names as the ONNX step."""
+    inputs and outputs carry the same names as the ONNX step. ``int8_weights``: dynamic-range
+    quantization (int8 weights, float activations and state), which needs no calibration data and keeps
+    the recurrent state in float, so quantization error does not compound from click to click."""
     import tensorflow as tf
 
     step, _, description = _step_function(model, kind)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([step.get_concrete_function()], tf.Module())
+    if int8_weights:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     Path(path).write_bytes(converter.convert())
     return description

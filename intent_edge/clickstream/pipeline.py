@@ -7,6 +7,7 @@ Bundle layout (``task: clickstream`` in the manifest)::
       model.keras     the full-sequence Keras model (masking; one output per prefix)
       step.onnx       one step of the recurrent cell, for streaming (gru and lstm; not cnn)
       step.tflite     the same step for LiteRT (builtin ops)
+      step-int8.*     int8-weight steps (ONNX Runtime, LiteRT), where they pass parity
       golden.json     test sessions as raw events with the probability after each event
 
 Sessions are split at random (by ``seed``) 70/15/15 into training, validation (early stopping,
@@ -110,7 +111,8 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
                               reference="keras full-sequence model, every prefix")
                 step(f"streaming parity ({name}): max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} events")
                 files[backend] = {"file": describe_file(staging, name), "parity": parity}
-            manifest_step = {**signature, "backends": files}
+            manifest_step = {**signature, "backends": files,
+                             "int8": _int8_steps(model, kind, staging, signature, test, test_p, metrics["test"], step)}
         golden = {"description": "test sessions as raw events, with the full model's probability after each "
                                  "event; a port or the streaming scorer must reproduce them",
                   "sessions": [_golden_session(log, index, data, position, test_p)
@@ -134,6 +136,34 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             manifest["step"] = manifest_step
         write_manifest(staging, manifest)
     return manifest
+
+
+def _int8_steps(model, kind: str, staging: Path, signature: dict, test: Sequences, test_p: np.ndarray,
+                full_metrics: dict, step: Callable[[str], None]) -> dict:
+    """int8-weight steps (ONNX Runtime dynamic quantization, LiteRT dynamic range), each streamed over every
+    test session and judged like compressed variants: parity against the full model (int8 tolerance)
+    and ROC-AUC by prefix against the fp32 model's. Only those that pass parity are kept in the bundle."""
+    from intent_edge.compress.pipeline import parity_figures
+    from intent_edge.compress.quantize import int8_dynamic
+
+    int8_dynamic(staging / "step.onnx", staging / "step-int8.onnx")
+    export_step_litert(model, kind, staging / "step-int8.tflite", int8_weights=True)
+    mask = _positions(test)
+    kept = {}
+    for backend, name in (("onnxruntime", "step-int8.onnx"), ("litert", "step-int8.tflite")):
+        streamed = _stream(backend, staging / name, signature, test)
+        parity = parity_figures(test_p[mask], streamed[mask], "int8")
+        by_prefix = prefix_metrics(test.labels, test.lengths, streamed)
+        delta = {k: by_prefix[k]["roc_auc"] - full_metrics[k]["roc_auc"] for k in by_prefix if k in full_metrics}
+        step(f"int8 step ({name}): p99 |dp| {parity['p99_abs_diff']:.3g}, max {parity['max_abs_diff']:.3g}; "
+             "ROC-AUC change " + ", ".join(f"k={k} {d:+.4f}" for k, d in delta.items())
+             + ("" if parity["passed"] else " -- fails parity, not kept"))
+        if parity["passed"]:
+            kept[backend] = {"file": describe_file(staging, name), "parity": parity, "roc_auc_change": delta,
+                             "bytes_fp32": (staging / name.replace("-int8", "")).stat().st_size}
+        else:
+            (staging / name).unlink()
+    return kept
 
 
 def _subset(log: EventLog, index: np.ndarray) -> EventLog:

@@ -104,12 +104,13 @@ class SessionScorer:
         self.stats = {"events": 0, "sessions_started": 0, "expired": 0, "evicted": 0}
 
     @classmethod
-    def load(cls, bundle: str | Path, *, backend: str = "auto", max_sessions: int = 100_000,
+    def load(cls, bundle: str | Path, *, backend: str = "auto", precision: str = "fp32", max_sessions: int = 100_000,
              ttl_seconds: float = 1800.0, threads: int | None = 1, public_key: str | Path | None = None,
              clock: Callable[[], float] = time.monotonic) -> SessionScorer:
         """Load a clickstream bundle's step cell, verifying its checksum (and signature, with ``public_key``).
         ``backend``: ``litert``, ``onnxruntime``, or ``auto`` (LiteRT where installed: one small call a
-        click is where its low per-call cost shows; ONNX Runtime otherwise)."""
+        click is where its low per-call cost shows; ONNX Runtime otherwise). ``precision="int8"`` takes the
+        int8-weight step where the bundle has one that passed parity."""
         manifest = read_manifest(bundle, public_key)
         if manifest.get("task") != TASK:
             raise BundleError(f"{bundle}: not a clickstream bundle (task {manifest.get('task', 'sessions')!r}); "
@@ -123,12 +124,15 @@ class SessionScorer:
             raise BundleError(f"{bundle}: the sequence spec in the manifest is invalid ({exc})") from None
         if max_sessions < 1 or ttl_seconds <= 0:
             raise ValueError("max_sessions must be at least 1 and ttl_seconds positive")
-        files = manifest["step"]["backends"]
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be fp32 or int8, got {precision!r}")
+        files = manifest["step"]["backends"] if precision == "fp32" else manifest["step"].get("int8", {})
         if backend == "auto":
             backend = next((name for name in ("litert", "onnxruntime")
                             if name in files and BACKENDS[name].is_available()), "onnxruntime")
         if backend not in files:
-            raise BackendUnavailable(f"{bundle}: no streaming step for backend {backend!r}; it has: {', '.join(files)}")
+            raise BackendUnavailable(f"{bundle}: no {precision} streaming step for backend {backend!r}; it has: "
+                                     f"{', '.join(files) or 'none'}")
         BACKENDS[backend].require()
         run = load_step_runner(backend, resolve_file(bundle, files[backend]["file"]), manifest["step"],
                                threads=threads)
