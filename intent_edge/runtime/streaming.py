@@ -66,24 +66,40 @@ def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int 
 
         local = threading.local()
 
-        def runner():
-            found = getattr(local, "runner", None)
-            if found is None:
-                found = local.runner = Interpreter(model_path=str(path), num_threads=threads).get_signature_runner(
-                    "serving_default")
-            return found
+        def thread_state(rows: int):
+            """This thread's interpreter, planned for ``rows`` sessions, with its tensor indices by name."""
+            state = getattr(local, "state", None)
+            if state is None:
+                interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                runner = interpreter.get_signature_runner("serving_default")
+                inputs = {name: detail["index"] for name, detail in runner.get_input_details().items()}
+                output_indices = {name: detail["index"] for name, detail in runner.get_output_details().items()}
+                del runner  # it holds views of the interpreter's tensors, which would block resizing
+                state = local.state = [interpreter, None, inputs, [output_indices[name] for name in outputs]]
+            if state[1] != rows:  # resizing re-plans memory: only when the number of sessions changes
+                interpreter, inputs = state[0], state[2]
+                for name, index in inputs.items():
+                    shape = [rows] if name in ("event", "gap") else [rows, signature["units"]]
+                    interpreter.resize_tensor_input(index, shape)
+                interpreter.allocate_tensors()
+                state[1] = rows
+            return state
 
         try:
-            first = runner()
-        except (ValueError, RuntimeError) as exc:
+            first = thread_state(1)
+        except (ValueError, RuntimeError, KeyError) as exc:
             raise BundleError(f"{path}: LiteRT cannot load this step ({exc})") from None
-        if sorted(first.get_input_details()) != sorted(signature["inputs"]):
-            raise BundleError(f"{path}: the step takes {sorted(first.get_input_details())}, the manifest says "
-                              f"{signature['inputs']}")
+        if sorted(first[2]) != sorted(signature["inputs"]):
+            raise BundleError(f"{path}: the step takes {sorted(first[2])}, the manifest says {signature['inputs']}")
 
         def run_litert(events, gaps, states):
-            result = runner()(event=events, gap=gaps, **dict(zip(names, states, strict=True)))
-            return [result[name] for name in outputs]
+            interpreter, _, inputs, output_indices = thread_state(len(events))
+            interpreter.set_tensor(inputs["event"], events)
+            interpreter.set_tensor(inputs["gap"], gaps)
+            for name, value in zip(names, states, strict=True):
+                interpreter.set_tensor(inputs[name], value)
+            interpreter.invoke()
+            return [interpreter.get_tensor(index) for index in output_indices]
 
         run_litert.description = f"LiteRT ({threads or 'default'} threads)"
         return run_litert
