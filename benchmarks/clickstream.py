@@ -25,10 +25,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from intent_edge.bench import host_description  # noqa: E402
-from intent_edge.clickstream.events import Sequences, encode_sessions, event_log_from_frame, fit_sequence_spec  # noqa: E402
-from intent_edge.clickstream.events import PLAIN  # noqa: E402
-from intent_edge.clickstream.models import (bag_features, fit_sequence_model,  # noqa: E402
-                                            prefix_probabilities)
+from intent_edge.clickstream.events import (  # noqa: E402
+    PLAIN,  # noqa: E402
+    Sequences,
+    encode_sessions,
+    event_log_from_frame,
+    fit_sequence_spec,
+)
+from intent_edge.clickstream.models import bag_features, fit_sequence_model, prefix_probabilities  # noqa: E402
 from intent_edge.clickstream.synth import generate_clickstream  # noqa: E402
 
 PREFIXES = (1, 2, 5, 10, None)

@@ -24,8 +24,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from intent_edge.bench import host_description, streaming_latency  # noqa: E402

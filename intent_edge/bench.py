@@ -400,9 +400,8 @@ def streaming_latency(bundle: str | Path, events: list[dict], *, sessions: int =
     timed; rescoring replays all n events from a fresh state (``score_session``), what a scorer without
     carried state pays per click. ``events`` are raw events (``event`` and ``timestamp``) to cycle through."""
     from intent_edge.runtime.backends import BACKENDS
-    from intent_edge.runtime.streaming import SessionScorer
-
     from intent_edge.runtime.bundle import read_manifest
+    from intent_edge.runtime.streaming import SessionScorer
 
     manifest = read_manifest(bundle)
     rows = []

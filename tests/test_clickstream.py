@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from intent_edge.clickstream.events import COVEO, PLAIN, encode_sessions, fit_sequence_spec, read_event_log
-from intent_edge.runtime.sequence import SequenceSpec
 from intent_edge.clickstream.synth import generate_clickstream
 from intent_edge.errors import DataError
+from intent_edge.runtime.sequence import SequenceSpec
 
 
 @pytest.fixture(scope="module")

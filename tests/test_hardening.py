@@ -80,6 +80,40 @@ def test_any_jsonl_text_reads_or_raises_a_data_error(tmp_path_factory, lines):
         assert len(frame) > 0
 
 
+@pytest.fixture(scope="module")
+def parquet_bytes(synthetic_csv, tmp_path_factory):
+    path = tmp_path_factory.mktemp("parquet") / "good.parquet"
+    load_dataset(synthetic_csv).frame.head(50).to_parquet(path)
+    return path.read_bytes()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_damaged_parquet_reads_or_raises_a_data_error(tmp_path_factory, parquet_bytes, data):
+    """Truncated files, flipped bytes and arbitrary bytes, through both readers (whole file and chunks)."""
+    from intent_edge.data.io import iter_record_chunks
+
+    damage = data.draw(st.sampled_from(["truncate", "flip", "random"]))
+    if damage == "truncate":
+        content = parquet_bytes[:data.draw(st.integers(0, len(parquet_bytes) - 1))]
+    elif damage == "flip":
+        content = bytearray(parquet_bytes)
+        for position in data.draw(st.lists(st.integers(0, len(content) - 1), min_size=1, max_size=8)):
+            content[position] ^= data.draw(st.integers(1, 255))
+        content = bytes(content)
+    else:
+        content = data.draw(st.binary(max_size=400))
+    path = tmp_path_factory.mktemp("fuzz") / "records.parquet"
+    path.write_bytes(content)
+    for read in (read_records, lambda p: list(iter_record_chunks(p, chunk_rows=7))):
+        try:
+            result = read(path)
+        except DataError as exc:
+            assert str(path) in str(exc)
+        else:
+            assert len(result) > 0
+
+
 def test_keras_lambda_layer_in_a_bundle_is_refused(tiny_bundle, synthetic_csv, tmp_path):
     keras = pytest.importorskip("keras")
     from intent_edge.compress.pipeline import compress_bundle

@@ -82,7 +82,6 @@ def int8_static(source: Path, target: Path, calibration: np.ndarray, *, keep_fir
 def fp16(source: Path, target: Path) -> dict:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
-
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     converted = OnnxModel(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True))
