@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml setup.py intent_edge/runtime/_fastencode.c
 	$(BIN)/python -m pip install --quiet -e '.[train,cpu,dev]'
 	touch $@
 
-# The whole pipeline on the built-in synthetic data: data -> train (evaluate, export, parity) -> compress -> score.
+# The whole pipeline on the built-in synthetic data: data -> train (evaluate, export, parity) -> compress -> score,
+# then clickstreams: event log -> GRU -> per-click streaming scores.
 demo: install
 	$(BIN)/intent-edge data synth --rows 20000 --seed 0 --out $(DEMO)/sessions.csv
 	$(BIN)/intent-edge train $(DEMO)/sessions.csv --label Revenue --out $(DEMO)/bundle --plots $(DEMO)/plots
@@ -23,6 +24,11 @@ demo: install
 	$(BIN)/intent-edge data synth --rows 1000 --seed 1 --out $(DEMO)/new-sessions.csv
 	$(BIN)/intent-edge score $(DEMO)/bundle $(DEMO)/new-sessions.csv --output $(DEMO)/scored.csv --keep all
 	$(BIN)/intent-edge evaluate $(DEMO)/new-sessions.csv --bundle $(DEMO)/bundle --json $(DEMO)/evaluation.json
+	$(BIN)/intent-edge data clickstream --sessions 8000 --seed 0 --out $(DEMO)/events.csv
+	$(BIN)/intent-edge train $(DEMO)/events.csv --model gru --out $(DEMO)/gru-bundle
+	printf '%s\n' '{"session_id": "s1", "event": "search", "timestamp": 0}' \
+	  '{"session_id": "s1", "event": "product", "timestamp": 20000}' \
+	  '{"session_id": "s1", "event": "cart", "timestamp": 75000}' | $(BIN)/intent-edge stream $(DEMO)/gru-bundle
 
 test: install
 	$(BIN)/python -m pytest

@@ -334,6 +334,35 @@ def predict(
 
 @app.command()
 @_user_errors
+def stream(
+    bundle: Annotated[Path, typer.Argument(help="Clickstream bundle (intent-edge train EVENTS --model gru|lstm).")],
+    backend: Annotated[str, typer.Option("--backend", help="Step backend: auto, litert or onnxruntime.")] = "auto",
+    ttl: Annotated[float, typer.Option("--ttl", min=1, help="Seconds a session may idle before it is dropped.")]
+        = 1800.0,
+    public_key: PublicKeyOption = None,
+):
+    """Score a live event stream: JSON lines {"session_id", "event", "timestamp"} on standard input, one JSON
+    line out per event with the session's purchase probability so far (O(1) work per event)."""
+    from intent_edge.runtime.streaming import SessionScorer
+
+    scorer = SessionScorer.load(bundle, backend=backend, ttl_seconds=ttl, public_key=public_key)
+    for number, text in enumerate((line for line in sys.stdin if line.strip()), start=1):
+        try:
+            event = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IntentEdgeError(f"event {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(event, dict) or not isinstance(event.get("session_id"), str):
+            raise IntentEdgeError(f"event {number}: expected an object with a text session_id")
+        try:
+            probability = scorer.update(event["session_id"], event)
+        except RecordError as exc:
+            raise IntentEdgeError(f"event {number}: {exc}") from None
+        stdout.print_json(json.dumps({"session_id": event["session_id"], "probability": round(probability, 6),
+                                      "decision": probability >= scorer.threshold}), indent=None)
+
+
+@app.command()
+@_user_errors
 def score(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory written by `intent-edge train`.")],
     input: Annotated[Path, typer.Argument(help="Records to score: .csv (any delimiter), .parquet or .jsonl, of any "

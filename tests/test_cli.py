@@ -15,7 +15,7 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command", [[], ["data"], ["data", "synth"], ["data", "clickstream"], ["serve"], ["export"], ["train"], ["evaluate"], ["predict"], ["score"],
+@pytest.mark.parametrize("command", [[], ["data"], ["data", "synth"], ["data", "clickstream"], ["serve"], ["export"], ["stream"], ["train"], ["evaluate"], ["predict"], ["score"],
                                      ["info"], ["compress"], ["bench"], ["keygen"], ["sign"]])
 def test_every_command_has_help(command):
     result = invoke(*command, "--help")
@@ -174,5 +174,16 @@ def test_train_a_sequence_model_on_an_event_log(tmp_path):
     assert result.exit_code == 0, result.output
     assert "streaming parity" in result.output and "ROC-AUC by prefix" in result.output
     assert 0 < SessionScorer.load(tmp_path / "gru").update("s", {"event": "cart", "timestamp": 1}) < 1
+    lines = [json.dumps({"session_id": s, "event": e, "timestamp": t})
+             for s, e, t in (("a", "home", 0), ("b", "search", 5), ("a", "product", 9000))]
+    result = runner.invoke(app, ["stream", str(tmp_path / "gru")], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.output.splitlines()]
+    assert [a["session_id"] for a in answers] == ["a", "b", "a"] and all(0 < a["probability"] < 1 for a in answers)
+    scorer = SessionScorer.load(tmp_path / "gru")
+    expected = [scorer.update(json.loads(x)["session_id"], json.loads(x)) for x in lines]
+    assert [a["probability"] for a in answers] == pytest.approx(expected, abs=1e-6)
+    result = runner.invoke(app, ["stream", str(tmp_path / "gru")], input='{"session_id": "a", "event": "home"}\n')
+    assert result.exit_code == 2 and "event 1: field 'timestamp': missing" in result.output
     result = invoke("train", events, "--model", "transformer", "--out", tmp_path / "x")
     assert result.exit_code == 2 and "choose mlp, gru, lstm, cnn" in result.output
