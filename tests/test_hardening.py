@@ -154,3 +154,19 @@ def test_onnx_model_reading_files_outside_the_bundle_is_refused(tiny_bundle, tmp
     # Two layers refuse it: onnx.checker first (where installed), ONNX Runtime's own path check after.
     with pytest.raises(BundleError, match="refused by onnx.checker|escapes model directory"):
         Predictor.load(bundle)
+
+
+def test_a_flipped_byte_in_parquet_pandas_metadata_is_a_data_error(parquet_bytes, tmp_path):
+    """Found by the fuzz run in CI: "int64" -> "hnt64" in a column's stored numpy type made the chunked
+    reader's batch.to_pandas() raise TypeError (the whole-file reader ignores that field)."""
+    from intent_edge.data.io import iter_record_chunks
+
+    content = bytearray(parquet_bytes)
+    position = content.find(b'"numpy_type": "int64"')
+    assert position > 0
+    content[position + len(b'"numpy_type": "')] ^= 1  # i -> h
+    path = tmp_path / "records.parquet"
+    path.write_bytes(bytes(content))
+    assert len(read_records(path)) == 50
+    with pytest.raises(DataError, match="cannot be read as Parquet"):
+        list(iter_record_chunks(path))

@@ -18,6 +18,11 @@ from intent_edge.data.schema import KINDS, UCI_SCHEMA, Schema, guess_kind, is_uc
 from intent_edge.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# What a damaged file makes the readers raise. A flipped byte in a Parquet file's pandas metadata (say
+# "int64" -> "hnt64") surfaces as a TypeError from pandas, others as Arrow's own errors, which subclass
+# ValueError, OSError, TypeError, KeyError, IndexError or NotImplementedError (found by the fuzz test).
+_READ_ERRORS = (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, TypeError, KeyError, IndexError,
+                NotImplementedError)
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 _DELIMITERS = ",;\t|"
 _TRUE = {"true", "yes", "y", "t", "1", "1.0"}
@@ -54,7 +59,7 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
             frame = pd.read_csv(path, sep=sep or sniff_delimiter(path), skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise DataError(path, "the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+    except _READ_ERRORS as exc:
         raise DataError(path, f"cannot be read as {'Parquet' if path.suffix.lower() in PARQUET_SUFFIXES else 'CSV'}: "
                               f"{exc}") from None
     if len(frame) == 0:
@@ -99,7 +104,7 @@ def iter_record_chunks(path: str | Path, sep: str | None = None, *, chunk_rows: 
             yield chunk
     except pd.errors.EmptyDataError:
         raise DataError(path, "the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+    except _READ_ERRORS as exc:
         if isinstance(exc, DataError):
             raise
         raise DataError(path, f"cannot be read as {kind} (after {rows} rows): {exc}") from None
