@@ -594,6 +594,34 @@ def _bench_streaming(bundle: Path, data: Path | None, json_out: Path | None, mar
             temporary.write_text(text, encoding="utf-8")
 
 
+def _info_clickstream(bundle: Path, public_key: Path | None) -> None:
+    from rich.table import Table
+
+    from intent_edge.runtime.bundle import read_manifest, resolve_file
+
+    manifest = read_manifest(bundle, public_key)
+    if public_key is not None:
+        stdout.print(f"signature verified with {public_key}")
+    step = manifest.get("step", {})
+    steps = {**{f"{b} fp32": e for b, e in step.get("backends", {}).items()},
+             **{f"{b} int8": e for b, e in step.get("int8", {}).items()}}
+    for entry in (manifest["source_model"]["file"], manifest["golden"]["file"], *(e["file"] for e in steps.values())):
+        resolve_file(bundle, entry)
+    model = manifest["model"]
+    stdout.print(f"[bold]{bundle}[/]: clickstream {model['kind']} ({model['recipe']['units']} units), "
+                 f"{len(manifest['sequence']['vocabulary'])} event types: "
+                 f"{', '.join(manifest['sequence']['vocabulary'])}; created {manifest['created']}", highlight=False)
+    stdout.print(f"threshold {manifest['threshold']['value']:.4f}; test ROC-AUC by prefix: "
+                 + ", ".join(f"k={k} {m['roc_auc']:.4f}" for k, m in manifest["metrics"]["test"].items()))
+    table = Table(title="streaming steps (checksums verified)")
+    for column in ("step", "file", "bytes", "parity max |dp|"):
+        table.add_column(column)
+    for name, entry in steps.items():
+        table.add_row(name, entry["file"]["path"], str(entry["file"]["bytes"]),
+                      f"{entry['parity']['max_abs_diff']:.2e} ({entry['parity']['rows']} events)")
+    stdout.print(table if steps else "no streaming step (cnn)")
+
+
 @app.command()
 @_user_errors
 def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")], public_key: PublicKeyOption = None):
@@ -601,8 +629,11 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")], publ
     from rich.table import Table
 
     from intent_edge.runtime import Predictor
-    from intent_edge.runtime.bundle import resolve_file
+    from intent_edge.runtime.bundle import read_manifest, resolve_file
 
+    if read_manifest(bundle, public_key).get("task") == "clickstream":
+        _info_clickstream(bundle, public_key)
+        return
     predictor = Predictor.load(bundle, public_key=public_key)
     manifest = predictor.manifest
     if public_key is not None:

@@ -185,5 +185,7 @@ def test_train_a_sequence_model_on_an_event_log(tmp_path):
     assert [a["probability"] for a in answers] == pytest.approx(expected, abs=1e-6)
     result = runner.invoke(app, ["stream", str(tmp_path / "gru")], input='{"session_id": "a", "event": "home"}\n')
     assert result.exit_code == 2 and "event 1: field 'timestamp': missing" in result.output
+    result = invoke("info", tmp_path / "gru")
+    assert result.exit_code == 0 and "litert fp32" in result.output and "step.tflite" in result.output
     result = invoke("train", events, "--model", "transformer", "--out", tmp_path / "x")
     assert result.exit_code == 2 and "choose mlp, gru, lstm, cnn" in result.output
