@@ -171,3 +171,19 @@ def test_unknown_method_and_gpu_target_are_explained():
     with pytest.raises(BundleError, match="TensorRT"):
         plan_for("gpu", None)
     assert ("units-50", "litert-int8") in plan_for("litert", None)
+
+
+def test_near_ties_in_speed_go_to_the_smaller_file_inside_the_auc_budget():
+    from intent_edge.compress.pipeline import TIE_BAND, VariantRow, recommend
+
+    def row(name, p50, throughput, size, delta=0.0, status="ok"):
+        return VariantRow(name, "original", name, "onnx", "fp32", status=status, bytes=size, delta_roc_auc=delta,
+                          latency_us={"p50": p50}, throughput_rows_s=throughput)
+
+    table = [row("original", 10.0, 100.0, 30_000), row("fast-big", 4.0, 400.0, 25_000),
+             row("near-small", 4.0 * (1 + TIE_BAND * 0.9), 400.0 / (1 + TIE_BAND * 0.9), 7_000),
+             row("slow-tiny", 4.0 * (1 + TIE_BAND * 2), 200.0, 1_000),
+             row("fastest-but-inaccurate", 1.0, 900.0, 500, delta=-0.01), row("broken", 0.5, 999.0, 10, status="x")]
+    assert recommend(table, "latency", 0.003).name == "near-small"
+    assert recommend(table, "throughput", 0.003).name == "near-small"
+    assert recommend(table, "latency", 0.02).name == "fastest-but-inaccurate"
