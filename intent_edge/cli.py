@@ -215,6 +215,35 @@ def _plots_from_bundle(bundle: Path, dataset, directory: Path) -> None:
         console.print(f"plot: {path}")
 
 
+def _is_clickstream(bundle: Path) -> bool:
+    from intent_edge.runtime.bundle import read_manifest
+
+    return read_manifest(bundle).get("task") == "clickstream"
+
+
+def _evaluate_clickstream(bundle: Path, data: Path, json_out: Path | None) -> None:
+    from rich.table import Table
+
+    from intent_edge.clickstream.events import read_event_log
+    from intent_edge.clickstream.pipeline import evaluate_sequence_bundle
+
+    log = read_event_log(data)
+    for note in log.notes:
+        console.print(f"note: {note}")
+    report = evaluate_sequence_bundle(bundle, log)
+    table = Table(title=f"{bundle} on {data.name}: after the first k events, sessions that go on after event k "
+                        "(bundle threshold)")
+    for column in ("k", "sessions", "ROC-AUC", "PR-AUC", "precision", "recall", "F1"):
+        table.add_column(column)
+    for k, m in report.items():
+        table.add_row(k, str(m["rows"]), f"{m['roc_auc']:.4f}", f"{m['pr_auc']:.4f}", f"{m['precision']:.4f}",
+                      f"{m['recall']:.4f}", f"{m['f1']:.4f}")
+    stdout.print(table)
+    if json_out:
+        _write_json(json_out, {"kind": "clickstream bundle", "bundle": str(bundle), "data": str(data),
+                               "by_prefix": report})
+
+
 @app.command()
 @_user_errors
 def evaluate(
@@ -251,6 +280,9 @@ def evaluate(
     from intent_edge.data.io import load_dataset
     from intent_edge.train.evaluate import ThresholdPolicy, folds_table, metrics_table, write_plots
 
+    if bundle is not None and _is_clickstream(bundle):
+        _evaluate_clickstream(bundle, data, json_out)
+        return
     if bundle is not None:
         from intent_edge.data.schema import Schema
         from intent_edge.runtime import Predictor

@@ -185,6 +185,14 @@ def test_train_a_sequence_model_on_an_event_log(tmp_path):
     assert [a["probability"] for a in answers] == pytest.approx(expected, abs=1e-6)
     result = runner.invoke(app, ["stream", str(tmp_path / "gru")], input='{"session_id": "a", "event": "home"}\n')
     assert result.exit_code == 2 and "event 1: field 'timestamp': missing" in result.output
+    other = tmp_path / "other-events.csv"
+    assert invoke("data", "clickstream", "--sessions", 200, "--seed", 3, "--out", other).exit_code == 0
+    report = tmp_path / "eval.json"
+    result = invoke("evaluate", other, "--bundle", tmp_path / "gru", "--json", report)
+    assert result.exit_code == 0, result.output
+    by_prefix = json.loads(report.read_text())["by_prefix"]
+    assert {"1", "5", "all"} <= set(by_prefix) and all(0 <= m["roc_auc"] <= 1 for m in by_prefix.values())
+    assert by_prefix["all"]["rows"] == 200
     result = invoke("info", tmp_path / "gru")
     assert result.exit_code == 0 and "litert fp32" in result.output and "step.tflite" in result.output
     result = invoke("train", events, "--model", "transformer", "--out", tmp_path / "x")

@@ -145,3 +145,19 @@ def test_int8_steps_are_judged_and_load(bundle):
         scorer = SessionScorer.load(bundle, backend=backend, precision="int8")
         streamed = [scorer.update("s", e) for e in session["events"]]
         assert np.max(np.abs(np.array(streamed) - session["probabilities"])) <= entry["parity"]["tolerance"]["max"]
+
+
+def test_evaluation_through_the_step_matches_the_bundle_metrics(bundle, log):
+    """The test split's prefix ROC-AUC, recomputed through the streaming step, equals the training-time
+    figure from the full Keras model (same sessions: the bundle's seeded split)."""
+    import json
+
+    from intent_edge.clickstream.pipeline import _subset, evaluate_sequence_bundle
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    order = np.random.default_rng(manifest["training"]["seed"]).permutation(len(log))
+    test = order[int(0.85 * len(order)):]
+    report = evaluate_sequence_bundle(bundle, _subset(log, test))
+    for k, figures in manifest["metrics"]["test"].items():
+        assert report[k]["roc_auc"] == pytest.approx(figures["roc_auc"], abs=1e-4)
+        assert report[k]["rows"] == figures["sessions"]

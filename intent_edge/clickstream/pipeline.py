@@ -175,18 +175,41 @@ def _subset(log: EventLog, index: np.ndarray) -> EventLog:
 
 
 def _stream(backend: str, path: Path, signature: dict, data: Sequences) -> np.ndarray:
-    """Run a step file over every session, one event at a time for all sessions together, through the
-    runtime's own step runner."""
-    from intent_edge.runtime.streaming import load_step_runner
+    """Run a step file over every session through the runtime's own step runner."""
+    from intent_edge.runtime.streaming import load_step_runner, stream_padded
 
-    run = load_step_runner(backend, path, signature, threads=None)
-    n, width = data.tokens.shape
-    states = [np.zeros((n, signature["units"]), dtype=np.float32) for _ in signature["state"]]
-    out = np.zeros((n, width), dtype=np.float32)
-    for position in range(width):
-        probability, *states = run(data.tokens[:, position].astype(np.int32), data.gaps[:, position], states)
-        out[:, position] = probability
-    return out
+    return stream_padded(load_step_runner(backend, path, signature, threads=None), signature, data.tokens, data.gaps)
+
+
+def evaluate_sequence_bundle(bundle: str | Path, log: EventLog, *, backend: str = "auto") -> dict:
+    """A clickstream bundle on a labelled event log, through its streaming step (no TensorFlow): for each
+    prefix length, ROC-AUC, PR-AUC and the decision figures at the bundle's threshold, on the sessions
+    that go on after event k; and after the last event seen."""
+    from intent_edge.runtime.backends import BACKENDS
+    from intent_edge.runtime.bundle import read_manifest, resolve_file
+    from intent_edge.runtime.sequence import SequenceSpec
+    from intent_edge.runtime.streaming import load_step_runner, stream_padded
+    from intent_edge.train.evaluate import compute_metrics
+
+    manifest = read_manifest(bundle)
+    if "step" not in manifest:
+        raise ValueError(f"{bundle}: evaluation runs through the streaming step, which a cnn bundle does not have")
+    files = manifest["step"]["backends"]
+    if backend == "auto":
+        backend = next(b for b in ("litert", "onnxruntime") if b in files and BACKENDS[b].is_available())
+    run = load_step_runner(backend, resolve_file(bundle, files[backend]["file"]), manifest["step"])
+    data = encode_sessions(SequenceSpec.from_spec(manifest["sequence"]), log)
+    by_position = stream_padded(run, manifest["step"], data.tokens, data.gaps)
+    threshold = float(manifest["threshold"]["value"])
+    report = {}
+    for k in (*PREFIXES, None):
+        rows = data.lengths > k if k else np.ones(len(data.lengths), dtype=bool)
+        if rows.sum() < 2 or len(np.unique(data.labels[rows])) < 2:
+            continue
+        position = (np.minimum(data.lengths, k) if k else data.lengths)[rows] - 1
+        probabilities = by_position[np.flatnonzero(rows), position].astype(np.float64)
+        report[str(k or "all")] = compute_metrics(data.labels[rows].astype(np.int64), probabilities, threshold)
+    return report
 
 
 def _golden_session(log: EventLog, index: int, data: Sequences, test_position: int, test_p: np.ndarray) -> dict:

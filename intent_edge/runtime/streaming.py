@@ -233,3 +233,16 @@ class SessionScorer:
             last = stamp if last is None else max(stamp, last)
             out[i] = probability[0]
         return out
+
+
+def stream_padded(run: StepRunner, signature: dict, tokens: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    """Probabilities after every position of padded sessions ``(n, max_length)``, stepping all sessions
+    together (positions past a session's end are computed and ignored by the caller)."""
+    n, width = tokens.shape
+    states = [np.zeros((n, signature["units"]), dtype=np.float32) for _ in signature["state"]]
+    out = np.zeros((n, width), dtype=np.float32)
+    for position in range(width):
+        probability, *states = run(np.ascontiguousarray(tokens[:, position], dtype=np.int32),
+                                   np.ascontiguousarray(gaps[:, position], dtype=np.float32), states)
+        out[:, position] = probability
+    return out
