@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from intent_edge.bench import host_description  # noqa: E402
 from intent_edge.clickstream.events import (  # noqa: E402
     PLAIN,  # noqa: E402
-    Sequences,
     encode_sessions,
     event_log_from_frame,
     fit_sequence_spec,
@@ -36,11 +35,6 @@ from intent_edge.clickstream.models import bag_features, fit_sequence_model, pre
 from intent_edge.clickstream.synth import generate_clickstream  # noqa: E402
 
 PREFIXES = (1, 2, 5, 10, None)
-
-
-def take(data: Sequences, index: np.ndarray) -> Sequences:
-    return Sequences(data.tokens[index], data.gaps[index], data.lengths[index], data.labels[index],
-                     data.session_ids[index])
 
 
 def write_plot(results: dict, path: Path, sessions: int) -> Path:
@@ -88,7 +82,7 @@ def main() -> None:
         cut1, cut2 = int(0.7 * len(order)), int(0.85 * len(order))
         spec = fit_sequence_spec(log, max_length=args.max_length)
         data = encode_sessions(spec, log)
-        train, validation, test = take(data, order[:cut1]), take(data, order[cut1:cut2]), take(data, order[cut2:])
+        train, validation, test = data.take(order[:cut1]), data.take(order[cut1:cut2]), data.take(order[cut2:])
         scores = {}
         for kind in kinds:
             started = time.perf_counter()

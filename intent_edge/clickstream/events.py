@@ -131,7 +131,6 @@ def event_log_from_frame(frame: pd.DataFrame, path: str | Path, columns: EventCo
         notes.append(f"{count} session(s) had events out of time order; they were put in time order")
     codes, timestamps, products = codes[order], timestamps[order], products[order]
     events = events.to_numpy(dtype=object)[order]
-    row_of = order  # original row of each sorted event, for messages
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
 
     keep = np.ones(len(codes), dtype=bool)
@@ -139,9 +138,9 @@ def event_log_from_frame(frame: pd.DataFrame, path: str | Path, columns: EventCo
     is_purchase = np.isin(events.astype(str), list(purchase_events))
     for index, (start, stop) in enumerate(zip(starts[:-1], starts[1:], strict=True)):
         if given is not None:
-            session_labels = given[row_of[start:stop]]
+            session_labels = given[order[start:stop]]  # order: the original row of each sorted event
             if (session_labels != session_labels[0]).any():
-                bad = int(row_of[start + int(np.argmax(session_labels != session_labels[0]))])
+                bad = int(order[start + int(np.argmax(session_labels != session_labels[0]))])
                 raise DataError(path, f"the label changes within session {session_ids[codes[start]]!r}",
                                 row=bad + 1, line=line_of(path, bad), column=columns.label)
             labels[index] = session_labels[0]
@@ -222,6 +221,11 @@ class Sequences:
     lengths: np.ndarray
     labels: np.ndarray
     session_ids: np.ndarray
+
+    def take(self, index: np.ndarray) -> Sequences:
+        """The sessions at ``index``, in that order."""
+        return Sequences(self.tokens[index], self.gaps[index], self.lengths[index], self.labels[index],
+                         self.session_ids[index])
 
     def prefix(self, k: int) -> Sequences:
         """The first ``k`` events of every session (shorter sessions whole)."""

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from intent_edge import __version__
 
 STEP_OPSET = 17
@@ -41,12 +39,13 @@ def _step_function(model, kind: str):
     sigmoid gates and tanh), because a traced Keras layer keeps its weights as variables, which the
     LiteRT converter does not freeze from a Keras 3 model; constants convert everywhere. The parity
     check against the full Keras model proves the two agree."""
+    import keras
     import tensorflow as tf
 
     names = state_names(kind)
     layer = model.get_layer("encoder")
     cell = layer.cell
-    if getattr(cell, "activation", None) is not keras_tanh() or not _is_sigmoid(cell.recurrent_activation):
+    if cell.activation is not keras.activations.tanh or cell.recurrent_activation is not keras.activations.sigmoid:
         raise ValueError("the streaming step supports the default activations (tanh, sigmoid gates)")
     # numpy arrays, turned into constants inside the traced function (captured eager tensors would
     # become extra graph inputs in tf2onnx)
@@ -94,18 +93,6 @@ def _step_function(model, kind: str):
     return step, signature, description
 
 
-def keras_tanh():
-    import keras
-
-    return keras.activations.tanh
-
-
-def _is_sigmoid(function) -> bool:
-    import keras
-
-    return function is keras.activations.sigmoid
-
-
 def export_step_onnx(model, kind: str, path: str | Path) -> dict:
     """Write the step graph as ONNX; returns its input and output names and the state width."""
     import tf2onnx
@@ -151,8 +138,3 @@ def export_step_litert(model, kind: str, path: str | Path, *, int8_weights: bool
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     Path(path).write_bytes(converter.convert())
     return description
-
-
-def full_model_prefix_probabilities(model, tokens: np.ndarray, gaps: np.ndarray) -> np.ndarray:
-    """The full-sequence model's probability after every position, ``(sessions, max_length)``."""
-    return np.asarray(model.predict({"events": tokens, "gaps": gaps}, batch_size=1024, verbose=0))[..., 0]

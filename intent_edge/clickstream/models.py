@@ -81,9 +81,14 @@ def fit_sequence_model(kind: str, train: Sequences, validation: Sequences, token
     return model
 
 
+def probabilities_by_position(model, data: Sequences) -> np.ndarray:
+    """The model's P(buy) after every position of every session, ``(sessions, max_length)``."""
+    return np.asarray(model.predict({"events": data.tokens, "gaps": data.gaps}, batch_size=1024, verbose=0))[..., 0]
+
+
 def prefix_probabilities(model, data: Sequences, k: int | None) -> np.ndarray:
     """P(buy) after the first ``k`` events of each session (after its last event for ``k=None``)."""
-    out = np.asarray(model.predict({"events": data.tokens, "gaps": data.gaps}, batch_size=1024, verbose=0))[..., 0]
+    out = probabilities_by_position(model, data)
     position = (data.lengths if k is None else np.minimum(data.lengths, k)) - 1
     return out[np.arange(len(out)), position]
 

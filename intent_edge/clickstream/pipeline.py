@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from intent_edge.clickstream.events import EventLog, Sequences, encode_sessions, fit_sequence_spec
-from intent_edge.clickstream.export import export_step_litert, export_step_onnx, full_model_prefix_probabilities
-from intent_edge.clickstream.models import KINDS, SequenceRecipe, fit_sequence_model
+from intent_edge.clickstream.export import export_step_litert, export_step_onnx
+from intent_edge.clickstream.models import KINDS, SequenceRecipe, fit_sequence_model, probabilities_by_position
 from intent_edge.fileio import atomic_directory
 from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, write_manifest
 from intent_edge.runtime.streaming import TASK
@@ -36,11 +36,6 @@ from intent_edge.train.pipeline import library_versions
 PREFIXES = (1, 2, 5, 10)
 GOLDEN_SESSIONS = 32
 PARITY_SESSIONS = 300
-
-
-def _take(data: Sequences, index: np.ndarray) -> Sequences:
-    return Sequences(data.tokens[index], data.gaps[index], data.lengths[index], data.labels[index],
-                     data.session_ids[index])
 
 
 def _positions(data: Sequences) -> np.ndarray:
@@ -79,16 +74,16 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
     train_log_index = np.sort(order[:cut_train])
     spec = fit_sequence_spec(_subset(log, train_log_index), max_length=max_length)
     data = encode_sessions(spec, log)
-    train, validation, test = (_take(data, order[:cut_train]), _take(data, order[cut_train:cut_validation]),
-                               _take(data, order[cut_validation:]))
+    train, validation, test = (data.take(order[:cut_train]), data.take(order[cut_train:cut_validation]),
+                               data.take(order[cut_validation:]))
     step(f"training a {kind} on {len(train.labels)} sessions ({len(validation.labels)} validation, "
          f"{len(test.labels)} test), {spec.tokens - 2} event types")
     model = fit_sequence_model(kind, train, validation, spec.tokens, seed=seed, recipe=recipe)
-    validation_p = full_model_prefix_probabilities(model, validation.tokens, validation.gaps)
+    validation_p = probabilities_by_position(model, validation)
     positions = _positions(validation)
     threshold = policy.choose(np.broadcast_to(validation.labels[:, None], positions.shape)[positions].astype(np.int64),
                               validation_p[positions])
-    test_p = full_model_prefix_probabilities(model, test.tokens, test.gaps)
+    test_p = probabilities_by_position(model, test)
     metrics = {"test": prefix_metrics(test.labels, test.lengths, test_p),
                "validation": prefix_metrics(validation.labels, validation.lengths, validation_p)}
     step("test ROC-AUC by prefix: " + ", ".join(f"k={k} {m['roc_auc']:.4f}" for k, m in metrics["test"].items()))
@@ -100,7 +95,7 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             step("exporting the streaming step (ONNX, LiteRT) and checking it against the full model")
             signature = export_step_onnx(model, kind, staging / "step.onnx")
             export_step_litert(model, kind, staging / "step.tflite")
-            parity_sessions = _take(test, np.arange(min(PARITY_SESSIONS, len(test.labels))))
+            parity_sessions = test.take(np.arange(min(PARITY_SESSIONS, len(test.labels))))
             full = test_p[:len(parity_sessions.labels)]
             mask = _positions(parity_sessions)
             files = {}
@@ -185,19 +180,16 @@ def evaluate_sequence_bundle(bundle: str | Path, log: EventLog, *, backend: str 
     """A clickstream bundle on a labelled event log, through its streaming step (no TensorFlow): for each
     prefix length, ROC-AUC, PR-AUC and the decision figures at the bundle's threshold, on the sessions
     that go on after event k; and after the last event seen."""
-    from intent_edge.runtime.backends import BACKENDS
     from intent_edge.runtime.bundle import read_manifest, resolve_file
     from intent_edge.runtime.sequence import SequenceSpec
-    from intent_edge.runtime.streaming import load_step_runner, stream_padded
+    from intent_edge.runtime.streaming import load_step_runner, step_file, stream_padded
     from intent_edge.train.evaluate import compute_metrics
 
     manifest = read_manifest(bundle)
     if "step" not in manifest:
         raise ValueError(f"{bundle}: evaluation runs through the streaming step, which a cnn bundle does not have")
-    files = manifest["step"]["backends"]
-    if backend == "auto":
-        backend = next(b for b in ("litert", "onnxruntime") if b in files and BACKENDS[b].is_available())
-    run = load_step_runner(backend, resolve_file(bundle, files[backend]["file"]), manifest["step"])
+    backend, entry = step_file(bundle, manifest, backend)
+    run = load_step_runner(backend, resolve_file(bundle, entry["file"]), manifest["step"])
     data = encode_sessions(SequenceSpec.from_spec(manifest["sequence"]), log)
     by_position = stream_padded(run, manifest["step"], data.tokens, data.gaps)
     threshold = float(manifest["threshold"]["value"])

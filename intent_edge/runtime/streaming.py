@@ -106,6 +106,23 @@ def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int 
     raise BackendUnavailable(f"unknown streaming backend {backend!r}; choose onnxruntime or litert")
 
 
+def step_file(bundle: str | Path, manifest: dict, backend: str = "auto", precision: str = "fp32"
+              ) -> tuple[str, dict]:
+    """The step backend to use and its manifest entry: ``backend`` as asked, or for ``auto`` LiteRT where
+    installed (one small call a click is where its low per-call cost shows), ONNX Runtime otherwise."""
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"precision must be fp32 or int8, got {precision!r}")
+    files = manifest["step"]["backends"] if precision == "fp32" else manifest["step"].get("int8", {})
+    if backend == "auto":
+        backend = next((name for name in ("litert", "onnxruntime")
+                        if name in files and BACKENDS[name].is_available()), "onnxruntime")
+    if backend not in files:
+        raise BackendUnavailable(f"{bundle}: no {precision} streaming step for backend {backend!r}; it has: "
+                                 f"{', '.join(files) or 'none'}")
+    BACKENDS[backend].require()
+    return backend, files[backend]
+
+
 class SessionScorer:
     def __init__(self, manifest: dict, spec: SequenceSpec, run: StepRunner, *, max_sessions: int,
                  ttl_seconds: float, clock: Callable[[], float]):
@@ -124,9 +141,8 @@ class SessionScorer:
              ttl_seconds: float = 1800.0, threads: int | None = 1, public_key: str | Path | None = None,
              clock: Callable[[], float] = time.monotonic) -> SessionScorer:
         """Load a clickstream bundle's step cell, verifying its checksum (and signature, with ``public_key``).
-        ``backend``: ``litert``, ``onnxruntime``, or ``auto`` (LiteRT where installed: one small call a
-        click is where its low per-call cost shows; ONNX Runtime otherwise). ``precision="int8"`` takes the
-        int8-weight step where the bundle has one that passed parity."""
+        ``backend``: ``litert``, ``onnxruntime`` or ``auto`` (see :func:`step_file`). ``precision="int8"``
+        takes the int8-weight step where the bundle has one that passed parity."""
         manifest = read_manifest(bundle, public_key)
         if manifest.get("task") != TASK:
             raise BundleError(f"{bundle}: not a clickstream bundle (task {manifest.get('task', 'sessions')!r}); "
@@ -140,18 +156,8 @@ class SessionScorer:
             raise BundleError(f"{bundle}: the sequence spec in the manifest is invalid ({exc})") from None
         if max_sessions < 1 or ttl_seconds <= 0:
             raise ValueError("max_sessions must be at least 1 and ttl_seconds positive")
-        if precision not in ("fp32", "int8"):
-            raise ValueError(f"precision must be fp32 or int8, got {precision!r}")
-        files = manifest["step"]["backends"] if precision == "fp32" else manifest["step"].get("int8", {})
-        if backend == "auto":
-            backend = next((name for name in ("litert", "onnxruntime")
-                            if name in files and BACKENDS[name].is_available()), "onnxruntime")
-        if backend not in files:
-            raise BackendUnavailable(f"{bundle}: no {precision} streaming step for backend {backend!r}; it has: "
-                                     f"{', '.join(files) or 'none'}")
-        BACKENDS[backend].require()
-        run = load_step_runner(backend, resolve_file(bundle, files[backend]["file"]), manifest["step"],
-                               threads=threads)
+        backend, entry = step_file(bundle, manifest, backend, precision)
+        run = load_step_runner(backend, resolve_file(bundle, entry["file"]), manifest["step"], threads=threads)
         return cls(manifest, spec, run, max_sessions=max_sessions, ttl_seconds=ttl_seconds, clock=clock)
 
     # ---- the event -------------------------------------------------------------------------
@@ -181,8 +187,7 @@ class SessionScorer:
             self._expire(now)
             entry = self._open.get(session_id)
             if entry is None:
-                entry = _Session([np.zeros((1, self._units), dtype=np.float32) for _ in self._state_names], now)
-                self._open[session_id] = entry
+                entry = self._open[session_id] = self._new_session(now)
                 self.stats["sessions_started"] += 1
                 while len(self._open) > self.max_sessions:
                     self._open.popitem(last=False)
@@ -192,14 +197,20 @@ class SessionScorer:
             entry.touched = now
             self.stats["events"] += 1
         with entry.lock:
-            seconds = 0.0 if entry.last_ms is None else (stamp - entry.last_ms) / 1000.0
-            probability, *states = self._run(np.array([token], dtype=np.int32),
-                                             np.array([math.log1p(max(seconds, 0.0))], dtype=np.float32),
-                                             entry.states)
-            entry.states = states
-            entry.last_ms = stamp if entry.last_ms is None else max(stamp, entry.last_ms)
-            entry.events += 1
-            return float(probability[0])
+            return self._advance(entry, token, stamp)
+
+    def _new_session(self, now: float) -> _Session:
+        return _Session([np.zeros((1, self._units), dtype=np.float32) for _ in self._state_names], now)
+
+    def _advance(self, session: _Session, token: int, stamp: float) -> float:
+        """One step of the cell for ``session`` (whose lock the caller holds); its probability after it."""
+        seconds = 0.0 if session.last_ms is None else (stamp - session.last_ms) / 1000.0
+        probability, *session.states = self._run(np.array([token], dtype=np.int32),
+                                                 np.array([math.log1p(max(seconds, 0.0))], dtype=np.float32),
+                                                 session.states)
+        session.last_ms = stamp if session.last_ms is None else max(stamp, session.last_ms)
+        session.events += 1
+        return float(probability[0])
 
     def end(self, session_id: str) -> bool:
         """Forget a finished session now; False if it was not open."""
@@ -222,17 +233,8 @@ class SessionScorer:
     def score_session(self, events: list[Mapping[str, Any]]) -> np.ndarray:
         """Probabilities after each event of one whole session, from a fresh state: what rescoring the
         prefix costs without the scorer's carried state (the benchmark's comparison), and a check."""
-        states = [np.zeros((1, self._units), dtype=np.float32) for _ in self._state_names]
-        out = np.empty(len(events), dtype=np.float32)
-        last = None
-        for i, event in enumerate(events):
-            token, stamp = self._parse(event)
-            seconds = 0.0 if last is None else (stamp - last) / 1000.0
-            probability, *states = self._run(np.array([token], dtype=np.int32),
-                                             np.array([math.log1p(max(seconds, 0.0))], dtype=np.float32), states)
-            last = stamp if last is None else max(stamp, last)
-            out[i] = probability[0]
-        return out
+        session = self._new_session(self._clock())
+        return np.array([self._advance(session, *self._parse(event)) for event in events], dtype=np.float32)
 
 
 def stream_padded(run: StepRunner, signature: dict, tokens: np.ndarray, gaps: np.ndarray) -> np.ndarray:
