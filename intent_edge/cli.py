@@ -350,18 +350,23 @@ def predict(
     from intent_edge.runtime import Predictor
 
     predictor = Predictor.load(bundle, variant, strict=not lenient, public_key=public_key)
-    source = records if records else (line for line in sys.stdin if line.strip())
-    for number, text in enumerate(source, start=1):
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise IntentEdgeError(f"record {number}: not valid JSON ({exc.msg})") from None
+    for number, record in _json_lines(records or sys.stdin, "record"):
         try:
             probability = predictor.predict(record)
         except RecordError as exc:
             raise IntentEdgeError(f"record {number}: {exc}") from None
         stdout.print_json(json.dumps({"probability": round(probability, 6),
                                       "decision": probability >= predictor.threshold}), indent=None)
+
+
+def _json_lines(lines, what: str):
+    """(number, parsed value) for each non-blank line; a line that is not JSON stops with its number."""
+    for number, text in enumerate((line for line in lines if line.strip()), start=1):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IntentEdgeError(f"{what} {number}: not valid JSON ({exc.msg})") from None
+        yield number, value
 
 
 @app.command()
@@ -378,11 +383,7 @@ def stream(
     from intent_edge.runtime.streaming import SessionScorer
 
     scorer = SessionScorer.load(bundle, backend=backend, ttl_seconds=ttl, public_key=public_key)
-    for number, text in enumerate((line for line in sys.stdin if line.strip()), start=1):
-        try:
-            event = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise IntentEdgeError(f"event {number}: not valid JSON ({exc.msg})") from None
+    for number, event in _json_lines(sys.stdin, "event"):
         if not isinstance(event, dict) or not isinstance(event.get("session_id"), str):
             raise IntentEdgeError(f"event {number}: expected an object with a text session_id")
         try:

@@ -38,10 +38,14 @@ class ScoreSummary:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
 
-def score_frame(predictor: Predictor, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and decisions for a DataFrame of checked feature columns."""
+def score_frame(predictor: Predictor, features: pd.DataFrame, passthrough: pd.DataFrame) -> pd.DataFrame:
+    """The ``passthrough`` columns, then ``probability`` and ``decision``, for checked feature columns (the
+    output of every batch scorer: files and Spark). Raises RecordError for a record the runtime refuses."""
     probabilities = predictor.predict_batch(features)
-    return probabilities, probabilities >= predictor.threshold
+    out = passthrough.reset_index(drop=True)
+    out["probability"] = probabilities
+    out["decision"] = probabilities >= predictor.threshold
+    return out
 
 
 def resolve_keep(keep: Sequence[str] | str | None, columns: Sequence[str], path: Path) -> list[str]:
@@ -80,19 +84,16 @@ def score_file(predictor: Predictor, input_path: str | Path, output_path: str | 
                 kept = resolve_keep(keep, list(chunk.columns), input_path)
             features = check_features(chunk, schema, input_path, first_row=rows, chunk=True)
             try:
-                probabilities, decisions = score_frame(predictor, features)
+                out = score_frame(predictor, features, chunk[kept])
             except RecordError as exc:
                 if exc.row is None:
                     raise DataError(input_path, exc.detail, column=exc.field) from None
                 row = rows + exc.row
                 raise DataError(input_path, exc.detail, row=row + 1, line=line_of(input_path, row),
                                 column=exc.field) from None
-            out = chunk[kept].reset_index(drop=True)
-            out["probability"] = probabilities
-            out["decision"] = decisions
             writer.write(out)
             rows += len(chunk)
-            above += int(decisions.sum())
+            above += int(out["decision"].sum())
             if on_chunk is not None:
                 on_chunk(rows)
     return ScoreSummary(rows, above, time.perf_counter() - started)

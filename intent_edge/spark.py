@@ -27,6 +27,7 @@ from intent_edge.data.io import check_features
 from intent_edge.data.schema import Schema
 from intent_edge.errors import DataError, RecordError
 from intent_edge.runtime import Predictor
+from intent_edge.score import score_frame
 
 _PREDICTORS: dict[tuple, Predictor] = {}
 _LOCK = threading.Lock()
@@ -59,14 +60,11 @@ def score_partitions(bundle: str | Path, *, keep: Sequence[str] = (), variant: s
         for batch in batches:
             features = check_features(batch, schema, "Spark batch", chunk=True)
             try:
-                probabilities = predictor.predict_batch(features)
+                out = score_frame(predictor, features, batch[keep])
             except RecordError as exc:
                 shown = batch.iloc[exc.row][keep].to_dict() if exc.row is not None and keep else {}
                 raise DataError("Spark batch", f"{exc.detail}" + (f" (record {shown})" if shown else ""),
                                 column=exc.field) from None
-            out = batch[keep].reset_index(drop=True)
-            out["probability"] = probabilities
-            out["decision"] = probabilities >= predictor.threshold
             yield out
 
     return score

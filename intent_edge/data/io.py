@@ -72,7 +72,7 @@ def read_records(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     path = Path(path)
     if path.suffix.lower() not in JSON_LINES_SUFFIXES:
         return read_table(path, sep)
-    return pd.concat(list(iter_record_chunks(path, sep, chunk_rows=1 << 62)), ignore_index=True)
+    return pd.concat(list(iter_record_chunks(path, sep)), ignore_index=True)
 
 
 def iter_record_chunks(path: str | Path, sep: str | None = None, *, chunk_rows: int = 65536,
@@ -105,8 +105,6 @@ def iter_record_chunks(path: str | Path, sep: str | None = None, *, chunk_rows: 
     except pd.errors.EmptyDataError:
         raise DataError(path, "the file is empty") from None
     except _READ_ERRORS as exc:
-        if isinstance(exc, DataError):
-            raise
         raise DataError(path, f"cannot be read as {kind} (after {rows} rows): {exc}") from None
     if rows == 0:
         raise DataError(path, "the file is empty" if kind == "JSON Lines" else "the file has a header but no data rows")

@@ -61,14 +61,15 @@ def onnxruntime_distributions() -> list[str]:
     return found
 
 
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
 class OnnxRuntimeRunner:
     """ONNX Runtime: TensorRT, then CUDA, then CPU execution providers, whichever this build offers.
 
     The providers the session really got are checked against those asked for: a CPU `onnxruntime`
     installed beside `onnxruntime-gpu` silently drops the GPU providers, so both being installed is an
     error, and a GPU provider that was offered but not taken is reported in ``description``."""
-
-    PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
     def __init__(self, path: Path, width: int, *, threads: int | None = None):
         self.session, self.description = onnx_session(path, threads)
@@ -87,9 +88,6 @@ class OnnxRuntimeRunner:
 
     def infer_one(self, features: np.ndarray) -> float:
         return float(self.session.run([self.output_name], {self.input_name: features})[0][0, 0])
-
-
-PREFERRED_PROVIDERS = OnnxRuntimeRunner.PREFERRED_PROVIDERS
 
 
 def onnx_session(path: Path, threads: int | None = None):
