@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from intent_edge.bench import host_description, streaming_latency  # noqa: E402
 from intent_edge.clickstream.synth import generate_clickstream  # noqa: E402
-from intent_edge.runtime.streaming import SessionScorer  # noqa: E402
+from intent_edge.runtime.streaming import SessionScorer, describe_state  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -59,7 +59,7 @@ def main() -> int:
     lines = [f"# Streaming scorer, {dt.date.today().isoformat()}", "",
              f"Command: `.venv/bin/python benchmarks/streaming.py {' '.join(sys.argv[1:])}`", "",
              f"Host: {host_description()['cpu']}, {host_description()['cores']} cores. Bundle: "
-             f"{scorer.manifest['model']['kind']} with {scorer.manifest['step']['units']} units; the concurrency "
+             f"{scorer.manifest['model']['kind']}, per-session state {describe_state(scorer.manifest['step'])}; the concurrency "
              f"and soak runs use the default step ({scorer.description}).", "",
              "| step backend | prefix n | update(n-th event) µs p50 / p99 | rescore n events µs p50 / p99 | "
              "rescore / update (p50) |", "|---|---|---|---|---|"]

@@ -401,7 +401,7 @@ def streaming_latency(bundle: str | Path, events: list[dict], *, sessions: int =
     carried state pays per click. ``events`` are raw events (``event`` and ``timestamp``) to cycle through."""
     from intent_edge.runtime.backends import BACKENDS
     from intent_edge.runtime.bundle import read_manifest
-    from intent_edge.runtime.streaming import SessionScorer
+    from intent_edge.runtime.streaming import SessionScorer, describe_state
 
     manifest = read_manifest(bundle)
     rows = []
@@ -434,13 +434,13 @@ def streaming_latency(bundle: str | Path, events: list[dict], *, sessions: int =
                          "update_us": percentiles(update), "rescore_us": percentiles(rescore),
                          "sessions": sessions, "rescore_repeats": repeats})
     return {"bundle": str(bundle), "host": host_description(), "model": manifest["model"]["kind"],
-            "units": manifest["step"]["units"], "rows": rows}
+            "state": describe_state(manifest["step"]), "rows": rows}
 
 
 def render_streaming_markdown(report: dict, command: str) -> str:
     lines = [f"# intent-edge bench (streaming), {report.get('date', '')}", "", f"Command: `{command}`", "",
              f"Host: {report['host']['cpu']}, {report['host']['cores']} cores, Python {report['host']['python']}. "
-             f"Bundle: {report['model']} with {report['units']} units.", "",
+             f"Bundle: {report['model']}, per-session state {report['state']}.", "",
              "| step backend | prefix n | update (n-th event) µs p50 / p99 | rescore n events µs p50 / p99 | "
              "rescore / update, p50 |", "|---|---|---|---|---|"]
     for row in report["rows"]:

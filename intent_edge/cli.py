@@ -138,7 +138,7 @@ def train(
     """Train a model, evaluate it on held-out data, export it to ONNX with parity and write a bundle.
 
     The MLP takes one row per session; the sequence models (gru, lstm, cnn) take an event log and
-    predict after every event, with a streaming step for gru and lstm."""
+    predict after every event, with a streaming step that updates a session in O(1) per event."""
     if model != "mlp":
         _train_sequence(data, out, model, seed=seed, sep=sep, threshold=threshold, max_epochs=max_epochs,
                         max_length=max_length)
@@ -180,11 +180,9 @@ def _train_sequence(data: Path, out: Path, kind: str, *, seed: int, sep: str | N
     console.print(f"{len(log):,} sessions, {log.lengths().sum():,} events, {log.labels.mean():.1%} buy")
     recipe = SequenceRecipe() if max_epochs is None else SequenceRecipe(max_epochs=max_epochs)
     with console.status(f"training the {kind}"):
-        manifest = train_sequence_bundle(log, out, kind=kind, seed=seed, recipe=recipe, max_length=max_length,
-                                         policy=ThresholdPolicy.parse(threshold), source=Path(data).name,
-                                         on_step=lambda message: console.print(message))
-    if "step" not in manifest:
-        console.print("no streaming step: a cnn rescoring a window of recent events is not built yet")
+        train_sequence_bundle(log, out, kind=kind, seed=seed, recipe=recipe, max_length=max_length,
+                              policy=ThresholdPolicy.parse(threshold), source=Path(data).name,
+                              on_step=lambda message: console.print(message))
     console.print(f"bundle written to {out}")
 
 
@@ -631,6 +629,7 @@ def _info_clickstream(bundle: Path, public_key: Path | None) -> None:
     from rich.table import Table
 
     from intent_edge.runtime.bundle import read_manifest, resolve_file
+    from intent_edge.runtime.streaming import describe_state
 
     manifest = read_manifest(bundle, public_key)
     if public_key is not None:
@@ -652,7 +651,9 @@ def _info_clickstream(bundle: Path, public_key: Path | None) -> None:
     for name, entry in steps.items():
         table.add_row(name, entry["file"]["path"], str(entry["file"]["bytes"]),
                       f"{entry['parity']['max_abs_diff']:.2e} ({entry['parity']['rows']} events)")
-    stdout.print(table if steps else "no streaming step (cnn)")
+    if steps:
+        stdout.print(f"per-session state: {describe_state(step)}")
+    stdout.print(table if steps else "no streaming step (a cnn bundle from before streaming windows)")
 
 
 @app.command()

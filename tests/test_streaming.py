@@ -22,7 +22,7 @@ def log():
     return event_log_from_frame(generate_clickstream(500, seed=11), "synthetic", PLAIN)
 
 
-@pytest.fixture(scope="module", params=["gru", "lstm"])
+@pytest.fixture(scope="module", params=["gru", "lstm", "cnn"])
 def bundle(request, tmp_path_factory, log):
     out = tmp_path_factory.mktemp("clickstream") / request.param
     manifest = train_sequence_bundle(log, out, kind=request.param, seed=0, recipe=TINY, max_length=24)

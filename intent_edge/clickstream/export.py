@@ -1,14 +1,17 @@
-"""The streaming export: one step of a trained recurrent model as an ONNX graph.
+"""The streaming export: one step of a trained sequence model as an ONNX (and LiteRT) graph.
 
-The step takes, for a batch of sessions, the new event's token id, its gap feature and the recurrent
-state after the previous event, and returns the probability after this event and the new state:
+The step takes, for a batch of sessions, the new event's token id, its gap feature and the state
+after the previous event, and returns the probability after this event and the new state:
 
-    inputs  event int32 [batch], gap float32 [batch], state float32 [batch, units] (+ cell float32
-            [batch, units] for an LSTM)
-    outputs probability float32 [batch], next_state (+ next_cell) float32 [batch, units]
+    inputs  event int32 [batch], gap float32 [batch], one float32 [batch, size] tensor per state
+    outputs probability float32 [batch], next_<state> float32 [batch, size] per state
 
-It is built from the trained weights (the embedding table, the GRU/LSTM cell, the output Dense), so
-it computes what the full-sequence model computes, one event at a time: a session's
+The state is the recurrent one for a GRU (``state``) or LSTM (``state``, ``cell``), and for the causal
+CNN a window of recent inputs per convolution (``window_1``, ``window_2``): a session's receptive
+field, fixed in size. The manifest lists the names and sizes (``state``, ``state_sizes``).
+
+It is built from the trained weights (the embedding table, the cell or convolutions, the output
+Dense), so it computes what the full-sequence model computes, one event at a time: a session's
 probability after event k equals the full model's output at position k (parity checked to 1e-5).
 The step is plain gathers, matmuls and activations, which any ONNX runtime runs; the full-sequence
 model with its masking stays in Keras, where training and evaluation use it.
@@ -23,45 +26,26 @@ from intent_edge import __version__
 STEP_OPSET = 17
 
 
-def state_names(kind: str) -> list[str]:
-    """The recurrent state tensors a step carries: ``state`` for a GRU, ``state`` and ``cell`` for an LSTM."""
-    if kind == "gru":
-        return ["state"]
-    if kind == "lstm":
-        return ["state", "cell"]
-    raise ValueError(f"a {kind!r} model has no recurrent state to stream; streaming needs gru or lstm")
+def _recurrent_step(model, kind: str):
+    """The GRU or LSTM cell's arithmetic on constants: ``(state names, sizes, cell_step)``.
 
-
-def _step_function(model, kind: str):
-    """The step as a tf.function with the trained weights as constants, its input signature and names.
-
-    The cell's arithmetic is written out (Keras 3's GRU with ``reset_after`` and its LSTM, both with
-    sigmoid gates and tanh), because a traced Keras layer keeps its weights as variables, which the
-    LiteRT converter does not freeze from a Keras 3 model; constants convert everywhere. The parity
-    check against the full Keras model proves the two agree."""
+    Written out (Keras 3's GRU with ``reset_after`` and its LSTM, both with sigmoid gates and tanh),
+    because a traced Keras layer keeps its weights as variables, which the LiteRT converter does not
+    freeze from a Keras 3 model; constants convert everywhere."""
     import keras
     import tensorflow as tf
 
-    names = state_names(kind)
     layer = model.get_layer("encoder")
     cell = layer.cell
     if cell.activation is not keras.activations.tanh or cell.recurrent_activation is not keras.activations.sigmoid:
         raise ValueError("the streaming step supports the default activations (tanh, sigmoid gates)")
-    # numpy arrays, turned into constants inside the traced function (captured eager tensors would
-    # become extra graph inputs in tf2onnx)
-    embedding = model.get_layer("event_embedding").get_weights()[0]
-    dense_kernel, dense_bias = model.get_layer("probability").get_weights()
-    weights = layer.get_weights()
+    kernel, recurrent, bias = layer.get_weights()
     units = int(cell.units)
-    signature = [tf.TensorSpec((None,), tf.int32, name="event"), tf.TensorSpec((None,), tf.float32, name="gap")]
-    signature += [tf.TensorSpec((None, units), tf.float32, name=name) for name in names]
-
     if kind == "gru":
         if not cell.reset_after:
             raise ValueError("the streaming step supports GRUs with reset_after=True (the Keras default)")
-        kernel, recurrent, bias = weights
 
-        def cell_step(x, h):
+        def gru_step(x, h):
             from_x = tf.matmul(x, kernel) + bias[0]
             from_h = tf.matmul(h, recurrent) + bias[1]
             x_z, x_r, x_h = tf.split(from_x, 3, axis=1)
@@ -70,15 +54,82 @@ def _step_function(model, kind: str):
             candidate = tf.tanh(x_h + r * h_h)
             new = z * h + (1.0 - z) * candidate
             return new, [new]
-    else:
-        kernel, recurrent, bias = weights
 
-        def cell_step(x, h, c):
-            gates = tf.matmul(x, kernel) + tf.matmul(h, recurrent) + bias
-            i, f, g, o = tf.split(gates, 4, axis=1)
-            new_c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            new_h = tf.sigmoid(o) * tf.tanh(new_c)
-            return new_h, [new_h, new_c]
+        return ["state"], [units], gru_step
+
+    def lstm_step(x, h, c):
+        gates = tf.matmul(x, kernel) + tf.matmul(h, recurrent) + bias
+        i, f, g, o = tf.split(gates, 4, axis=1)
+        new_c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        new_h = tf.sigmoid(o) * tf.tanh(new_c)
+        return new_h, [new_h, new_c]
+
+    return ["state", "cell"], [units, units], lstm_step
+
+
+def _convolution_step(model):
+    """The causal convolution stack, one position at a time: ``(state names, sizes, step)``.
+
+    A causal Conv1D with kernel ``k`` and dilation ``d`` reads its input at ``t, t-d, ..., t-(k-1)d``,
+    so its state is a window of its last ``(k-1)d`` inputs, oldest first (zeros before the session
+    starts, which is what causal padding feeds the full model). The state grows with the receptive
+    field, not with the session: the work per event is constant."""
+    import keras
+    import tensorflow as tf
+
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv1D)]
+    layers = []
+    for layer in convolutions:
+        if layer.padding != "causal" or tuple(layer.strides) != (1,) or layer.groups != 1:
+            raise ValueError(f"the streaming step needs causal, stride-1 convolutions; {layer.name} is not")
+        if layer.activation not in (keras.activations.relu, keras.activations.linear):
+            raise ValueError(f"the streaming step supports relu or linear convolutions; {layer.name} is not")
+        kernel, bias = layer.get_weights()  # kernel (k, inputs, outputs)
+        size, inputs = kernel.shape[0], kernel.shape[1]
+        dilation = int(layer.dilation_rate[0])
+        window = (size - 1) * dilation
+        layers.append((kernel, bias, dilation, window, inputs, layer.activation is keras.activations.relu))
+    names = [f"window_{n}" for n, (*_, window, _, _) in enumerate(layers, start=1) if window]
+    sizes = [window * inputs for *_, window, inputs, _ in layers if window]
+
+    def convolution_step(x, *windows):
+        remaining, new_windows = list(windows), []
+        for kernel, bias, dilation, window, inputs, relu in layers:
+            if window:
+                history = tf.reshape(remaining.pop(0), (-1, window, inputs))
+                timeline = tf.concat([history, x[:, None, :]], axis=1)  # positions t-window .. t
+                new_windows.append(tf.reshape(timeline[:, 1:, :], (-1, window * inputs)))
+            else:
+                timeline = x[:, None, :]
+            # tap j reads position t - (k-1-j)*d, i.e. timeline index window - (k-1-j)*d
+            size = kernel.shape[0]
+            x = bias + sum(tf.matmul(timeline[:, window - (size - 1 - j) * dilation, :], kernel[j])
+                           for j in range(size))
+            if relu:
+                x = tf.nn.relu(x)
+        return x, new_windows
+
+    return names, sizes, convolution_step
+
+
+def _step_function(model, kind: str):
+    """The step as a tf.function with the trained weights as constants, its input signature and its
+    description for the manifest (inputs, outputs, state names and widths). The parity check against
+    the full Keras model proves the two agree."""
+    import tensorflow as tf
+
+    # numpy arrays, turned into constants inside the traced function (captured eager tensors would
+    # become extra graph inputs in tf2onnx)
+    embedding = model.get_layer("event_embedding").get_weights()[0]
+    dense_kernel, dense_bias = model.get_layer("probability").get_weights()
+    if kind in ("gru", "lstm"):
+        names, sizes, cell_step = _recurrent_step(model, kind)
+    elif kind == "cnn":
+        names, sizes, cell_step = _convolution_step(model)
+    else:
+        raise ValueError(f"no streaming step for a {kind!r} model")
+    signature = [tf.TensorSpec((None,), tf.int32, name="event"), tf.TensorSpec((None,), tf.float32, name="gap")]
+    signature += [tf.TensorSpec((None, size), tf.float32, name=name) for name, size in zip(names, sizes, strict=True)]
 
     @tf.function(input_signature=signature)
     def step(event, gap, *states):
@@ -89,7 +140,7 @@ def _step_function(model, kind: str):
         return {"probability": probability, **{f"next_{n}": s for n, s in zip(names, new_states, strict=True)}}
 
     description = {"inputs": ["event", "gap", *names], "outputs": ["probability", *(f"next_{n}" for n in names)],
-                   "state": names, "units": units}
+                   "state": names, "state_sizes": sizes}
     return step, signature, description
 
 

@@ -41,7 +41,8 @@ def build_sequence_model(kind: str, tokens: int, max_length: int, recipe: Sequen
         raise ValueError(f"unknown sequence model {kind!r}; choose one of {', '.join(KINDS)}")
     events = keras.Input((max_length,), dtype="int32", name="events")
     gaps = keras.Input((max_length,), dtype="float32", name="gaps")
-    embedded = layers.Embedding(tokens, recipe.embedding, mask_zero=True, name="event_embedding")(events)
+    # Causal convolutions never look past position k, so the CNN needs no mask (Conv1D would drop it).
+    embedded = layers.Embedding(tokens, recipe.embedding, mask_zero=kind != "cnn", name="event_embedding")(events)
     x = layers.Concatenate(name="event_features")([embedded, layers.Reshape((max_length, 1))(gaps)])
     if kind == "gru":
         # use_cudnn=False: a cuDNN kernel traced on a GPU host exports as CudnnRNNV3, which tf2onnx cannot convert.

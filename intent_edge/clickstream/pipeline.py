@@ -5,7 +5,7 @@ Bundle layout (``task: clickstream`` in the manifest)::
     BUNDLE/
       manifest.json   sequence spec (vocabulary, max length), threshold, prefix metrics, parity, checksums
       model.keras     the full-sequence Keras model (masking; one output per prefix)
-      step.onnx       one step of the recurrent cell, for streaming (gru and lstm; not cnn)
+      step.onnx       one step of the model (recurrent cell, or convolutions over a window), for streaming
       step.tflite     the same step for LiteRT (builtin ops)
       step-int8.*     int8-weight steps (ONNX Runtime, LiteRT), where they pass parity
       golden.json     test sessions as raw events with the probability after each event
@@ -90,24 +90,22 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
     golden_index = order[cut_validation:][:GOLDEN_SESSIONS]
     with atomic_directory(out) as staging:
         model.save(staging / "model.keras")
-        manifest_step = None
-        if kind in ("gru", "lstm"):
-            step("exporting the streaming step (ONNX, LiteRT) and checking it against the full model")
-            signature = export_step_onnx(model, kind, staging / "step.onnx")
-            export_step_litert(model, kind, staging / "step.tflite")
-            parity_sessions = test.take(np.arange(min(PARITY_SESSIONS, len(test.labels))))
-            full = test_p[:len(parity_sessions.labels)]
-            mask = _positions(parity_sessions)
-            files = {}
-            for backend, name in (("onnxruntime", "step.onnx"), ("litert", "step.tflite")):
-                streamed = _stream(backend, staging / name, signature, parity_sessions)
-                parity = check_parity(full[mask], streamed[mask], f"the streaming step ({name})")
-                parity.update(sessions=len(parity_sessions.labels),
-                              reference="keras full-sequence model, every prefix")
-                step(f"streaming parity ({name}): max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} events")
-                files[backend] = {"file": describe_file(staging, name), "parity": parity}
-            manifest_step = {**signature, "backends": files,
-                             "int8": _int8_steps(model, kind, staging, signature, test, test_p, metrics["test"], step)}
+        step("exporting the streaming step (ONNX, LiteRT) and checking it against the full model")
+        signature = export_step_onnx(model, kind, staging / "step.onnx")
+        export_step_litert(model, kind, staging / "step.tflite")
+        parity_sessions = test.take(np.arange(min(PARITY_SESSIONS, len(test.labels))))
+        full = test_p[:len(parity_sessions.labels)]
+        mask = _positions(parity_sessions)
+        files = {}
+        for backend, name in (("onnxruntime", "step.onnx"), ("litert", "step.tflite")):
+            streamed = _stream(backend, staging / name, signature, parity_sessions)
+            parity = check_parity(full[mask], streamed[mask], f"the streaming step ({name})")
+            parity.update(sessions=len(parity_sessions.labels),
+                          reference="keras full-sequence model, every prefix")
+            step(f"streaming parity ({name}): max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} events")
+            files[backend] = {"file": describe_file(staging, name), "parity": parity}
+        manifest_step = {**signature, "backends": files,
+                         "int8": _int8_steps(model, kind, staging, signature, test, test_p, metrics["test"], step)}
         golden = {"description": "test sessions as raw events, with the full model's probability after each "
                                  "event; a port or the streaming scorer must reproduce them",
                   "sessions": [_golden_session(log, index, data, position, test_p)
@@ -127,8 +125,7 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             "source_model": {"format": "keras", "file": describe_file(staging, "model.keras")},
             "golden": {"file": describe_file(staging, "golden.json"), "sessions": len(golden["sessions"])},
         }
-        if manifest_step is not None:
-            manifest["step"] = manifest_step
+        manifest["step"] = manifest_step
         write_manifest(staging, manifest)
     return manifest
 
@@ -187,7 +184,8 @@ def evaluate_sequence_bundle(bundle: str | Path, log: EventLog, *, backend: str 
 
     manifest = read_manifest(bundle)
     if "step" not in manifest:
-        raise ValueError(f"{bundle}: evaluation runs through the streaming step, which a cnn bundle does not have")
+        raise ValueError(f"{bundle}: evaluation runs through the streaming step, which this (older cnn) bundle "
+                         "does not have; retrain it")
     backend, entry = step_file(bundle, manifest, backend)
     run = load_step_runner(backend, resolve_file(bundle, entry["file"]), manifest["step"])
     data = encode_sessions(SequenceSpec.from_spec(manifest["sequence"]), log)

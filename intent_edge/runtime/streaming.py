@@ -3,10 +3,10 @@
     scorer = SessionScorer.load("clickstream-bundle")
     p = scorer.update("session-42", {"event": "product", "timestamp": 1700000000123})
 
-The scorer keeps each open session's recurrent state and the time of its last event, and runs the
-bundle's exported single-step cell (``step.tflite`` on LiteRT, or ``step.onnx`` on ONNX Runtime) on
-the new event: one small matmul chain, whatever
-the session's length, instead of rescoring the whole prefix. After event k the probability equals the
+The scorer keeps each open session's state (recurrent, or the CNN's window of recent inputs) and the
+time of its last event, and runs the bundle's exported single-step cell (``step.tflite`` on LiteRT,
+or ``step.onnx`` on ONNX Runtime) on the new event: one small matmul chain, whatever the session's
+length, instead of rescoring the whole prefix. After event k the probability equals the
 full-sequence model's on the first k events (checked at training time, and by the golden sessions).
 
 Open sessions are bounded: a session idle for longer than ``ttl_seconds`` is dropped, and beyond
@@ -46,10 +46,24 @@ class _Session:
 StepRunner = Callable[[np.ndarray, np.ndarray, list], list]
 
 
+def state_sizes(signature: dict) -> list[int]:
+    """The width of each state tensor the step carries (bundles from before ``state_sizes`` was
+    written have recurrent states of ``units`` each)."""
+    sizes = signature.get("state_sizes") or [signature["units"]] * len(signature["state"])
+    return [int(size) for size in sizes]
+
+
+def describe_state(signature: dict) -> str:
+    """What a session carries between events, e.g. ``state 32 + cell 32 floats``."""
+    return " + ".join(f"{name} {size}" for name, size in zip(signature["state"], state_sizes(signature),
+                                                             strict=True)) + " floats"
+
+
 def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int | None = 1) -> StepRunner:
     """A function ``(events int32 [n], gaps float32 [n], states) -> [probability [n], *new states]`` over
     the step file, on ONNX Runtime or LiteRT (one interpreter per thread: they are not thread-safe)."""
     names, outputs = list(signature["state"]), list(signature["outputs"])
+    widths = dict(zip(names, state_sizes(signature), strict=True))
     if backend == "onnxruntime":
         session, description = onnx_session(path, threads)
         got = [i.name for i in session.get_inputs()]
@@ -79,7 +93,7 @@ def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int 
             if state[1] != rows:  # resizing re-plans memory: only when the number of sessions changes
                 interpreter, inputs = state[0], state[2]
                 for name, index in inputs.items():
-                    shape = [rows] if name in ("event", "gap") else [rows, signature["units"]]
+                    shape = [rows] if name in ("event", "gap") else [rows, widths[name]]
                     interpreter.resize_tensor_input(index, shape)
                 interpreter.allocate_tensors()
                 state[1] = rows
@@ -130,7 +144,7 @@ class SessionScorer:
         self.manifest, self.spec, self.description = manifest, spec, run.description
         self.threshold = float(manifest["threshold"]["value"])
         self._run = run
-        self._state_names, self._units = list(step["state"]), int(step["units"])
+        self._state_sizes = state_sizes(step)
         self.max_sessions, self.ttl_seconds, self._clock = max_sessions, ttl_seconds, clock
         self._open: OrderedDict[str, _Session] = OrderedDict()
         self._lock = threading.Lock()
@@ -149,7 +163,7 @@ class SessionScorer:
                               "score session records with Predictor")
         if "step" not in manifest:
             raise BundleError(f"{bundle}: this clickstream model ({manifest['model']['kind']}) has no streaming "
-                              "step; only recurrent models (gru, lstm) stream")
+                              "step (cnn bundles from before streaming windows); retrain it")
         try:
             spec = SequenceSpec.from_spec(manifest["sequence"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -200,7 +214,7 @@ class SessionScorer:
             return self._advance(entry, token, stamp)
 
     def _new_session(self, now: float) -> _Session:
-        return _Session([np.zeros((1, self._units), dtype=np.float32) for _ in self._state_names], now)
+        return _Session([np.zeros((1, size), dtype=np.float32) for size in self._state_sizes], now)
 
     def _advance(self, session: _Session, token: int, stamp: float) -> float:
         """One step of the cell for ``session`` (whose lock the caller holds); its probability after it."""
@@ -241,7 +255,7 @@ def stream_padded(run: StepRunner, signature: dict, tokens: np.ndarray, gaps: np
     """Probabilities after every position of padded sessions ``(n, max_length)``, stepping all sessions
     together (positions past a session's end are computed and ignored by the caller)."""
     n, width = tokens.shape
-    states = [np.zeros((n, signature["units"]), dtype=np.float32) for _ in signature["state"]]
+    states = [np.zeros((n, size), dtype=np.float32) for size in state_sizes(signature)]
     out = np.zeros((n, width), dtype=np.float32)
     for position in range(width):
         probability, *states = run(np.ascontiguousarray(tokens[:, position], dtype=np.int32),
