@@ -1,14 +1,16 @@
 """Clickstream models against the order-blind baseline, by prefix length, averaged over seeds.
 
 For each seed: a synthetic event log (`generate_clickstream`, that seed), split by session 70/15/15;
-GRU and LSTM sequence models (`intent_edge.clickstream.models`) and the baseline, an MLP (64, 32) on
-bag-of-events counts, bigram counts, the last event and the mean gap per event type, trained on the
-prefixes k = 1, 2, 5, 10 and the whole session of every training session. ROC-AUC on the test sessions
+sequence models (`intent_edge.clickstream.models`: gru, lstm, cnn, and hybrid, the GRU started from
+the session context) and the baseline, an MLP (64, 32) on bag-of-events counts, bigram counts, the
+last event and the mean gap per event type, trained on the prefixes k = 1, 2, 5, 10 and the whole
+session of every training session. With hybrid, the baseline is also run with the encoded session
+context added to its features ("bag MLP + context"), so the hybrid's gain over it is what order adds. ROC-AUC on the test sessions
 that go on after their k-th event, for k = 1, 2, 5, 10, and on all test sessions seen whole ("all",
 the first `--max-length` events). Seen whole, a session shows how it ended (buyers leave from a
 checkout page, the purchase event itself removed), so "all" is near 1 for every model and says little.
 
-    .venv/bin/python benchmarks/clickstream.py [--sessions 20000] [--seeds 0,1,2] [--kinds gru,lstm]
+    .venv/bin/python benchmarks/clickstream.py [--sessions 20000] [--seeds 0,1,2] [--kinds gru,lstm,cnn,hybrid]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datetime as dt
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +35,9 @@ from intent_edge.clickstream.events import (  # noqa: E402
     fit_sequence_spec,
 )
 from intent_edge.clickstream.models import bag_features, fit_sequence_model, prefix_probabilities  # noqa: E402
-from intent_edge.clickstream.synth import generate_clickstream  # noqa: E402
+from intent_edge.clickstream.synth import CONTEXT_COLUMNS, generate_clickstream  # noqa: E402
+from intent_edge.data.schema import guess_kind  # noqa: E402
+from intent_edge.runtime.encoder import Encoder  # noqa: E402
 
 PREFIXES = (1, 2, 5, 10, None)
 
@@ -69,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=20000)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--kinds", default="gru,lstm")
+    parser.add_argument("--kinds", default="gru,lstm,cnn,hybrid")
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
@@ -77,24 +82,36 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
-        log = event_log_from_frame(generate_clickstream(args.sessions, seed), "synthetic", PLAIN)
+        log = event_log_from_frame(generate_clickstream(args.sessions, seed), "synthetic",
+                                   replace(PLAIN, context=CONTEXT_COLUMNS))
         order = np.random.default_rng(seed).permutation(len(log))
         cut1, cut2 = int(0.7 * len(order)), int(0.85 * len(order))
         spec = fit_sequence_spec(log, max_length=args.max_length)
-        data = encode_sessions(spec, log)
+        context = Encoder.fit(log.context.iloc[order[:cut1]].reset_index(drop=True),
+                              {c: guess_kind(c, log.context[c]) for c in CONTEXT_COLUMNS})
+        data = encode_sessions(spec, log, context)
         train, validation, test = data.take(order[:cut1]), data.take(order[cut1:cut2]), data.take(order[cut2:])
         scores = {}
         for kind in kinds:
             started = time.perf_counter()
-            model = fit_sequence_model(kind, train, validation, spec.tokens, seed=seed)
+            # only the hybrid reads the context
+            model = fit_sequence_model(kind, *(d if kind == "hybrid" else replace(d, context=None)
+                                               for d in (train, validation)), spec.tokens, seed=seed)
             seconds[kind] = seconds.get(kind, 0.0) + time.perf_counter() - started
-            scores[kind] = {k: prefix_probabilities(model, test, k) for k in PREFIXES}
-        started = time.perf_counter()
-        x = np.vstack([bag_features(train, k, spec.tokens) for k in PREFIXES])
-        y = np.tile(train.labels, len(PREFIXES))
-        baseline = MLPClassifier((64, 32), early_stopping=True, max_iter=200, random_state=seed).fit(x, y)
-        seconds["bag MLP"] = seconds.get("bag MLP", 0.0) + time.perf_counter() - started
-        scores["bag MLP"] = {k: baseline.predict_proba(bag_features(test, k, spec.tokens))[:, 1] for k in PREFIXES}
+            scores[kind] = {k: prefix_probabilities(model, test if kind == "hybrid" else replace(test, context=None), k)
+                            for k in PREFIXES}
+        baselines = {"bag MLP": False, **({"bag MLP + context": True} if "hybrid" in kinds else {})}
+        for name, with_context in baselines.items():
+            def features(data, k, with_context=with_context):
+                bag = bag_features(data, k, spec.tokens)
+                return np.hstack([bag, data.context]) if with_context else bag
+
+            started = time.perf_counter()
+            x = np.vstack([features(train, k) for k in PREFIXES])
+            y = np.tile(train.labels, len(PREFIXES))
+            baseline = MLPClassifier((64, 32), early_stopping=True, max_iter=200, random_state=seed).fit(x, y)
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+            scores[name] = {k: baseline.predict_proba(features(test, k))[:, 1] for k in PREFIXES}
         for name, by_k in scores.items():
             for k, p in by_k.items():
                 # k events and more to come: a prefix that is the whole session would show how it ended
@@ -115,10 +132,14 @@ def main() -> None:
     for name, by_k in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{np.mean(by_k[c]):.4f} ± {np.std(by_k[c]):.4f}" for c in columns)
                      + f" | {seconds[name]:.0f} |")
-    lines += ["", "Gain over the bag-of-events MLP (mean over seeds):", ""]
-    for name in kinds:
-        lines.append(f"- {name}: " + ", ".join(f"k={c} {np.mean(results[name][c]) - np.mean(results['bag MLP'][c]):+.4f}"
-                                            for c in columns))
+    lines += ["", "Gains (mean over seeds):", ""]
+    comparisons = [(name, "bag MLP") for name in kinds if name != "hybrid"]
+    if "hybrid" in kinds:
+        comparisons += [("hybrid", "bag MLP + context")] + [("hybrid", "gru")] * ("gru" in kinds)
+    for name, reference in comparisons:
+        lines.append(f"- {name} over {reference}: "
+                     + ", ".join(f"k={c} {np.mean(results[name][c]) - np.mean(results[reference][c]):+.4f}"
+                                 for c in columns))
     args.out.mkdir(parents=True, exist_ok=True)
     plot = write_plot(results, args.out / f"clickstream-{date}.png", args.sessions)
     lines += ["", f"![ROC-AUC by prefix length]({plot.name})"]

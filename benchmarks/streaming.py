@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from intent_edge.bench import host_description, streaming_latency  # noqa: E402
-from intent_edge.clickstream.synth import generate_clickstream  # noqa: E402
+from intent_edge.clickstream.synth import CONTEXT_COLUMNS, generate_clickstream  # noqa: E402
 from intent_edge.runtime.streaming import SessionScorer, describe_state  # noqa: E402
 
 
@@ -42,8 +42,12 @@ def rss_mib() -> float:
 def synthetic_sessions(count: int, seed: int) -> list[list[dict]]:
     log = generate_clickstream(count, seed)
     log = log[log["event"] != "purchase"]
-    return [[{"event": e, "timestamp": int(t)} for e, t in zip(g["event"], g["timestamp"], strict=True)]
-            for _, g in log.groupby("session_id", sort=False)]
+    sessions = []
+    for _, g in log.groupby("session_id", sort=False):
+        events = [{"event": e, "timestamp": int(t)} for e, t in zip(g["event"], g["timestamp"], strict=True)]
+        events[0].update(g[list(CONTEXT_COLUMNS)].iloc[[0]].to_dict("records")[0])  # what a hybrid model reads
+        sessions.append(events)
+    return sessions
 
 
 def main() -> int:

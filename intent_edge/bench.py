@@ -400,10 +400,15 @@ def streaming_latency(bundle: str | Path, events: list[dict], *, sessions: int =
     timed; rescoring replays all n events from a fresh state (``score_session``), what a scorer without
     carried state pays per click. ``events`` are raw events (``event`` and ``timestamp``) to cycle through."""
     from intent_edge.runtime.backends import BACKENDS
-    from intent_edge.runtime.bundle import read_manifest
+    import json
+
+    from intent_edge.runtime.bundle import read_manifest, resolve_file
     from intent_edge.runtime.streaming import SessionScorer, describe_state
 
     manifest = read_manifest(bundle)
+    # A hybrid model reads the session context from each session's first event: take a golden session's.
+    first_golden = json.loads(resolve_file(bundle, manifest["golden"]["file"]).read_text())["sessions"][0]
+    context = {name: first_golden["events"][0][name] for name in manifest.get("context", {}).get("columns", ())}
     rows = []
     for backend in manifest["step"]["backends"]:
         if not BACKENDS[backend].is_available():
@@ -414,6 +419,7 @@ def streaming_latency(bundle: str | Path, events: list[dict], *, sessions: int =
                 on_step(f"{backend}: prefix {n}")
             session_events = [{"event": events[(i * 7) % len(events)]["event"], "timestamp": 1000 * i}
                               for i in range(n)]
+            session_events[0].update(context)
             scorer = SessionScorer.load(bundle, backend=backend, max_sessions=sessions + 1)
             for s in range(sessions):
                 for event in session_events[:-1]:

@@ -131,17 +131,21 @@ def train(
                                                               "test set.")] = None,
     model: Annotated[str, typer.Option("--model", help="mlp: session table, one row a session. gru, lstm or cnn: "
                                                        "an event log, one row an event (plain session_id,timestamp,"
-                                                       "event or the Coveo layout), scored per click.")] = "mlp",
+                                                       "event or the Coveo layout), scored per click. hybrid: a "
+                                                       "GRU that also reads the session context.")] = "mlp",
     max_length: Annotated[int, typer.Option("--max-length", min=2, help="Sequence models: events per session "
                                                                         "kept for training.")] = 64,
+    context_columns: Annotated[str, typer.Option(
+        "--context-columns", help="hybrid: the event log's session context columns, comma-separated, or 'auto' "
+                                  "(every other column that never changes within a session).")] = "auto",
 ):
     """Train a model, evaluate it on held-out data, export it to ONNX with parity and write a bundle.
 
-    The MLP takes one row per session; the sequence models (gru, lstm, cnn) take an event log and
-    predict after every event, with a streaming step that updates a session in O(1) per event."""
+    The MLP takes one row per session; the sequence models (gru, lstm, cnn, hybrid) take an event log
+    and predict after every event, with a streaming step that updates a session in O(1) per event."""
     if model != "mlp":
         _train_sequence(data, out, model, seed=seed, sep=sep, threshold=threshold, max_epochs=max_epochs,
-                        max_length=max_length)
+                        max_length=max_length, context_columns=context_columns)
         return
     from intent_edge.data.io import load_dataset
     from intent_edge.train.evaluate import ThresholdPolicy, metrics_table
@@ -166,7 +170,7 @@ def train(
 
 
 def _train_sequence(data: Path, out: Path, kind: str, *, seed: int, sep: str | None, threshold: str,
-                    max_epochs: int | None, max_length: int) -> None:
+                    max_epochs: int | None, max_length: int, context_columns: str) -> None:
     from intent_edge.clickstream.events import read_event_log
     from intent_edge.clickstream.models import KINDS, SequenceRecipe
     from intent_edge.clickstream.pipeline import train_sequence_bundle
@@ -174,7 +178,14 @@ def _train_sequence(data: Path, out: Path, kind: str, *, seed: int, sep: str | N
 
     if kind not in KINDS:
         raise IntentEdgeError(f"--model {kind!r}: choose mlp, {', '.join(KINDS)}")
-    log = read_event_log(data, sep=sep)
+    context: tuple[str, ...] | str = ()
+    if kind == "hybrid":
+        context = "auto" if context_columns.strip() == "auto" else tuple(
+            c.strip() for c in context_columns.split(",") if c.strip())
+    log = read_event_log(data, sep=sep, context=context)
+    if kind == "hybrid" and (log.context is None or log.context.shape[1] == 0):
+        raise IntentEdgeError(f"{data}: no session context columns (columns that never change within a session) "
+                              "for the hybrid model; name them with --context-columns")
     for note in log.notes:
         console.print(f"note: {note}")
     console.print(f"{len(log):,} sessions, {log.lengths().sum():,} events, {log.labels.mean():.1%} buy")
@@ -224,8 +235,9 @@ def _evaluate_clickstream(bundle: Path, data: Path, json_out: Path | None) -> No
 
     from intent_edge.clickstream.events import read_event_log
     from intent_edge.clickstream.pipeline import evaluate_sequence_bundle
+    from intent_edge.runtime.bundle import read_manifest
 
-    log = read_event_log(data)
+    log = read_event_log(data, context=tuple(read_manifest(bundle).get("context", {}).get("columns", ())))
     for note in log.notes:
         console.print(f"note: {note}")
     report = evaluate_sequence_bundle(bundle, log)
@@ -370,14 +382,15 @@ def _json_lines(lines, what: str):
 @app.command()
 @_user_errors
 def stream(
-    bundle: Annotated[Path, typer.Argument(help="Clickstream bundle (intent-edge train EVENTS --model gru|lstm).")],
+    bundle: Annotated[Path, typer.Argument(help="Clickstream bundle (intent-edge train EVENTS --model gru|...).")],
     backend: Annotated[str, typer.Option("--backend", help="Step backend: auto, litert or onnxruntime.")] = "auto",
     ttl: Annotated[float, typer.Option("--ttl", min=1, help="Seconds a session may idle before it is dropped.")]
         = 1800.0,
     public_key: PublicKeyOption = None,
 ):
     """Score a live event stream: JSON lines {"session_id", "event", "timestamp"} on standard input, one JSON
-    line out per event with the session's purchase probability so far (O(1) work per event)."""
+    line out per event with the session's purchase probability so far (O(1) work per event). For a hybrid
+    bundle the first event of each session also carries the session context fields (see intent-edge info)."""
     from intent_edge.runtime.streaming import SessionScorer
 
     scorer = SessionScorer.load(bundle, backend=backend, ttl_seconds=ttl, public_key=public_key)
@@ -653,6 +666,11 @@ def _info_clickstream(bundle: Path, public_key: Path | None) -> None:
                       f"{entry['parity']['max_abs_diff']:.2e} ({entry['parity']['rows']} events)")
     if steps:
         stdout.print(f"per-session state: {describe_state(step)}")
+    if "context" in manifest:
+        for entry in manifest["context"]["backends"].values():
+            resolve_file(bundle, entry["file"])
+        stdout.print("session context, read from each session's first event: "
+                     + ", ".join(manifest["context"]["columns"]), highlight=False)
     stdout.print(table if steps else "no streaming step (a cnn bundle from before streaming windows)")
 
 

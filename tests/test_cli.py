@@ -196,4 +196,31 @@ def test_train_a_sequence_model_on_an_event_log(tmp_path):
     result = invoke("info", tmp_path / "gru")
     assert result.exit_code == 0 and "litert fp32" in result.output and "step.tflite" in result.output
     result = invoke("train", events, "--model", "transformer", "--out", tmp_path / "x")
-    assert result.exit_code == 2 and "choose mlp, gru, lstm, cnn" in result.output
+    assert result.exit_code == 2 and "choose mlp, gru, lstm, cnn, hybrid" in result.output
+
+
+def test_train_and_stream_a_hybrid_model_with_session_context(tmp_path):
+    events = tmp_path / "events.csv"
+    assert invoke("data", "clickstream", "--sessions", 300, "--seed", 4, "--out", events).exit_code == 0
+    result = invoke("train", events, "--model", "hybrid", "--out", tmp_path / "hybrid", "--max-epochs", 1,
+                    "--max-length", 16)
+    assert result.exit_code == 0, result.output
+    assert "session context: visitor (categorical), previous_orders (numeric)" in result.output
+    result = invoke("info", tmp_path / "hybrid")
+    assert result.exit_code == 0 and "session context, read from each session's first event: visitor" in result.output
+    context = {"visitor": "returning", "previous_orders": 2, "channel": "email", "device": "desktop",
+               "weekend": False, "region": 4}
+    lines = [json.dumps({"session_id": "a", "event": "home", "timestamp": 0, **context}),
+             json.dumps({"session_id": "a", "event": "product", "timestamp": 9000})]
+    result = runner.invoke(app, ["stream", str(tmp_path / "hybrid")], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == 2
+    result = runner.invoke(app, ["stream", str(tmp_path / "hybrid")], input=lines[1] + "\n")
+    assert result.exit_code == 2 and "event 1: field 'visitor': missing; the event that starts a session" in result.output
+    assert "lacks visitor, previous_orders, channel, device, weekend, region" in result.output
+    result = invoke("evaluate", events, "--bundle", tmp_path / "hybrid")
+    assert result.exit_code == 0, result.output
+    no_context = tmp_path / "no-context.csv"
+    pd.read_csv(events)[["session_id", "timestamp", "event"]].to_csv(no_context, index=False)
+    result = invoke("train", no_context, "--model", "hybrid", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "no session context columns" in result.output

@@ -120,3 +120,23 @@ def test_sequences_pad_truncate_and_give_causal_gaps(log_frame, tmp_path):
     assert (prefix.lengths <= 2).all() and (prefix.tokens[:, 2:] == 0).all()
     assert spec.token_of("never-seen") == SequenceSpec.UNKNOWN
     assert COVEO.session == "session_id_hash"
+
+
+def test_session_context_is_found_kept_per_session_and_must_not_change(log_frame, tmp_path):
+    from intent_edge.clickstream.events import session_constant_columns
+    from intent_edge.clickstream.synth import CONTEXT_COLUMNS
+
+    assert session_constant_columns(log_frame, PLAIN) == CONTEXT_COLUMNS  # not dwell, which varies
+    path = tmp_path / "events.csv"
+    log_frame.to_csv(path, index=False)
+    log = read_event_log(path, context="auto")
+    assert list(log.context.columns) == list(CONTEXT_COLUMNS) and len(log.context) == len(log)
+    first = log_frame.groupby("session_id", sort=False)[list(CONTEXT_COLUMNS)].first().reset_index(drop=True)
+    pd.testing.assert_frame_equal(log.context, first, check_dtype=False)
+    assert read_event_log(path).context is None  # only read when asked
+    changed = log_frame.copy()
+    changed.loc[5, "channel"] = "a different channel"  # not the first event of its session
+    changed.to_csv(path, index=False)
+    with pytest.raises(DataError, match="must not change within a session") as caught:
+        read_event_log(path, context=("channel",))
+    assert caught.value.row == 6 and caught.value.column == "channel"

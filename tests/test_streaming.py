@@ -2,6 +2,7 @@
 every prefix, open sessions stay bounded, concurrent sessions do not mix, bad events are named."""
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from intent_edge.clickstream.events import PLAIN, event_log_from_frame
 from intent_edge.clickstream.models import SequenceRecipe
 from intent_edge.clickstream.pipeline import train_sequence_bundle
-from intent_edge.clickstream.synth import generate_clickstream
+from intent_edge.clickstream.synth import CONTEXT_COLUMNS, generate_clickstream
 from intent_edge.errors import BundleError, RecordError
 from intent_edge.runtime import Predictor
 from intent_edge.runtime.streaming import SessionScorer
@@ -19,7 +20,7 @@ TINY = SequenceRecipe(embedding=4, units=8, max_epochs=2, patience=1)
 
 @pytest.fixture(scope="module")
 def log():
-    return event_log_from_frame(generate_clickstream(500, seed=11), "synthetic", PLAIN)
+    return event_log_from_frame(generate_clickstream(500, seed=11), "synthetic", replace(PLAIN, context=CONTEXT_COLUMNS))
 
 
 @pytest.fixture(scope="module", params=["gru", "lstm", "cnn"])
@@ -161,3 +162,66 @@ def test_evaluation_through_the_step_matches_the_bundle_metrics(bundle, log):
     for k, figures in manifest["metrics"]["test"].items():
         assert report[k]["roc_auc"] == pytest.approx(figures["roc_auc"], abs=1e-4)
         assert report[k]["rows"] == figures["sessions"]
+
+
+# ---- hybrid: the GRU started from the session context ------------------------------------------
+
+@pytest.fixture(scope="module")
+def hybrid(tmp_path_factory, log):
+    out = tmp_path_factory.mktemp("clickstream") / "hybrid"
+    manifest = train_sequence_bundle(log, out, kind="hybrid", seed=0, recipe=TINY, max_length=24)
+    assert manifest["context"]["columns"] == list(CONTEXT_COLUMNS)
+    for backend in ("onnxruntime", "litert"):
+        assert manifest["step"]["backends"][backend]["parity"]["max_abs_diff"] <= 1e-5
+    return out
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "litert"])
+def test_hybrid_updates_reproduce_the_full_model_with_the_context(hybrid, backend):
+    scorer = SessionScorer.load(hybrid, backend=backend)
+    assert scorer.context_columns == list(CONTEXT_COLUMNS)
+    for session in golden(hybrid):
+        assert set(CONTEXT_COLUMNS) <= set(session["events"][0])  # the first event carries the context
+        streamed = [scorer.update(session["session_id"], event) for event in session["events"]]
+        np.testing.assert_allclose(streamed, session["probabilities"], atol=1e-5)
+
+
+def test_hybrid_context_is_read_when_a_session_starts_and_only_then(hybrid):
+    scorer = SessionScorer.load(hybrid)
+    session = golden(hybrid)[0]
+    first = session["events"][0]
+    other = {**first, "visitor": "returning" if first["visitor"] == "new" else "new",
+             "previous_orders": first["previous_orders"] + 3, "channel": "email"}
+    assert scorer.update("a", first) != pytest.approx(scorer.update("b", other), abs=1e-6)
+    second = {"event": "product", "timestamp": first["timestamp"] + 5000}
+    scorer.update("c", first)
+    with_other_context = scorer.update("c", {**other, **second})  # context on a later event is not read
+    assert scorer.update("a", second) == pytest.approx(with_other_context, abs=1e-7)
+
+
+def test_hybrid_session_without_its_context_is_refused_and_not_opened(hybrid):
+    scorer = SessionScorer.load(hybrid)
+    event = {key: value for key, value in golden(hybrid)[0]["events"][0].items() if key != "channel"}
+    with pytest.raises(RecordError, match="starts a session carries its context.*lacks channel$") as caught:
+        scorer.update("s", event)
+    assert caught.value.field == "channel" and scorer.open_sessions == 0 and scorer.stats["sessions_started"] == 0
+    with pytest.raises(RecordError) as caught:
+        scorer.update("s", {**event, "channel": "email", "previous_orders": "many"})
+    assert caught.value.field == "previous_orders" and scorer.open_sessions == 0
+
+
+def test_hybrid_evaluation_and_benchmark_run_with_the_context(hybrid, log):
+    import json
+
+    from intent_edge.bench import streaming_latency
+    from intent_edge.clickstream.pipeline import _subset, evaluate_sequence_bundle
+
+    manifest = json.loads((hybrid / "manifest.json").read_text())
+    order = np.random.default_rng(manifest["training"]["seed"]).permutation(len(log))
+    report = evaluate_sequence_bundle(hybrid, _subset(log, order[int(0.85 * len(order)):]))
+    for k, figures in manifest["metrics"]["test"].items():
+        assert report[k]["roc_auc"] == pytest.approx(figures["roc_auc"], abs=1e-4)
+    with pytest.raises(ValueError, match="read without it"):
+        evaluate_sequence_bundle(hybrid, replace(log, context=None))
+    bench = streaming_latency(hybrid, [{"event": "product"}], sessions=3, prefixes=(2,))
+    assert [r["status"] for r in bench["rows"]] == ["ok", "ok"]

@@ -20,11 +20,15 @@ Documented handling:
   is derived: a session buys if it has a purchase event. The first purchase event and everything after
   it are removed from the inputs, so that nothing the label is made from leaks into them.
 * A session left with no events is dropped and counted in the notes.
+* Session context (for the hybrid model): columns named in ``EventColumns.context`` describe the
+  session, not the event (visitor type, channel, device...), as trackers stamp them on every event.
+  They must not change within a session (an error names the first row where one does); the log keeps
+  one row of them per session in :attr:`EventLog.context`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +44,8 @@ PURCHASE_EVENTS = ("purchase",)
 @dataclass(frozen=True)
 class EventColumns:
     """Which columns of an event log hold what. ``action`` refines ``event`` where ``event`` equals
-    ``action_when`` (the Coveo layout); ``label`` names a per-session label column, if the log has one."""
+    ``action_when`` (the Coveo layout); ``label`` names a per-session label column, if the log has one;
+    ``context`` the session-level columns a hybrid model reads."""
 
     session: str
     timestamp: str
@@ -49,6 +54,11 @@ class EventColumns:
     label: str | None = None
     action: str | None = None
     action_when: str = "event"
+    context: tuple[str, ...] = ()
+
+    def mapped(self) -> set[str]:
+        """The columns this mapping gives a role other than context."""
+        return {c for c in (self.session, self.timestamp, self.event, self.product, self.label, self.action) if c}
 
 
 PLAIN = EventColumns("session_id", "timestamp", "event", product="product")
@@ -75,6 +85,7 @@ class EventLog:
     products: np.ndarray
     labels: np.ndarray
     notes: list[str] = field(default_factory=list)
+    context: pd.DataFrame | None = None  # one row per session, with EventColumns.context columns
 
     def __len__(self) -> int:
         return len(self.session_ids)
@@ -91,18 +102,25 @@ class EventLog:
 
 
 def read_event_log(path: str | Path, columns: EventColumns | None = None, *, sep: str | None = None,
-                   time_unit: str = "ms", purchase_events: tuple[str, ...] = PURCHASE_EVENTS) -> EventLog:
-    """Read and check an event log (CSV or Parquet) into time-ordered sessions with labels."""
+                   time_unit: str = "ms", purchase_events: tuple[str, ...] = PURCHASE_EVENTS,
+                   context: tuple[str, ...] | str = ()) -> EventLog:
+    """Read and check an event log (CSV or Parquet) into time-ordered sessions with labels. ``context``
+    names session context columns to keep (in addition to ``columns.context``), or ``"auto"`` for every
+    unmapped column that is constant within each session (:func:`session_constant_columns`)."""
     frame = read_table(path, sep)
-    return event_log_from_frame(frame, path, columns or detect_layout(frame.columns), time_unit=time_unit,
-                                purchase_events=purchase_events)
+    columns = columns or detect_layout(frame.columns)
+    if context == "auto":
+        context = session_constant_columns(frame, columns) if columns.session in frame.columns else ()
+    if context:
+        columns = replace(columns, context=tuple(dict.fromkeys((*columns.context, *context))))
+    return event_log_from_frame(frame, path, columns, time_unit=time_unit, purchase_events=purchase_events)
 
 
 def event_log_from_frame(frame: pd.DataFrame, path: str | Path, columns: EventColumns, *, time_unit: str = "ms",
                          purchase_events: tuple[str, ...] = PURCHASE_EVENTS) -> EventLog:
     if time_unit not in ("ms", "s"):
         raise ValueError(f"time_unit must be 'ms' or 's', got {time_unit!r}")
-    for name in (columns.session, columns.timestamp, columns.event, columns.label, columns.action):
+    for name in (columns.session, columns.timestamp, columns.event, columns.label, columns.action, *columns.context):
         if name is not None and name not in frame.columns:
             raise DataError(path, f"column missing; the columns are: {', '.join(map(str, frame.columns))}",
                             column=name)
@@ -159,10 +177,44 @@ def event_log_from_frame(frame: pd.DataFrame, path: str | Path, columns: EventCo
     session_codes = codes[starts[:-1]]
     kept_sessions = ~empty
     new_starts = np.r_[0, np.cumsum(lengths[kept_sessions])]
-    return EventLog(session_ids=np.asarray(session_ids, dtype=object)[session_codes[kept_sessions]],
+    session_names = np.asarray(session_ids, dtype=object)[session_codes]
+    context = None
+    if columns.context:
+        context = _session_context(frame, columns.context, order, starts, session_names, path)
+        context = context.loc[kept_sessions].reset_index(drop=True)
+    return EventLog(session_ids=session_names[kept_sessions],
                     starts=new_starts.astype(np.int64), events=events[keep].astype(object),
                     timestamps_ms=timestamps[keep], products=products[keep], labels=labels[kept_sessions],
-                    notes=notes)
+                    notes=notes, context=context)
+
+
+def _session_context(frame: pd.DataFrame, names: tuple[str, ...], order: np.ndarray, starts: np.ndarray,
+                     session_names: np.ndarray, path) -> pd.DataFrame:
+    """Each session's context (its first event's values), refusing a column that changes within a session."""
+    lengths = np.diff(starts)
+    first = order[starts[:-1]]  # the original row of each session's first event
+    for name in names:
+        values = frame[name].to_numpy()[order]
+        expected = np.repeat(values[starts[:-1]], lengths)
+        missing = pd.isna(values)
+        differs = ~((values == expected) | (missing & pd.isna(expected)))
+        if differs.any():
+            at = int(np.argmax(differs))
+            session = session_names[int(np.searchsorted(starts, at, side="right")) - 1]
+            raise DataError(path, f"session context must not change within a session; in session {session!r} it "
+                                  f"goes from {expected[at]!r} to {values[at]!r}", row=int(order[at]) + 1,
+                            line=line_of(path, int(order[at])), column=name)
+    return frame.loc[first, list(names)].reset_index(drop=True)
+
+
+def session_constant_columns(frame: pd.DataFrame, columns: EventColumns) -> tuple[str, ...]:
+    """The unmapped columns whose value is the same on every event of each session: the candidates for
+    session context, in the file's order."""
+    free = [str(c) for c in frame.columns if str(c) not in columns.mapped()]
+    if not free:
+        return ()
+    groups = frame.groupby(frame[columns.session].astype(str), sort=False)[free].nunique(dropna=False)
+    return tuple(name for name in free if (groups[name] <= 1).all())
 
 
 def _text_column(frame: pd.DataFrame, name: str, path) -> pd.Series:
@@ -196,8 +248,9 @@ def fit_sequence_spec(log: EventLog, *, max_length: int = 64, min_count: int = 5
     return SequenceSpec(tuple(v for _, v in kept), max_length)
 
 
-def encode_sessions(spec: SequenceSpec, log: EventLog) -> Sequences:
-    """Padded model input for every session of ``log`` (the first ``spec.max_length`` events of each)."""
+def encode_sessions(spec: SequenceSpec, log: EventLog, context_encoder=None) -> Sequences:
+    """Padded model input for every session of ``log`` (the first ``spec.max_length`` events of each),
+    with its context encoded by ``context_encoder`` (a runtime :class:`Encoder`) for a hybrid model."""
     n, width = len(log), spec.max_length
     tokens = np.zeros((n, width), dtype=np.int32)
     gaps = np.zeros((n, width), dtype=np.float32)
@@ -208,7 +261,12 @@ def encode_sessions(spec: SequenceSpec, log: EventLog) -> Sequences:
         tokens[i, :lengths[i]] = [spec.token_of(e) for e in log.events[start:stop]]
         seconds = np.diff(log.timestamps_ms[start:stop], prepend=log.timestamps_ms[start]) / 1000.0
         gaps[i, :lengths[i]] = spec.gap_feature(seconds)
-    return Sequences(tokens, gaps, lengths.astype(np.int32), log.labels.copy(), log.session_ids.copy())
+    context = None
+    if context_encoder is not None:
+        if log.context is None:
+            raise ValueError("this model reads session context, and the event log was read without it")
+        context = context_encoder.encode_columns(log.context, strict=False)
+    return Sequences(tokens, gaps, lengths.astype(np.int32), log.labels.copy(), log.session_ids.copy(), context)
 
 
 @dataclass
@@ -221,14 +279,20 @@ class Sequences:
     lengths: np.ndarray
     labels: np.ndarray
     session_ids: np.ndarray
+    context: np.ndarray | None = None  # encoded session context (sessions, width), for a hybrid model
+
+    def inputs(self) -> dict[str, np.ndarray]:
+        """The model's inputs by name."""
+        named = {"events": self.tokens, "gaps": self.gaps}
+        return named if self.context is None else {**named, "context": self.context}
 
     def take(self, index: np.ndarray) -> Sequences:
         """The sessions at ``index``, in that order."""
         return Sequences(self.tokens[index], self.gaps[index], self.lengths[index], self.labels[index],
-                         self.session_ids[index])
+                         self.session_ids[index], None if self.context is None else self.context[index])
 
     def prefix(self, k: int) -> Sequences:
         """The first ``k`` events of every session (shorter sessions whole)."""
         keep = np.arange(self.tokens.shape[1]) < k
         return Sequences(np.where(keep, self.tokens, 0), np.where(keep, self.gaps, 0.0).astype(np.float32),
-                         np.minimum(self.lengths, k), self.labels, self.session_ids)
+                         np.minimum(self.lengths, k), self.labels, self.session_ids, self.context)

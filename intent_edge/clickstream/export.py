@@ -112,7 +112,7 @@ def _convolution_step(model):
     return names, sizes, convolution_step
 
 
-def _step_function(model, kind: str):
+def step_graph(model, kind: str):
     """The step as a tf.function with the trained weights as constants, its input signature and its
     description for the manifest (inputs, outputs, state names and widths). The parity check against
     the full Keras model proves the two agree."""
@@ -122,8 +122,8 @@ def _step_function(model, kind: str):
     # become extra graph inputs in tf2onnx)
     embedding = model.get_layer("event_embedding").get_weights()[0]
     dense_kernel, dense_bias = model.get_layer("probability").get_weights()
-    if kind in ("gru", "lstm"):
-        names, sizes, cell_step = _recurrent_step(model, kind)
+    if kind in ("gru", "lstm", "hybrid"):
+        names, sizes, cell_step = _recurrent_step(model, "gru" if kind == "hybrid" else kind)
     elif kind == "cnn":
         names, sizes, cell_step = _convolution_step(model)
     else:
@@ -144,11 +144,27 @@ def _step_function(model, kind: str):
     return step, signature, description
 
 
-def export_step_onnx(model, kind: str, path: str | Path) -> dict:
-    """Write the step graph as ONNX; returns its input and output names and the state width."""
+def context_graph(model):
+    """A hybrid model's session start: encoded context in, the GRU's initial state out (the trained
+    ``context_state`` layer, ``tanh(context @ kernel + bias)``), as a tf.function on constants."""
+    import tensorflow as tf
+
+    layer = model.get_layer("context_state")
+    kernel, bias = layer.get_weights()
+    signature = [tf.TensorSpec((None, kernel.shape[0]), tf.float32, name="context")]
+
+    @tf.function(input_signature=signature)
+    def start(context):
+        return {"state": tf.tanh(tf.matmul(context, kernel) + bias)}
+
+    return start, signature, {"inputs": ["context"], "outputs": ["state"], "width": int(kernel.shape[0])}
+
+
+def write_onnx(graph, path: str | Path) -> dict:
+    """Write a graph (:func:`step_graph` or :func:`context_graph`) as ONNX; returns its description."""
     import tf2onnx
 
-    step, signature, description = _step_function(model, kind)
+    step, signature, description = graph
     proto, _ = tf2onnx.convert.from_function(step, input_signature=signature, opset=STEP_OPSET)
     produced = [output.name for output in proto.graph.output]
     # tf2onnx names outputs after the traced tensors; give them the dict's names, in the dict's order.
@@ -175,14 +191,14 @@ def _output_position(name: str, outputs: list[str]) -> int:
     raise ValueError(f"cannot tell which step output {name!r} is; expected {outputs}")
 
 
-def export_step_litert(model, kind: str, path: str | Path, *, int8_weights: bool = False) -> dict:
-    """Write the step as LiteRT (.tflite), builtin ops only, with a ``serving_default`` signature whose
-    inputs and outputs carry the same names as the ONNX step. ``int8_weights``: dynamic-range
+def write_litert(graph, path: str | Path, *, int8_weights: bool = False) -> dict:
+    """Write a graph as LiteRT (.tflite), builtin ops only, with a ``serving_default`` signature whose
+    inputs and outputs carry the same names as the ONNX graph. ``int8_weights``: dynamic-range
     quantization (int8 weights, float activations and state), which needs no calibration data and keeps
     the recurrent state in float, so quantization error does not compound from click to click."""
     import tensorflow as tf
 
-    step, _, description = _step_function(model, kind)
+    step, _, description = graph
     converter = tf.lite.TFLiteConverter.from_concrete_functions([step.get_concrete_function()], tf.Module())
     if int8_weights:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -8,7 +8,11 @@ Bundle layout (``task: clickstream`` in the manifest)::
       step.onnx       one step of the model (recurrent cell, or convolutions over a window), for streaming
       step.tflite     the same step for LiteRT (builtin ops)
       step-int8.*     int8-weight steps (ONNX Runtime, LiteRT), where they pass parity
+      context.*       hybrid only: the session start, encoded context in, initial GRU state out
       golden.json     test sessions as raw events with the probability after each event
+
+A hybrid bundle's manifest also holds the context encoder spec (the same declarative encoder as the
+session MLP, fitted on training sessions only) under ``context``.
 
 Sessions are split at random (by ``seed``) 70/15/15 into training, validation (early stopping,
 threshold) and test (metrics) sessions; the vocabulary is fitted on training sessions only.
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from intent_edge.clickstream.events import EventLog, Sequences, encode_sessions, fit_sequence_spec
-from intent_edge.clickstream.export import export_step_litert, export_step_onnx
+from intent_edge.clickstream.export import context_graph, step_graph, write_litert, write_onnx
 from intent_edge.clickstream.models import KINDS, SequenceRecipe, fit_sequence_model, probabilities_by_position
 from intent_edge.fileio import atomic_directory
 from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, write_manifest
@@ -36,6 +40,7 @@ from intent_edge.train.pipeline import library_versions
 PREFIXES = (1, 2, 5, 10)
 GOLDEN_SESSIONS = 32
 PARITY_SESSIONS = 300
+CONTEXT_FILES = {"onnxruntime": "onnx", "litert": "tflite"}
 
 
 def _positions(data: Sequences) -> np.ndarray:
@@ -73,7 +78,8 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
     cut_train, cut_validation = int(0.7 * len(order)), int(0.85 * len(order))
     train_log_index = np.sort(order[:cut_train])
     spec = fit_sequence_spec(_subset(log, train_log_index), max_length=max_length)
-    data = encode_sessions(spec, log)
+    context_encoder = _fit_context_encoder(log, train_log_index, step) if kind == "hybrid" else None
+    data = encode_sessions(spec, log, context_encoder)
     train, validation, test = (data.take(order[:cut_train]), data.take(order[cut_train:cut_validation]),
                                data.take(order[cut_validation:]))
     step(f"training a {kind} on {len(train.labels)} sessions ({len(validation.labels)} validation, "
@@ -87,29 +93,41 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
     metrics = {"test": prefix_metrics(test.labels, test.lengths, test_p),
                "validation": prefix_metrics(validation.labels, validation.lengths, validation_p)}
     step("test ROC-AUC by prefix: " + ", ".join(f"k={k} {m['roc_auc']:.4f}" for k, m in metrics["test"].items()))
-    golden_index = order[cut_validation:][:GOLDEN_SESSIONS]
+    golden_positions = np.arange(len(test.labels))
+    if log.context is not None:  # golden sessions replay strictly: only sessions with their whole context
+        golden_positions = golden_positions[log.context.iloc[order[cut_validation:]].notna().all(axis=1).to_numpy()]
+    golden_positions = golden_positions[:GOLDEN_SESSIONS]
     with atomic_directory(out) as staging:
         model.save(staging / "model.keras")
         step("exporting the streaming step (ONNX, LiteRT) and checking it against the full model")
-        signature = export_step_onnx(model, kind, staging / "step.onnx")
-        export_step_litert(model, kind, staging / "step.tflite")
+        signature = write_onnx(step_graph(model, kind), staging / "step.onnx")
+        write_litert(step_graph(model, kind), staging / "step.tflite")
+        context = None
+        if context_encoder is not None:
+            description = write_onnx(context_graph(model), staging / "context.onnx")
+            write_litert(context_graph(model), staging / "context.tflite")
+            context = {"columns": list(context_encoder.names), "encoder": context_encoder.to_spec(),
+                       "graph": description, "backends": {b: {"file": describe_file(staging, f"context.{suffix}")}
+                                                          for b, suffix in CONTEXT_FILES.items()}}
         parity_sessions = test.take(np.arange(min(PARITY_SESSIONS, len(test.labels))))
         full = test_p[:len(parity_sessions.labels)]
         mask = _positions(parity_sessions)
         files = {}
         for backend, name in (("onnxruntime", "step.onnx"), ("litert", "step.tflite")):
-            streamed = _stream(backend, staging / name, signature, parity_sessions)
+            streamed = _stream(backend, staging / name, signature, parity_sessions, staging, context)
             parity = check_parity(full[mask], streamed[mask], f"the streaming step ({name})")
             parity.update(sessions=len(parity_sessions.labels),
                           reference="keras full-sequence model, every prefix")
             step(f"streaming parity ({name}): max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} events")
             files[backend] = {"file": describe_file(staging, name), "parity": parity}
         manifest_step = {**signature, "backends": files,
-                         "int8": _int8_steps(model, kind, staging, signature, test, test_p, metrics["test"], step)}
+                         "int8": _int8_steps(model, kind, staging, signature, test, test_p, metrics["test"], step,
+                                             context)}
         golden = {"description": "test sessions as raw events, with the full model's probability after each "
-                                 "event; a port or the streaming scorer must reproduce them",
-                  "sessions": [_golden_session(log, index, data, position, test_p)
-                               for position, index in enumerate(golden_index)]}
+                                 "event; a port or the streaming scorer must reproduce them"
+                                 + ("; the first event carries the session context" if context else ""),
+                  "sessions": [_golden_session(log, order[cut_validation + position], data, position, test_p)
+                               for position in golden_positions]}
         (staging / "golden.json").write_text(json.dumps(golden, allow_nan=False) + "\n", encoding="utf-8")
         manifest = {
             "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "task": TASK,
@@ -126,12 +144,33 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             "golden": {"file": describe_file(staging, "golden.json"), "sessions": len(golden["sessions"])},
         }
         manifest["step"] = manifest_step
+        if context is not None:
+            manifest["context"] = context
         write_manifest(staging, manifest)
     return manifest
 
 
+def _fit_context_encoder(log: EventLog, train_index: np.ndarray, step: Callable[[str], None]):
+    """The hybrid model's context encoder, fitted on the training sessions' context only; column kinds
+    are inferred as for session tables, and identifier-like columns are left out (and said so)."""
+    from intent_edge.data.schema import guess_kind
+    from intent_edge.runtime.encoder import Encoder
+
+    if log.context is None or log.context.shape[1] == 0:
+        raise ValueError("the hybrid model needs session context columns in the event log (EventColumns.context)")
+    kinds = {str(name): guess_kind(str(name), log.context[name]) for name in log.context.columns}
+    ignored = [name for name, kind in kinds.items() if kind == "ignore"]
+    if ignored:
+        step(f"context columns left out as identifier-like: {', '.join(ignored)}")
+    kinds = {name: kind for name, kind in kinds.items() if kind != "ignore"}
+    if not kinds:
+        raise ValueError("no usable session context columns for the hybrid model")
+    step("session context: " + ", ".join(f"{name} ({kind})" for name, kind in kinds.items()))
+    return Encoder.fit(log.context.iloc[train_index].reset_index(drop=True), kinds)
+
+
 def _int8_steps(model, kind: str, staging: Path, signature: dict, test: Sequences, test_p: np.ndarray,
-                full_metrics: dict, step: Callable[[str], None]) -> dict:
+                full_metrics: dict, step: Callable[[str], None], context: dict | None) -> dict:
     """int8-weight steps (ONNX Runtime dynamic quantization, LiteRT dynamic range), each streamed over every
     test session and judged like compressed variants: parity against the full model (int8 tolerance)
     and ROC-AUC by prefix against the fp32 model's. Only those that pass parity are kept in the bundle."""
@@ -139,11 +178,11 @@ def _int8_steps(model, kind: str, staging: Path, signature: dict, test: Sequence
     from intent_edge.compress.quantize import int8_dynamic
 
     int8_dynamic(staging / "step.onnx", staging / "step-int8.onnx")
-    export_step_litert(model, kind, staging / "step-int8.tflite", int8_weights=True)
+    write_litert(step_graph(model, kind), staging / "step-int8.tflite", int8_weights=True)
     mask = _positions(test)
     kept = {}
     for backend, name in (("onnxruntime", "step-int8.onnx"), ("litert", "step-int8.tflite")):
-        streamed = _stream(backend, staging / name, signature, test)
+        streamed = _stream(backend, staging / name, signature, test, staging, context)
         parity = parity_figures(test_p[mask], streamed[mask], "int8")
         by_prefix = prefix_metrics(test.labels, test.lengths, streamed)
         delta = {k: by_prefix[k]["roc_auc"] - full_metrics[k]["roc_auc"] for k in by_prefix if k in full_metrics}
@@ -163,14 +202,24 @@ def _subset(log: EventLog, index: np.ndarray) -> EventLog:
     rows = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     lengths = np.diff(log.starts)[index]
     return EventLog(log.session_ids[index], np.r_[0, np.cumsum(lengths)].astype(np.int64), log.events[rows],
-                    log.timestamps_ms[rows], log.products[rows], log.labels[index])
+                    log.timestamps_ms[rows], log.products[rows], log.labels[index],
+                    context=None if log.context is None else log.context.iloc[index].reset_index(drop=True))
 
 
-def _stream(backend: str, path: Path, signature: dict, data: Sequences) -> np.ndarray:
-    """Run a step file over every session through the runtime's own step runner."""
-    from intent_edge.runtime.streaming import load_step_runner, stream_padded
+def _stream(backend: str, path: Path, signature: dict, data: Sequences, bundle: Path,
+            context: dict | None) -> np.ndarray:
+    """Run a step file over every session through the runtime's own step runner (sessions start from
+    the context graph of the same backend, for a hybrid bundle)."""
+    from intent_edge.runtime.bundle import resolve_file
+    from intent_edge.runtime.streaming import load_context_runner, load_step_runner, stream_padded
 
-    return stream_padded(load_step_runner(backend, path, signature, threads=None), signature, data.tokens, data.gaps)
+    initial = None
+    if context is not None:
+        start = load_context_runner(backend, resolve_file(bundle, context["backends"][backend]["file"]), context,
+                                    threads=None)
+        initial = [state.copy() for state in start(data.context)]
+    return stream_padded(load_step_runner(backend, path, signature, threads=None), signature, data.tokens, data.gaps,
+                         initial)
 
 
 def evaluate_sequence_bundle(bundle: str | Path, log: EventLog, *, backend: str = "auto") -> dict:
@@ -178,8 +227,9 @@ def evaluate_sequence_bundle(bundle: str | Path, log: EventLog, *, backend: str 
     prefix length, ROC-AUC, PR-AUC and the decision figures at the bundle's threshold, on the sessions
     that go on after event k; and after the last event seen."""
     from intent_edge.runtime.bundle import read_manifest, resolve_file
+    from intent_edge.runtime.encoder import Encoder
     from intent_edge.runtime.sequence import SequenceSpec
-    from intent_edge.runtime.streaming import load_step_runner, step_file, stream_padded
+    from intent_edge.runtime.streaming import step_file
     from intent_edge.train.evaluate import compute_metrics
 
     manifest = read_manifest(bundle)
@@ -187,9 +237,10 @@ def evaluate_sequence_bundle(bundle: str | Path, log: EventLog, *, backend: str 
         raise ValueError(f"{bundle}: evaluation runs through the streaming step, which this (older cnn) bundle "
                          "does not have; retrain it")
     backend, entry = step_file(bundle, manifest, backend)
-    run = load_step_runner(backend, resolve_file(bundle, entry["file"]), manifest["step"])
-    data = encode_sessions(SequenceSpec.from_spec(manifest["sequence"]), log)
-    by_position = stream_padded(run, manifest["step"], data.tokens, data.gaps)
+    context = manifest.get("context")
+    encoder = None if context is None else Encoder.from_spec(context["encoder"])
+    data = encode_sessions(SequenceSpec.from_spec(manifest["sequence"]), log, encoder)
+    by_position = _stream(backend, resolve_file(bundle, entry["file"]), manifest["step"], data, Path(bundle), context)
     threshold = float(manifest["threshold"]["value"])
     report = {}
     for k in (*PREFIXES, None):
@@ -205,7 +256,9 @@ def evaluate_sequence_bundle(bundle: str | Path, log: EventLog, *, backend: str 
 def _golden_session(log: EventLog, index: int, data: Sequences, test_position: int, test_p: np.ndarray) -> dict:
     session = log.session(index)
     n = int(data.lengths[index])
-    return {"session_id": str(session["session_id"]), "label": session["label"],
-            "events": [{"event": e, "timestamp": t} for e, t in zip(session["events"][:n],
-                                                                    session["timestamps_ms"][:n], strict=True)],
+    events = [{"event": e, "timestamp": t} for e, t in zip(session["events"][:n], session["timestamps_ms"][:n],
+                                                          strict=True)]
+    if log.context is not None:  # to_dict boxes numpy scalars as Python ones, for JSON
+        events[0].update(log.context.iloc[[index]].to_dict("records")[0])
+    return {"session_id": str(session["session_id"]), "label": session["label"], "events": events,
             "probabilities": [float(p) for p in test_p[test_position, :n]]}

@@ -22,6 +22,15 @@ The generative story (frozen before any model was tuned on it; changing it chang
    or after 200 events.
 6. Products are drawn from 2,000 ids with a Zipf-like popularity; a ``cart`` adds the product just
    viewed. Timestamps are milliseconds: the session start plus the dwell times.
+7. Session context, added on 2026-11-28 for the hybrid model and written here before that model was
+   trained. It comes from a second random stream (seeded ``[seed, 1]``), so points 1-6 give the same
+   events as before. Trackers stamp it on every event of the session: ``visitor`` is ``returning``
+   with probability ``sigmoid(0.8 u - 0.4)``, else ``new``; ``previous_orders`` is 0 for a new visitor
+   and ``Poisson(exp(0.5 u - 0.3))`` for a returning one; ``channel`` has log-odds direct ``0.3 u``,
+   search 0.2, ads -0.3, email ``-1.2 + 0.8 u``, social ``-0.6 - 0.4 u``; ``device`` desktop
+   ``0.3 u``, mobile ``0.4 - 0.3 u``, tablet -1.3; ``weekend`` is true with probability 2/7 and
+   ``region`` is 1-9 uniformly, both unrelated to buying. So the context says something about the
+   resolve before the first click, and the clicks say more as they come.
 
 About 15% of sessions buy; sessions are 12 events long on average (median 9, 90th percentile 26).
 Before any model was trained on it, a check of the headroom for order-aware models (20,000 sessions,
@@ -44,6 +53,9 @@ PURCHASE = "purchase"
 _DWELL_MEDIAN = {"home": 8.0, "category": 12.0, "search": 10.0, "product": 25.0, "cart": 15.0, "checkout": 40.0}
 _START_MS = 1_700_000_000_000  # 2023-11-14, an arbitrary fixed origin
 _PRODUCTS = 2000
+CHANNELS = ("direct", "search", "ads", "email", "social")
+DEVICES = ("desktop", "mobile", "tablet")
+CONTEXT_COLUMNS = ("visitor", "previous_orders", "channel", "device", "weekend", "region")
 
 
 def _sigmoid(x: float) -> float:
@@ -68,21 +80,43 @@ def _page_logits(heat: float, previous: str | None, carted: bool) -> np.ndarray:
     return logits
 
 
+def _draw(rng: np.random.Generator, logits: list[float]) -> int:
+    weights = np.exp(np.asarray(logits) - max(logits))
+    return int(np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right"))
+
+
+def _session_context(rng: np.random.Generator, resolve: float) -> tuple:
+    """Point 7 of the story: one session's context, in :data:`CONTEXT_COLUMNS` order."""
+    returning = rng.random() < _sigmoid(0.8 * resolve - 0.4)
+    orders = int(rng.poisson(math.exp(0.5 * resolve - 0.3))) if returning else 0
+    channel = CHANNELS[_draw(rng, [0.3 * resolve, 0.2, -0.3, -1.2 + 0.8 * resolve, -0.6 - 0.4 * resolve])]
+    device = DEVICES[_draw(rng, [0.3 * resolve, 0.4 - 0.3 * resolve, -1.3])]
+    weekend = bool(rng.random() < 2 / 7)
+    region = int(rng.integers(1, 10))
+    return ("returning" if returning else "new", orders, channel, device, weekend, region)
+
+
 def generate_clickstream(sessions: int, seed: int = 0) -> pd.DataFrame:
-    """An event log of ``sessions`` sessions: columns ``session_id, timestamp, event, product, dwell``.
+    """An event log of ``sessions`` sessions: columns ``session_id, timestamp, event, product, dwell``
+    and the session context ``visitor, previous_orders, channel, device, weekend, region``.
 
     ``timestamp`` is epoch milliseconds; ``dwell`` the seconds spent on the page (what a tracker knows
     once the next event arrives); ``product`` is empty except on product and cart events. Buying
-    sessions end with a ``purchase`` event. Rows are ordered by session, then time."""
+    sessions end with a ``purchase`` event. The context columns are the same on every event of a
+    session. Rows are ordered by session, then time."""
     if sessions < 1:
         raise ValueError("sessions must be at least 1")
     rng = np.random.default_rng(seed)
+    context_rng = np.random.default_rng([seed, 1])
+    contexts, events_per_session = [], []
     popularity = 1.0 / np.arange(1, _PRODUCTS + 1) ** 1.1
     cumulative = np.cumsum(popularity / popularity.sum())
     ids, times, events, products, dwells = [], [], [], [], []
     for index in range(sessions):
         session = f"s{seed:04d}-{index:07d}"
         resolve = rng.normal()
+        contexts.append(_session_context(context_rng, resolve))
+        first_event = len(ids)
         heat = resolve - 0.5
         clock = _START_MS + int(rng.integers(0, 30 * 24 * 3600 * 1000))
         previous, carted, product = None, False, ""
@@ -118,5 +152,9 @@ def generate_clickstream(sessions: int, seed: int = 0) -> pd.DataFrame:
             previous = page
             if rng.random() < _sigmoid(-2.6 - 0.4 * heat):
                 break
-    return pd.DataFrame({"session_id": ids, "timestamp": np.array(times, dtype=np.int64), "event": events,
-                         "product": products, "dwell": np.array(dwells, dtype=np.float64)})
+        events_per_session.append(len(ids) - first_event)
+    frame = pd.DataFrame({"session_id": ids, "timestamp": np.array(times, dtype=np.int64), "event": events,
+                          "product": products, "dwell": np.array(dwells, dtype=np.float64)})
+    context = pd.DataFrame(contexts, columns=list(CONTEXT_COLUMNS)).astype(
+        {"previous_orders": np.int64, "weekend": bool, "region": np.int64})
+    return pd.concat([frame, context.loc[context.index.repeat(events_per_session)].reset_index(drop=True)], axis=1)

@@ -30,6 +30,7 @@ import numpy as np
 from intent_edge.errors import BackendUnavailable, BundleError, RecordError
 from intent_edge.runtime.backends import BACKENDS, onnx_session
 from intent_edge.runtime.bundle import read_manifest, resolve_file
+from intent_edge.runtime.encoder import Encoder
 from intent_edge.runtime.sequence import SequenceSpec
 
 TASK = "clickstream"
@@ -59,19 +60,19 @@ def describe_state(signature: dict) -> str:
                                                              strict=True)) + " floats"
 
 
-def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int | None = 1) -> StepRunner:
-    """A function ``(events int32 [n], gaps float32 [n], states) -> [probability [n], *new states]`` over
-    the step file, on ONNX Runtime or LiteRT (one interpreter per thread: they are not thread-safe)."""
-    names, outputs = list(signature["state"]), list(signature["outputs"])
-    widths = dict(zip(names, state_sizes(signature), strict=True))
+def load_graph(backend: str, path: Path, inputs: dict[str, int | None], outputs: list[str], *,
+               threads: int | None = 1) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
+    """A function ``feeds by input name -> outputs in order`` over a small exported graph (the step, or a
+    hybrid model's context start), on ONNX Runtime or LiteRT (one interpreter per thread: they are not
+    thread-safe). ``inputs`` gives each input's width, ``None`` for a vector ``[n]``."""
     if backend == "onnxruntime":
         session, description = onnx_session(path, threads)
         got = [i.name for i in session.get_inputs()]
-        if got != signature["inputs"]:
-            raise BundleError(f"{path}: the step takes {got}, the manifest says {signature['inputs']}")
+        if sorted(got) != sorted(inputs):
+            raise BundleError(f"{path}: the graph takes {got}, the manifest says {list(inputs)}")
 
-        def run_onnx(events, gaps, states):
-            return session.run(outputs, {"event": events, "gap": gaps, **dict(zip(names, states, strict=True))})
+        def run_onnx(feeds):
+            return session.run(outputs, feeds)
 
         run_onnx.description = description
         return run_onnx
@@ -86,15 +87,14 @@ def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int 
             if state is None:
                 interpreter = Interpreter(model_path=str(path), num_threads=threads)
                 runner = interpreter.get_signature_runner("serving_default")
-                inputs = {name: detail["index"] for name, detail in runner.get_input_details().items()}
+                indices = {name: detail["index"] for name, detail in runner.get_input_details().items()}
                 output_indices = {name: detail["index"] for name, detail in runner.get_output_details().items()}
                 del runner  # it holds views of the interpreter's tensors, which would block resizing
-                state = local.state = [interpreter, None, inputs, [output_indices[name] for name in outputs]]
+                state = local.state = [interpreter, None, indices, [output_indices[name] for name in outputs]]
             if state[1] != rows:  # resizing re-plans memory: only when the number of sessions changes
-                interpreter, inputs = state[0], state[2]
-                for name, index in inputs.items():
-                    shape = [rows] if name in ("event", "gap") else [rows, widths[name]]
-                    interpreter.resize_tensor_input(index, shape)
+                interpreter = state[0]
+                for name, index in state[2].items():
+                    interpreter.resize_tensor_input(index, [rows] if inputs[name] is None else [rows, inputs[name]])
                 interpreter.allocate_tensors()
                 state[1] = rows
             return state
@@ -102,22 +102,43 @@ def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int 
         try:
             first = thread_state(1)
         except (ValueError, RuntimeError, KeyError) as exc:
-            raise BundleError(f"{path}: LiteRT cannot load this step ({exc})") from None
-        if sorted(first[2]) != sorted(signature["inputs"]):
-            raise BundleError(f"{path}: the step takes {sorted(first[2])}, the manifest says {signature['inputs']}")
+            raise BundleError(f"{path}: LiteRT cannot load this graph ({exc})") from None
+        if sorted(first[2]) != sorted(inputs):
+            raise BundleError(f"{path}: the graph takes {sorted(first[2])}, the manifest says {list(inputs)}")
 
-        def run_litert(events, gaps, states):
-            interpreter, _, inputs, output_indices = thread_state(len(events))
-            interpreter.set_tensor(inputs["event"], events)
-            interpreter.set_tensor(inputs["gap"], gaps)
-            for name, value in zip(names, states, strict=True):
-                interpreter.set_tensor(inputs[name], value)
+        def run_litert(feeds):
+            interpreter, _, indices, output_indices = thread_state(len(next(iter(feeds.values()))))
+            for name, value in feeds.items():
+                interpreter.set_tensor(indices[name], value)
             interpreter.invoke()
             return [interpreter.get_tensor(index) for index in output_indices]
 
         run_litert.description = f"LiteRT ({threads or 'default'} threads)"
         return run_litert
     raise BackendUnavailable(f"unknown streaming backend {backend!r}; choose onnxruntime or litert")
+
+
+def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int | None = 1) -> StepRunner:
+    """A function ``(events int32 [n], gaps float32 [n], states) -> [probability [n], *new states]`` over
+    the step file."""
+    names = list(signature["state"])
+    graph = load_graph(backend, path, {"event": None, "gap": None, **dict(zip(names, state_sizes(signature),
+                                                                              strict=True))},
+                       list(signature["outputs"]), threads=threads)
+
+    def run(events, gaps, states):
+        return graph({"event": events, "gap": gaps, **dict(zip(names, states, strict=True))})
+
+    run.description = graph.description
+    return run
+
+
+def load_context_runner(backend: str, path: Path, context: dict, *, threads: int | None = 1
+                        ) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """A hybrid bundle's session start: encoded context rows ``[n, width]`` in, initial states out."""
+    graph = load_graph(backend, path, {"context": int(context["graph"]["width"])}, list(context["graph"]["outputs"]),
+                       threads=threads)
+    return lambda rows: graph({"context": rows})
 
 
 def step_file(bundle: str | Path, manifest: dict, backend: str = "auto", precision: str = "fp32"
@@ -139,12 +160,13 @@ def step_file(bundle: str | Path, manifest: dict, backend: str = "auto", precisi
 
 class SessionScorer:
     def __init__(self, manifest: dict, spec: SequenceSpec, run: StepRunner, *, max_sessions: int,
-                 ttl_seconds: float, clock: Callable[[], float]):
+                 ttl_seconds: float, clock: Callable[[], float], context: tuple[Encoder, Callable] | None = None):
         step = manifest["step"]
         self.manifest, self.spec, self.description = manifest, spec, run.description
         self.threshold = float(manifest["threshold"]["value"])
         self._run = run
         self._state_sizes = state_sizes(step)
+        self._context = context  # a hybrid model's context encoder and its start graph
         self.max_sessions, self.ttl_seconds, self._clock = max_sessions, ttl_seconds, clock
         self._open: OrderedDict[str, _Session] = OrderedDict()
         self._lock = threading.Lock()
@@ -156,7 +178,8 @@ class SessionScorer:
              clock: Callable[[], float] = time.monotonic) -> SessionScorer:
         """Load a clickstream bundle's step cell, verifying its checksum (and signature, with ``public_key``).
         ``backend``: ``litert``, ``onnxruntime`` or ``auto`` (see :func:`step_file`). ``precision="int8"``
-        takes the int8-weight step where the bundle has one that passed parity."""
+        takes the int8-weight step where the bundle has one that passed parity. A hybrid bundle's
+        context start graph runs on the same backend as the step."""
         manifest = read_manifest(bundle, public_key)
         if manifest.get("task") != TASK:
             raise BundleError(f"{bundle}: not a clickstream bundle (task {manifest.get('task', 'sessions')!r}); "
@@ -172,7 +195,22 @@ class SessionScorer:
             raise ValueError("max_sessions must be at least 1 and ttl_seconds positive")
         backend, entry = step_file(bundle, manifest, backend, precision)
         run = load_step_runner(backend, resolve_file(bundle, entry["file"]), manifest["step"], threads=threads)
-        return cls(manifest, spec, run, max_sessions=max_sessions, ttl_seconds=ttl_seconds, clock=clock)
+        context = None
+        if "context" in manifest:
+            try:
+                encoder = Encoder.from_spec(manifest["context"]["encoder"])
+                context_entry = manifest["context"]["backends"][backend]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BundleError(f"{bundle}: the session context in the manifest is invalid ({exc})") from None
+            context = (encoder, load_context_runner(backend, resolve_file(bundle, context_entry["file"]),
+                                                    manifest["context"], threads=threads))
+        return cls(manifest, spec, run, max_sessions=max_sessions, ttl_seconds=ttl_seconds, clock=clock,
+                   context=context)
+
+    @property
+    def context_columns(self) -> list[str]:
+        """The session context fields a hybrid model reads from each session's first event (else none)."""
+        return [] if self._context is None else list(self._context[0].names)
 
     # ---- the event -------------------------------------------------------------------------
     def _parse(self, event: Mapping[str, Any]) -> tuple[int, float]:
@@ -194,14 +232,16 @@ class SessionScorer:
 
     def update(self, session_id: str, event: Mapping[str, Any]) -> float:
         """Add ``event`` (``{"event": name, "timestamp": epoch ms}``) to the session and return its
-        purchase probability now. An event stamped before the session's previous one counts as 0 s later."""
+        purchase probability now. An event stamped before the session's previous one counts as 0 s later.
+        For a hybrid model, the event that starts a session also carries the session context
+        (:attr:`context_columns`); later events of the session need not."""
         token, stamp = self._parse(event)
         now = self._clock()
         with self._lock:
             self._expire(now)
             entry = self._open.get(session_id)
-            if entry is None:
-                entry = self._open[session_id] = self._new_session(now)
+            if entry is None:  # a bad context raises here, before anything changed
+                entry = self._open[session_id] = self._new_session(now, event)
                 self.stats["sessions_started"] += 1
                 while len(self._open) > self.max_sessions:
                     self._open.popitem(last=False)
@@ -213,8 +253,21 @@ class SessionScorer:
         with entry.lock:
             return self._advance(entry, token, stamp)
 
-    def _new_session(self, now: float) -> _Session:
-        return _Session([np.zeros((1, size), dtype=np.float32) for size in self._state_sizes], now)
+    def _new_session(self, now: float, first_event: Mapping[str, Any]) -> _Session:
+        if self._context is None:
+            return _Session([np.zeros((1, size), dtype=np.float32) for size in self._state_sizes], now)
+        encoder, start = self._context
+        missing = [name for name in encoder.names if name not in first_event]
+        if missing:
+            raise RecordError(missing[0], f"missing; the event that starts a session carries its context "
+                                          f"({', '.join(encoder.names)}), and this one lacks {', '.join(missing)}")
+        row = np.empty((1, encoder.width), dtype=np.float32)
+        try:
+            encoder.encode_record(first_event, row[0])
+        except RecordError as exc:
+            raise RecordError(exc.field, f"{exc.detail} (the event that starts a session carries its context: "
+                                         f"{', '.join(encoder.names)})") from None
+        return _Session([state.copy() for state in start(row)], now)
 
     def _advance(self, session: _Session, token: int, stamp: float) -> float:
         """One step of the cell for ``session`` (whose lock the caller holds); its probability after it."""
@@ -247,15 +300,19 @@ class SessionScorer:
     def score_session(self, events: list[Mapping[str, Any]]) -> np.ndarray:
         """Probabilities after each event of one whole session, from a fresh state: what rescoring the
         prefix costs without the scorer's carried state (the benchmark's comparison), and a check."""
-        session = self._new_session(self._clock())
+        if not events:
+            return np.zeros(0, dtype=np.float32)
+        session = self._new_session(self._clock(), events[0])
         return np.array([self._advance(session, *self._parse(event)) for event in events], dtype=np.float32)
 
 
-def stream_padded(run: StepRunner, signature: dict, tokens: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+def stream_padded(run: StepRunner, signature: dict, tokens: np.ndarray, gaps: np.ndarray,
+                  initial_states: list[np.ndarray] | None = None) -> np.ndarray:
     """Probabilities after every position of padded sessions ``(n, max_length)``, stepping all sessions
-    together (positions past a session's end are computed and ignored by the caller)."""
+    together (positions past a session's end are computed and ignored by the caller). Sessions start
+    from zero states, or from ``initial_states`` (a hybrid model's context start)."""
     n, width = tokens.shape
-    states = [np.zeros((n, size), dtype=np.float32) for size in state_sizes(signature)]
+    states = initial_states or [np.zeros((n, size), dtype=np.float32) for size in state_sizes(signature)]
     out = np.zeros((n, width), dtype=np.float32)
     for position in range(width):
         probability, *states = run(np.ascontiguousarray(tokens[:, position], dtype=np.int32),
