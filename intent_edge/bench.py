@@ -273,6 +273,15 @@ def _bars(report: dict, manifest: dict) -> dict:
         bars["best_throughput_variant"] = best["variant"]
         bars["best_throughput_over_onnxruntime_fp32_batch4096_1thread"] = (
             best["throughput_rows_s"]["1"]["4096"] / ort["throughput_rows_s"]["1"]["4096"])
+    engines = [r for r in rows.values() if r["format"] == "engine"]
+    if ort and engines:  # on a GPU host: the best TensorRT engine against ONNX Runtime fp32, largest batch
+        size = str(max(report["batch_sizes"]))
+        threads = max(ort["throughput_rows_s"], key=int)
+        best = max(engines, key=lambda r: r["throughput_rows_s"]["1"].get(size, 0))
+        bars["tensorrt_variant"] = best["variant"]
+        bars["onnxruntime_fp32_configuration"] = f"{ort['configuration']}, {threads} thread(s), batch {size}"
+        bars[f"tensorrt_throughput_over_onnxruntime_fp32_batch{size}"] = (
+            best["throughput_rows_s"]["1"][size] / ort["throughput_rows_s"][threads][size])
     cold = report["cold_start"]
     if "runtime" in cold and "keras" in cold:
         bars["cold_start_runtime_over_keras"] = (cold["runtime"]["seconds_to_first_prediction"]

@@ -502,7 +502,8 @@ def compress(
                                                       "its training rows calibrate and fine-tune, its held-out "
                                                       "rows score every variant.")],
     target: Annotated[str, typer.Option("--target", help="cpu (ONNX Runtime and LiteRT variants), litert, or gpu "
-                                                         "(TensorRT; not available yet).")] = "cpu",
+                                                         "(TensorRT engines and FP16 ONNX; an NVIDIA host with the "
+                                                         "tensorrt extra).")] = "cpu",
     objective: Annotated[str, typer.Option("--objective", help="What the recommended variant is fastest at: latency "
                                                                "(single-row p50) or throughput (batch 4,096).")] = "latency",
     max_auc_drop: Annotated[float, typer.Option("--max-auc-drop", help="ROC-AUC a variant may lose against the "
@@ -510,7 +511,7 @@ def compress(
     methods: Annotated[str | None, typer.Option("--methods", help="Comma-separated sources (original, sparse-80, "
                                                                   "units-50, distilled) and/or conversions "
                                                                   "(onnx-fp32, int8-dynamic, int8-static, fp16, "
-                                                                  "litert-fp32, litert-int8); default: all the "
+                                                                  "litert-fp32, litert-int8, trt-fp16, trt-int8); default: all the "
                                                                   "target's.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Also write the table as Markdown here.")] = None,
     sep: SepOption = None,

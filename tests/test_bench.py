@@ -77,3 +77,20 @@ def test_cold_start_runs_a_fresh_runtime_process(tiny_bundle, synthetic_csv):
     records = load_dataset(synthetic_csv).features.iloc[:50].to_dict("records")
     figures = cold_start("runtime", tiny_bundle, "fp32", records)
     assert figures["seconds_to_first_prediction"] > 0 and 10 < figures["peak_rss_mib"] < 2000
+
+
+def test_gpu_bar_compares_the_best_engine_with_onnxruntime_at_the_largest_batch():
+    from intent_edge.bench import _bars
+
+    def row(variant, backend, fmt, one, many):
+        return {"variant": variant, "backend": backend, "format": fmt, "status": "ok", "configuration": backend,
+                "throughput_rows_s": {"1": {"4096": one, "65536": one}, "16": {"4096": many, "65536": many}}}
+
+    report = {"batch_sizes": [1, 4096, 65536], "cold_start": {}, "interleaved": {},
+              "rows": [row("fp32", "onnxruntime", "onnx", 1e6, 4e6), row("trt-fp16", "tensorrt", "engine", 8e7, 8e7),
+                       row("trt-int8", "tensorrt", "engine", 6e7, 6e7)]}
+    variants = {v: {"accuracy": {"delta_roc_auc": 0.0}} for v in ("fp32", "trt-fp16", "trt-int8")}
+    bars = _bars(report, {"variants": variants})
+    assert bars["tensorrt_variant"] == "trt-fp16"
+    assert bars["tensorrt_throughput_over_onnxruntime_fp32_batch65536"] == 20.0  # against ORT on all 16 threads
+    assert "16 thread(s), batch 65536" in bars["onnxruntime_fp32_configuration"]

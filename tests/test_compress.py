@@ -163,14 +163,26 @@ def test_compress_refuses_other_data(tiny_bundle, tmp_path):
 
 
 def test_unknown_method_and_gpu_target_are_explained():
+    import importlib.util
+
     from intent_edge.compress.pipeline import plan_for
-    from intent_edge.errors import BundleError
+    from intent_edge.errors import BackendUnavailable
 
     with pytest.raises(ValueError, match="unknown method"):
         plan_for("cpu", ["int4"])
-    with pytest.raises(BundleError, match="TensorRT"):
-        plan_for("gpu", None)
     assert ("units-50", "litert-int8") in plan_for("litert", None)
+    if importlib.util.find_spec("tensorrt") is None:  # this host cannot build engines: said so, with the extra
+        with pytest.raises(BackendUnavailable, match=r"tensorrt.*intent-edge\[tensorrt\]"):
+            plan_for("gpu", None)
+
+
+def test_engine_precision_comes_from_the_onnx_model_on_tensorrt_11_and_from_flags_on_10():
+    from intent_edge.compress.tensorrt import engine_source
+
+    assert [engine_source(p, 11) for p in ("fp32", "fp16", "int8")] == ["fp32", "fp16", "qdq"]
+    assert [engine_source(p, 10) for p in ("fp32", "fp16", "int8")] == ["fp32", "fp32", "qdq"]
+    with pytest.raises(ValueError, match="unknown engine precision"):
+        engine_source("int4", 11)
 
 
 def test_near_ties_in_speed_go_to_the_smaller_file_inside_the_auc_budget():

@@ -60,7 +60,10 @@ CONVERSIONS = {
     "fp16": ("onnx", "fp16"),
     "litert-fp32": ("tflite", "fp32"),
     "litert-int8": ("tflite", "int8"),
+    "trt-fp16": ("engine", "fp16"),
+    "trt-int8": ("engine", "int8"),
 }
+FILE_SUFFIX = {"onnx": "onnx", "tflite": "tflite", "engine": "engine"}
 #: Which (source, conversion) pairs each target builds. The original's onnx-fp32 is the bundle's fp32.
 TARGET_PLANS = {
     "cpu": [("original", c) for c in ("int8-dynamic", "int8-static", "fp16", "litert-fp32", "litert-int8")]
@@ -69,6 +72,9 @@ TARGET_PLANS = {
        ("distilled", "onnx-fp32"), ("distilled", "litert-int8")],
     "litert": [("original", "litert-fp32"), ("original", "litert-int8"), ("units-50", "litert-fp32"),
                ("units-50", "litert-int8"), ("distilled", "litert-int8")],
+    # TensorRT engines, and the FP16 ONNX model for ONNX Runtime's CUDA/TensorRT providers
+    "gpu": [("original", "trt-fp16"), ("original", "trt-int8"), ("original", "fp16"), ("units-50", "trt-fp16"),
+            ("units-50", "trt-int8"), ("distilled", "trt-fp16")],
 }
 OBJECTIVES = ("latency", "throughput")
 
@@ -240,13 +246,36 @@ def _convert(conversion: str, model, onnx_fp32: Path, target: Path, rows: Evalua
         return litert.litert_fp32(model, target)
     if conversion == "litert-int8":
         return litert.litert_int8(model, target, rows.fit[0])
+    if conversion in ("trt-fp16", "trt-int8"):
+        return _tensorrt_engine(conversion.removeprefix("trt-"), onnx_fp32, target, rows)
     raise ValueError(f"unknown conversion {conversion!r}; known: {', '.join(CONVERSIONS)}")
+
+
+def _tensorrt_engine(precision: str, onnx_fp32: Path, target: Path, rows: EvaluationRows) -> dict:
+    """An engine built from the ONNX model TensorRT's version calls for (see compress.tensorrt)."""
+    from intent_edge.compress import quantize, tensorrt
+
+    source = tensorrt.engine_source(precision, tensorrt.tensorrt_major())
+    intermediate = target.with_suffix(f".{source}.onnx")
+    try:
+        if source == "fp16":
+            how = quantize.fp16(onnx_fp32, intermediate)
+        elif source == "qdq":
+            how = quantize.int8_static(onnx_fp32, intermediate, rows.fit[0])
+        else:
+            shutil.copyfile(onnx_fp32, intermediate)
+            how = {"method": "onnx-fp32"}
+        return {**tensorrt.build_engine(intermediate, target, width=rows.test_x.shape[1], precision=precision),
+                "onnx": how}
+    finally:
+        intermediate.unlink(missing_ok=True)
 
 
 def plan_for(target: str, methods: list[str] | None) -> list[tuple[str, str]]:
     if target == "gpu":
-        raise BundleError("target 'gpu' builds TensorRT engines, which are not implemented yet; "
-                          "use --target cpu or --target litert")
+        from intent_edge.compress.tensorrt import require_gpu_build
+
+        require_gpu_build()
     if target not in TARGET_PLANS:
         raise ValueError(f"unknown target {target!r}; choose cpu, litert or gpu")
     plan = TARGET_PLANS[target]
@@ -312,7 +341,7 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
             name = variant_name(source, conversion)
             fmt, precision = CONVERSIONS[conversion]
             row = VariantRow(name, source, conversion, fmt, precision)
-            target_path = staging / f"{name}.{'onnx' if fmt == 'onnx' else 'tflite'}"
+            target_path = staging / f"{name}.{FILE_SUFFIX[fmt]}"
             step(f"variant '{name}'")
             try:
                 row.method = {**how, "conversion": _convert(conversion, model, onnx_path, target_path, rows)}
