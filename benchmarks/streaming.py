@@ -59,7 +59,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     scorer = SessionScorer.load(args.bundle)
-    pool = [e for s in synthetic_sessions(3000, seed=5) for e in s]
+    pool_sessions = synthetic_sessions(3000, seed=5)
+    pool = [e for s in pool_sessions for e in s]
+    # a hybrid model reads the session context from a session's first event (later events' copies are ignored)
+    context = {name: pool_sessions[0][0][name] for name in scorer.context_columns}
     lines = [f"# Streaming scorer, {dt.date.today().isoformat()}", "",
              f"Command: `.venv/bin/python benchmarks/streaming.py {' '.join(sys.argv[1:])}`", "",
              f"Host: {host_description()['cpu']}, {host_description()['cores']} cores. Bundle: "
@@ -109,7 +112,7 @@ def main() -> int:
         # 800 sessions open at a time, 12 events each (one every 8 simulated s), then idle until they expire
         slot, round_ = i % 800, i // 800
         event = pool[i % len(pool)]
-        soak.update(f"s{round_ // 12}-{slot}", {"event": event["event"], "timestamp": i * 10})
+        soak.update(f"s{round_ // 12}-{slot}", {**context, "event": event["event"], "timestamp": i * 10})
         if i % max(1, args.soak // 10) == 0:
             samples.append(rss_mib())
     samples.append(rss_mib())
@@ -122,7 +125,7 @@ def main() -> int:
                  + f" MiB; largest drift after warm-up {drift:.2%} (limit 5%).")
     ok &= drift <= 0.05
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"streaming-{dt.date.today().isoformat()}.md"
+    path = args.out / f"streaming-{scorer.manifest['model']['kind']}-{dt.date.today().isoformat()}.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[-2:]))
     return 0 if ok else 1
