@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from intent_edge.bench import host_description, streaming_latency  # noqa: E402
+from intent_edge.bench import host_description, streaming_latency, streaming_table  # noqa: E402
 from intent_edge.clickstream.synth import CONTEXT_COLUMNS, generate_clickstream  # noqa: E402
 from intent_edge.runtime.streaming import SessionScorer, describe_state  # noqa: E402
 
@@ -67,17 +67,11 @@ def main() -> int:
              f"Command: `.venv/bin/python benchmarks/streaming.py {' '.join(sys.argv[1:])}`", "",
              f"Host: {host_description()['cpu']}, {host_description()['cores']} cores. Bundle: "
              f"{scorer.manifest['model']['kind']}, per-session state {describe_state(scorer.manifest['step'])}; the concurrency "
-             f"and soak runs use the default step ({scorer.description}).", "",
-             "| step backend | prefix n | update(n-th event) µs p50 / p99 | rescore n events µs p50 / p99 | "
-             "rescore / update (p50) |", "|---|---|---|---|---|"]
+             f"and soak runs use the default step ({scorer.description}). Prefix lengths timed interleaved.", ""]
     ok = True
     report = streaming_latency(args.bundle, pool, sessions=args.sessions)
-    for row in report["rows"]:
-        if row["status"] == "ok":
-            u, r = row["update_us"], row["rescore_us"]
-            lines.append(f"| {row['description']} | {row['prefix']} | {u['p50']:.1f} / {u['p99']:.1f} | "
-                         f"{r['p50']:.1f} / {r['p99']:.1f} | {r['p50'] / u['p50']:.1f}x |")
-            print(lines[-1], flush=True)
+    lines += streaming_table(report)
+    print("\n".join(lines), flush=True)
 
     sessions = synthetic_sessions(args.threads * 200, seed=9)
     expected = {}

@@ -133,6 +133,9 @@ def test_streaming_benchmark_mechanics(bundle):
     assert {(r["backend"], r["prefix"]) for r in rows} == {(b, n) for b in ("onnxruntime", "litert") for n in (3, 6)}
     for row in rows:
         assert set(row["update_us"]) == {"p50", "p90", "p99", "p99.9"} and row["update_us"]["p50"] > 0
+        assert row["update_p50_over_shortest_prefix"] == pytest.approx(
+            row["update_us"]["p50"] / next(r["update_us"]["p50"] for r in rows
+                                           if r["backend"] == row["backend"] and r["prefix"] == 3))
     assert "| 6 |" in render_streaming_markdown(report, "intent-edge bench x")
 
 
