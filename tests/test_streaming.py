@@ -48,6 +48,12 @@ def test_updates_reproduce_the_full_model_after_every_event(bundle, backend):
     assert scorer.open_sessions == len(golden(bundle)) and scorer.stats["sessions_started"] == scorer.open_sessions
 
 
+def test_only_a_hybrid_golden_session_carries_the_context(bundle):
+    """The log these bundles were trained on has context columns; a gru/lstm/cnn does not read them."""
+    assert all(set(s["events"][0]) == {"event", "timestamp"} for s in golden(bundle))
+    assert SessionScorer.load(bundle).context_columns == []
+
+
 def test_sessions_expire_and_the_oldest_are_evicted_beyond_the_cap(bundle):
     now = [0.0]
     scorer = SessionScorer.load(bundle, max_sessions=3, ttl_seconds=60, clock=lambda: now[0])

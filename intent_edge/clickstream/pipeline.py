@@ -94,7 +94,7 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
                "validation": prefix_metrics(validation.labels, validation.lengths, validation_p)}
     step("test ROC-AUC by prefix: " + ", ".join(f"k={k} {m['roc_auc']:.4f}" for k, m in metrics["test"].items()))
     golden_positions = np.arange(len(test.labels))
-    if log.context is not None:  # golden sessions replay strictly: only sessions with their whole context
+    if context_encoder is not None:  # golden sessions replay strictly: only sessions with their whole context
         golden_positions = golden_positions[log.context.iloc[order[cut_validation:]].notna().all(axis=1).to_numpy()]
     golden_positions = golden_positions[:GOLDEN_SESSIONS]
     with atomic_directory(out) as staging:
@@ -126,7 +126,8 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
         golden = {"description": "test sessions as raw events, with the full model's probability after each "
                                  "event; a port or the streaming scorer must reproduce them"
                                  + ("; the first event carries the session context" if context else ""),
-                  "sessions": [_golden_session(log, order[cut_validation + position], data, position, test_p)
+                  "sessions": [_golden_session(log, order[cut_validation + position], data, position, test_p,
+                                               with_context=context is not None)
                                for position in golden_positions]}
         (staging / "golden.json").write_text(json.dumps(golden, allow_nan=False) + "\n", encoding="utf-8")
         manifest = {
@@ -253,12 +254,13 @@ def evaluate_sequence_bundle(bundle: str | Path, log: EventLog, *, backend: str 
     return report
 
 
-def _golden_session(log: EventLog, index: int, data: Sequences, test_position: int, test_p: np.ndarray) -> dict:
+def _golden_session(log: EventLog, index: int, data: Sequences, test_position: int, test_p: np.ndarray, *,
+                    with_context: bool) -> dict:
     session = log.session(index)
     n = int(data.lengths[index])
     events = [{"event": e, "timestamp": t} for e, t in zip(session["events"][:n], session["timestamps_ms"][:n],
                                                           strict=True)]
-    if log.context is not None:  # to_dict boxes numpy scalars as Python ones, for JSON
+    if with_context:  # to_dict boxes numpy scalars as Python ones, for JSON
         events[0].update(log.context.iloc[[index]].to_dict("records")[0])
     return {"session_id": str(session["session_id"]), "label": session["label"], "events": events,
             "probabilities": [float(p) for p in test_p[test_position, :n]]}
