@@ -10,15 +10,7 @@ import pytest
 from intent_edge.data.io import load_dataset
 from intent_edge.runtime import Predictor
 from intent_edge.runtime.bundle import read_manifest
-
-
-def _gpu_count() -> int:
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        return 0
-    error, count = cudart.cudaGetDeviceCount()
-    return count if error == cudart.cudaError_t.cudaSuccess else 0
+from intent_edge.runtime.trt_engine import cuda_device_count
 
 
 no_tensorrt = importlib.util.find_spec("tensorrt") is None
@@ -36,7 +28,7 @@ def engine_bundle(tiny_bundle, synthetic_csv, tmp_path_factory):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(no_tensorrt, reason="TensorRT is not installed (extra 'tensorrt', NVIDIA hosts only)")
-@pytest.mark.skipif(not no_tensorrt and _gpu_count() == 0, reason="no NVIDIA GPU visible through cuda-python")
+@pytest.mark.skipif(not no_tensorrt and cuda_device_count() == 0, reason="no NVIDIA GPU visible through cuda-python")
 @pytest.mark.parametrize("variant, precision", [("trt-fp16", "fp16"), ("trt-int8", "int8")])
 def test_engines_are_built_judged_and_run_in_the_runtime(engine_bundle, synthetic_csv, variant, precision):
     manifest = read_manifest(engine_bundle)
@@ -65,7 +57,7 @@ def _onnxruntime_gpu_providers() -> list[str]:
 @pytest.mark.gpu
 @pytest.mark.skipif(not _onnxruntime_gpu_providers(), reason="this ONNX Runtime build has no GPU providers "
                                                             "(onnxruntime-gpu, extra 'gpu')")
-@pytest.mark.skipif(_onnxruntime_gpu_providers() and _gpu_count() == 0, reason="no NVIDIA GPU is visible")
+@pytest.mark.skipif(_onnxruntime_gpu_providers() and cuda_device_count() == 0, reason="no NVIDIA GPU is visible")
 def test_onnxruntime_takes_the_gpu_providers_it_offers(tiny_bundle):
     offered = _onnxruntime_gpu_providers()
     predictor = Predictor.load(tiny_bundle, "fp32", backend="onnxruntime")

@@ -34,15 +34,12 @@ def require_gpu_build() -> None:
     """Refuse early, with the reason, on a host that cannot build engines."""
     from intent_edge.errors import BackendUnavailable
     from intent_edge.runtime.backends import BACKENDS
+    from intent_edge.runtime.trt_engine import cuda_device_count
 
     BACKENDS["tensorrt"].require()
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        raise BackendUnavailable(f"target gpu needs cuda-python: {BACKENDS['tensorrt'].install_hint}") from None
-    error, count = cudart.cudaGetDeviceCount()
-    if error != cudart.cudaError_t.cudaSuccess or count < 1:
-        raise BackendUnavailable("target gpu builds TensorRT engines, which needs an NVIDIA GPU; this host has none")
+    if cuda_device_count() < 1:
+        raise BackendUnavailable("target gpu builds TensorRT engines, which needs an NVIDIA GPU, its driver and "
+                                 f"cuda-python; cuda-python sees no GPU here ({BACKENDS['tensorrt'].install_hint})")
 
 
 def engine_source(precision: str, major: int) -> str:

@@ -175,6 +175,9 @@ class LiteRTRunner:
 
 
 _ORT_HINT = "pip install 'intent-edge[cpu]' (or 'intent-edge[gpu]' on an NVIDIA host; never both)"
+_TRT_HINT = ("pip install 'intent-edge[tensorrt]' on an NVIDIA host (tensorrt and cuda-python; TensorRT's "
+             "libraries are downloaded from pypi.nvidia.com)")
+
 
 def _tensorrt_runner(path: Path, width: int, *, threads: int | None = None) -> Runner:
     """Native TensorRT engines (imported only here: tensorrt and cuda-python are an NVIDIA host's extra)."""
@@ -184,10 +187,6 @@ def _tensorrt_runner(path: Path, width: int, *, threads: int | None = None) -> R
         return TensorRTRunner(path, width, threads=threads)
     except ImportError as exc:
         raise BackendUnavailable(f"backend 'tensorrt' cannot start ({exc}): {_TRT_HINT}") from None
-
-
-_TRT_HINT = ("pip install 'intent-edge[tensorrt]' on an NVIDIA host (tensorrt and cuda-python; TensorRT's "
-             "libraries are downloaded from pypi.nvidia.com)")
 
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend("onnxruntime", "onnx", "onnxruntime", _ORT_HINT, OnnxRuntimeRunner),

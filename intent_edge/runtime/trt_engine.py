@@ -20,6 +20,16 @@ import numpy as np
 from intent_edge.errors import BackendUnavailable, BundleError
 
 
+def cuda_device_count() -> int:
+    """NVIDIA GPUs visible through cuda-python; 0 without cuda-python, a driver or a GPU."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        return 0
+    error, count = cudart.cudaGetDeviceCount()
+    return count if error == cudart.cudaError_t.cudaSuccess else 0
+
+
 def _checked(result):
     """cuda-python returns ``(error, *values)``: raise on an error, return the value(s)."""
     from cuda.bindings import runtime as cudart
@@ -38,12 +48,8 @@ class TensorRTRunner:
         from cuda.bindings import runtime as cudart
 
         self._cudart = cudart
-        try:
-            count = _checked(cudart.cudaGetDeviceCount())
-        except RuntimeError as exc:
-            raise BackendUnavailable(f"TensorRT needs an NVIDIA GPU and its driver: {exc}") from None
-        if count < 1:
-            raise BackendUnavailable("TensorRT needs an NVIDIA GPU; this host has none")
+        if cuda_device_count() < 1:
+            raise BackendUnavailable("TensorRT needs an NVIDIA GPU and its driver; cuda-python sees none")
         engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(Path(path).read_bytes())
         if engine is None:
             raise BundleError(f"{path}: TensorRT {trt.__version__} cannot load this engine (engines are tied to the "
