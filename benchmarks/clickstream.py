@@ -35,9 +35,8 @@ from intent_edge.clickstream.events import (  # noqa: E402
     fit_sequence_spec,
 )
 from intent_edge.clickstream.models import bag_features, fit_sequence_model, prefix_probabilities  # noqa: E402
+from intent_edge.clickstream.pipeline import fit_context_encoder  # noqa: E402
 from intent_edge.clickstream.synth import CONTEXT_COLUMNS, generate_clickstream  # noqa: E402
-from intent_edge.data.schema import guess_kind  # noqa: E402
-from intent_edge.runtime.encoder import Encoder  # noqa: E402
 
 PREFIXES = (1, 2, 5, 10, None)
 
@@ -87,8 +86,7 @@ def main() -> None:
         order = np.random.default_rng(seed).permutation(len(log))
         cut1, cut2 = int(0.7 * len(order)), int(0.85 * len(order))
         spec = fit_sequence_spec(log, max_length=args.max_length)
-        context = Encoder.fit(log.context.iloc[order[:cut1]].reset_index(drop=True),
-                              {c: guess_kind(c, log.context[c]) for c in CONTEXT_COLUMNS})
+        context = fit_context_encoder(log, order[:cut1])
         data = encode_sessions(spec, log, context)
         train, validation, test = data.take(order[:cut1]), data.take(order[cut1:cut2]), data.take(order[cut2:])
         scores = {}

@@ -183,9 +183,6 @@ def _train_sequence(data: Path, out: Path, kind: str, *, seed: int, sep: str | N
         context = "auto" if context_columns.strip() == "auto" else tuple(
             c.strip() for c in context_columns.split(",") if c.strip())
     log = read_event_log(data, sep=sep, context=context)
-    if kind == "hybrid" and (log.context is None or log.context.shape[1] == 0):
-        raise IntentEdgeError(f"{data}: no session context columns (columns that never change within a session) "
-                              "for the hybrid model; name them with --context-columns")
     for note in log.notes:
         console.print(f"note: {note}")
     console.print(f"{len(log):,} sessions, {log.lengths().sum():,} events, {log.labels.mean():.1%} buy")

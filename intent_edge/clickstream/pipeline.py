@@ -40,7 +40,7 @@ from intent_edge.train.pipeline import library_versions
 PREFIXES = (1, 2, 5, 10)
 GOLDEN_SESSIONS = 32
 PARITY_SESSIONS = 300
-CONTEXT_FILES = {"onnxruntime": "onnx", "litert": "tflite"}
+SUFFIXES = {"onnxruntime": "onnx", "litert": "tflite"}  # each streaming backend's file type
 
 
 def _positions(data: Sequences) -> np.ndarray:
@@ -78,7 +78,7 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
     cut_train, cut_validation = int(0.7 * len(order)), int(0.85 * len(order))
     train_log_index = np.sort(order[:cut_train])
     spec = fit_sequence_spec(_subset(log, train_log_index), max_length=max_length)
-    context_encoder = _fit_context_encoder(log, train_log_index, step) if kind == "hybrid" else None
+    context_encoder = fit_context_encoder(log, train_log_index, step) if kind == "hybrid" else None
     data = encode_sessions(spec, log, context_encoder)
     train, validation, test = (data.take(order[:cut_train]), data.take(order[cut_train:cut_validation]),
                                data.take(order[cut_validation:]))
@@ -100,20 +100,23 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
     with atomic_directory(out) as staging:
         model.save(staging / "model.keras")
         step("exporting the streaming step (ONNX, LiteRT) and checking it against the full model")
-        signature = write_onnx(step_graph(model, kind), staging / "step.onnx")
-        write_litert(step_graph(model, kind), staging / "step.tflite")
+        graph = step_graph(model, kind)
+        signature = write_onnx(graph, staging / "step.onnx")
+        write_litert(graph, staging / "step.tflite")
         context = None
         if context_encoder is not None:
-            description = write_onnx(context_graph(model), staging / "context.onnx")
-            write_litert(context_graph(model), staging / "context.tflite")
+            start = context_graph(model)
+            description = write_onnx(start, staging / "context.onnx")
+            write_litert(start, staging / "context.tflite")
             context = {"columns": list(context_encoder.names), "encoder": context_encoder.to_spec(),
                        "graph": description, "backends": {b: {"file": describe_file(staging, f"context.{suffix}")}
-                                                          for b, suffix in CONTEXT_FILES.items()}}
+                                                          for b, suffix in SUFFIXES.items()}}
         parity_sessions = test.take(np.arange(min(PARITY_SESSIONS, len(test.labels))))
         full = test_p[:len(parity_sessions.labels)]
         mask = _positions(parity_sessions)
         files = {}
-        for backend, name in (("onnxruntime", "step.onnx"), ("litert", "step.tflite")):
+        for backend, suffix in SUFFIXES.items():
+            name = f"step.{suffix}"
             streamed = _stream(backend, staging / name, signature, parity_sessions, staging, context)
             parity = check_parity(full[mask], streamed[mask], f"the streaming step ({name})")
             parity.update(sessions=len(parity_sessions.labels),
@@ -121,8 +124,7 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             step(f"streaming parity ({name}): max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} events")
             files[backend] = {"file": describe_file(staging, name), "parity": parity}
         manifest_step = {**signature, "backends": files,
-                         "int8": _int8_steps(model, kind, staging, signature, test, test_p, metrics["test"], step,
-                                             context)}
+                         "int8": _int8_steps(graph, staging, signature, test, test_p, metrics["test"], step, context)}
         golden = {"description": "test sessions as raw events, with the full model's probability after each "
                                  "event; a port or the streaming scorer must reproduce them"
                                  + ("; the first event carries the session context" if context else ""),
@@ -151,26 +153,26 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
     return manifest
 
 
-def _fit_context_encoder(log: EventLog, train_index: np.ndarray, step: Callable[[str], None]):
+def fit_context_encoder(log: EventLog, train_index: np.ndarray, step: Callable[[str], None] = lambda _m: None):
     """The hybrid model's context encoder, fitted on the training sessions' context only; column kinds
     are inferred as for session tables, and identifier-like columns are left out (and said so)."""
     from intent_edge.data.schema import guess_kind
     from intent_edge.runtime.encoder import Encoder
 
-    if log.context is None or log.context.shape[1] == 0:
-        raise ValueError("the hybrid model needs session context columns in the event log (EventColumns.context)")
-    kinds = {str(name): guess_kind(str(name), log.context[name]) for name in log.context.columns}
+    columns = () if log.context is None else log.context.columns
+    kinds = {str(name): guess_kind(str(name), log.context[name]) for name in columns}
     ignored = [name for name, kind in kinds.items() if kind == "ignore"]
     if ignored:
         step(f"context columns left out as identifier-like: {', '.join(ignored)}")
     kinds = {name: kind for name, kind in kinds.items() if kind != "ignore"}
     if not kinds:
-        raise ValueError("no usable session context columns for the hybrid model")
+        raise ValueError("no session context columns (columns that never change within a session) for the hybrid "
+                         "model; name them with --context-columns (EventColumns.context in Python)")
     step("session context: " + ", ".join(f"{name} ({kind})" for name, kind in kinds.items()))
     return Encoder.fit(log.context.iloc[train_index].reset_index(drop=True), kinds)
 
 
-def _int8_steps(model, kind: str, staging: Path, signature: dict, test: Sequences, test_p: np.ndarray,
+def _int8_steps(graph, staging: Path, signature: dict, test: Sequences, test_p: np.ndarray,
                 full_metrics: dict, step: Callable[[str], None], context: dict | None) -> dict:
     """int8-weight steps (ONNX Runtime dynamic quantization, LiteRT dynamic range), each streamed over every
     test session and judged like compressed variants: parity against the full model (int8 tolerance)
@@ -179,10 +181,11 @@ def _int8_steps(model, kind: str, staging: Path, signature: dict, test: Sequence
     from intent_edge.compress.quantize import int8_dynamic
 
     int8_dynamic(staging / "step.onnx", staging / "step-int8.onnx")
-    write_litert(step_graph(model, kind), staging / "step-int8.tflite", int8_weights=True)
+    write_litert(graph, staging / "step-int8.tflite", int8_weights=True)
     mask = _positions(test)
     kept = {}
-    for backend, name in (("onnxruntime", "step-int8.onnx"), ("litert", "step-int8.tflite")):
+    for backend, suffix in SUFFIXES.items():
+        name = f"step-int8.{suffix}"
         streamed = _stream(backend, staging / name, signature, test, staging, context)
         parity = parity_figures(test_p[mask], streamed[mask], "int8")
         by_prefix = prefix_metrics(test.labels, test.lengths, streamed)
@@ -192,7 +195,7 @@ def _int8_steps(model, kind: str, staging: Path, signature: dict, test: Sequence
              + ("" if parity["passed"] else " -- fails parity, not kept"))
         if parity["passed"]:
             kept[backend] = {"file": describe_file(staging, name), "parity": parity, "roc_auc_change": delta,
-                             "bytes_fp32": (staging / name.replace("-int8", "")).stat().st_size}
+                             "bytes_fp32": (staging / f"step.{suffix}").stat().st_size}
         else:
             (staging / name).unlink()
     return kept
