@@ -221,10 +221,11 @@ def _plots_from_bundle(bundle: Path, dataset, directory: Path) -> None:
         console.print(f"plot: {path}")
 
 
-def _is_clickstream(bundle: Path) -> bool:
+def _is_clickstream(bundle: Path, public_key: Path | None = None) -> bool:
     from intent_edge.runtime.bundle import read_manifest
+    from intent_edge.runtime.streaming import TASK
 
-    return read_manifest(bundle).get("task") == "clickstream"
+    return read_manifest(bundle, public_key).get("task") == TASK
 
 
 def _evaluate_clickstream(bundle: Path, data: Path, json_out: Path | None) -> None:
@@ -571,10 +572,10 @@ def bench(
     from intent_edge.fileio import atomic_path
     from intent_edge.runtime.bundle import read_manifest
 
-    manifest = read_manifest(bundle)
-    if manifest.get("task") == "clickstream":
+    if _is_clickstream(bundle):
         _bench_streaming(bundle, data, json_out, markdown)
         return
+    manifest = read_manifest(bundle)
     schema = Schema.from_json(manifest["schema"])
     if data is not None:
         from intent_edge.data.io import check_features, read_records
@@ -679,9 +680,9 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")], publ
     from rich.table import Table
 
     from intent_edge.runtime import Predictor
-    from intent_edge.runtime.bundle import read_manifest, resolve_file
+    from intent_edge.runtime.bundle import resolve_file
 
-    if read_manifest(bundle, public_key).get("task") == "clickstream":
+    if _is_clickstream(bundle, public_key):
         _info_clickstream(bundle, public_key)
         return
     predictor = Predictor.load(bundle, public_key=public_key)
