@@ -12,7 +12,7 @@ Layout written (atomically, as one directory)::
       README.md           how to encode requests and call the model
 
 Triton runs the model, not the encoder: clients send encoded float rows. Only ONNX variants are
-exported (stock Triton has no LiteRT backend); TensorRT plans come when the bundle has them.
+exported (stock Triton has no LiteRT backend).
 """
 
 from __future__ import annotations
@@ -24,21 +24,19 @@ from pathlib import Path
 
 from intent_edge.errors import BundleError
 from intent_edge.fileio import atomic_directory
-from intent_edge.runtime.bundle import read_manifest, resolve_file, variant_entry
+from intent_edge.runtime.bundle import read_manifest, require_session_bundle, resolve_file, variant_entry
 
-# ONNX Runtime tensor type names -> Triton data types.
-_TRITON_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(double)": "TYPE_FP64",
-                 "tensor(int64)": "TYPE_INT64", "tensor(int32)": "TYPE_INT32", "tensor(int8)": "TYPE_INT8"}
+# Tensor element types (as the runners report them) -> Triton data types.
+_TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64", "int64": "TYPE_INT64",
+                 "int32": "TYPE_INT32", "int8": "TYPE_INT8", "string": "TYPE_STRING", "bool": "TYPE_BOOL"}
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def model_signature(onnx_path: Path) -> dict:
-    """Inputs and outputs of an ONNX model as ONNX Runtime sees them: name, type and shape per tensor."""
-    import onnxruntime as ort
+    """Inputs and outputs of an ONNX model as ONNX Runtime sees them: name, dtype and shape per tensor."""
+    from intent_edge.runtime.backends import load_runner
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    return {side: [{"name": t.name, "type": t.type, "shape": list(t.shape)} for t in tensors]
-            for side, tensors in (("inputs", session.get_inputs()), ("outputs", session.get_outputs()))}
+    return load_runner("onnxruntime", onnx_path).signature()
 
 
 def render_config(name: str, signature: dict, *, max_batch_size: int, instances: int, kind: str,
@@ -48,12 +46,12 @@ def render_config(name: str, signature: dict, *, max_batch_size: int, instances:
     def tensors(items: list[dict]) -> str:
         blocks = []
         for item in items:
-            if item["type"] not in _TRITON_TYPES:
-                raise BundleError(f"tensor '{item['name']}' has type {item['type']}, which this export does not map")
+            if item["dtype"] not in _TRITON_TYPES:
+                raise BundleError(f"tensor '{item['name']}' has type {item['dtype']}, which this export does not map")
             dims = item["shape"][1:]
             if any(not isinstance(d, int) for d in dims):
                 raise BundleError(f"tensor '{item['name']}' has a dynamic non-batch dimension: {item['shape']}")
-            blocks.append(f'  {{\n    name: "{item["name"]}"\n    data_type: {_TRITON_TYPES[item["type"]]}\n'
+            blocks.append(f'  {{\n    name: "{item["name"]}"\n    data_type: {_TRITON_TYPES[item["dtype"]]}\n'
                           f'    dims: [ {", ".join(map(str, dims))} ]\n  }}')
         return ",\n".join(blocks)
 
@@ -70,6 +68,7 @@ def export_triton(bundle: str | Path, repository: str | Path, *, variant: str | 
     if not _MODEL_NAME.fullmatch(model_name):
         raise BundleError(f"model name {model_name!r}: use letters, digits, '_', '.' and '-' only")
     manifest = read_manifest(bundle)
+    require_session_bundle(bundle, manifest, "the Triton export")
     name, entry = variant_entry(manifest, variant or _default_onnx_variant(manifest))
     if entry["format"] != "onnx":
         onnx = [n for n, v in manifest["variants"].items() if v["format"] == "onnx"]

@@ -1,15 +1,19 @@
-"""Inference backends: one small runner interface, one registry, libraries imported only when used.
+"""Inference backends: one runner class per backend, one registry, libraries imported only when used.
 
-A runner turns an encoded float32 matrix ``(n, width)`` into ``n`` probabilities. Backends are listed
-once in :data:`BACKENDS`, which the predictor, the CLI and (later) the benchmark read. A backend whose
-library is missing raises :class:`BackendUnavailable` with the extra to install, not an ImportError.
+A runner loads one graph file and runs it: ``run(feeds by input name) -> outputs``. Every graph the
+project runs goes through one: session models (encoded rows in, probabilities out), clickstream steps,
+a hybrid model's context start, and the graphs that training, compression, bench and the Triton export
+check or time. Session models have one float32 input ``[batch, width]`` and one output; for them a runner
+also offers ``infer`` (a batch) and ``infer_one`` (the single-record path: no feed dict is built, so it
+costs what a bare call costs). A new backend is one runner class and one row in :data:`BACKENDS`.
+A backend whose library is missing raises :class:`BackendUnavailable` with the extra to install.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,23 +24,30 @@ from intent_edge.errors import BackendUnavailable, BundleError
 
 
 class Runner(Protocol):
-    width: int
     description: str
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]:
+        """The graph's outputs (all, in graph order, or those named) for inputs given by name."""
+
+    def signature(self) -> dict:
+        """``{"inputs": [...], "outputs": [...]}``, each ``{"name", "dtype", "shape"}`` (None: dynamic)."""
 
     def infer(self, features: np.ndarray) -> np.ndarray:
-        """Probabilities (float32, shape ``(n,)``) for an encoded float32 matrix ``(n, width)``."""
+        """Session models: probabilities (float32, ``(n,)``) for an encoded float32 matrix ``(n, width)``."""
 
     def infer_one(self, features: np.ndarray) -> float:
-        """The probability for one encoded row given as a ``(1, width)`` matrix: the single-record path."""
+        """Session models: the probability for one encoded row given as a ``(1, width)`` matrix."""
 
 
 @dataclass(frozen=True)
 class Backend:
     name: str
-    model_format: str  # the variant format it runs, as written in the manifest
+    model_format: str  # the file type it runs, as written in the manifest; also the file suffix
     module: str  # the Python module it needs
     install_hint: str
-    load: Callable[..., Runner]
+    load: Callable[..., Runner]  # load(path, *, threads=None) -> Runner
 
     def is_available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -45,6 +56,24 @@ class Backend:
         if not self.is_available():
             raise BackendUnavailable(f"backend '{self.name}' needs the Python module '{self.module}', which is not "
                                      f"installed: {self.install_hint}")
+
+    def load_model(self, path: Path, width: int, *, threads: int | None = None) -> Runner:
+        """A session model: checked to take float32 ``[batch, width]`` and give one output."""
+        self.require()
+        runner = self.load(path, threads=threads)
+        check_session_model(runner, width, path)
+        return runner
+
+
+def check_session_model(runner: Runner, width: int, path: Path) -> None:
+    signature = runner.signature()
+    inputs, outputs = signature["inputs"], signature["outputs"]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise BundleError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
+    shape = inputs[0]["shape"]
+    if inputs[0]["dtype"] != "float32" or len(shape) != 2 or shape[1] != width:
+        raise BundleError(f"{path}: model input is {inputs[0]['dtype']} {shape}; the encoder produces "
+                          f"float [batch, {width}]")
 
 
 def onnxruntime_distributions() -> list[str]:
@@ -62,6 +91,9 @@ def onnxruntime_distributions() -> list[str]:
 
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+               "tensor(bool)": "bool", "tensor(string)": "string"}
 
 
 class OnnxRuntimeRunner:
@@ -69,51 +101,51 @@ class OnnxRuntimeRunner:
 
     The providers the session really got are checked against those asked for: a CPU `onnxruntime`
     installed beside `onnxruntime-gpu` silently drops the GPU providers, so both being installed is an
-    error, and a GPU provider that was offered but not taken is reported in ``description``."""
+    error, and a GPU provider that was offered but not taken is reported in ``description``. Models
+    onnx.checker rejects are refused before ONNX Runtime sees them (where onnx is installed)."""
 
-    def __init__(self, path: Path, width: int, *, threads: int | None = None):
-        self.session, self.description = onnx_session(path, threads)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise BundleError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
-        shape = inputs[0].shape
-        if inputs[0].type != "tensor(float)" or len(shape) != 2 or shape[1] != width:
-            raise BundleError(f"{path}: model input is {inputs[0].type} {shape}; the encoder produces "
-                              f"float [batch, {width}]")
-        self.width = width
-        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+    def __init__(self, path: Path, *, threads: int | None = None):
+        import onnxruntime as ort
+
+        if len(onnxruntime_distributions()) > 1:
+            raise BackendUnavailable("both onnxruntime and onnxruntime-gpu are installed; they overwrite each "
+                                     "other's `onnxruntime` module and the GPU providers silently disappear: "
+                                     "pip uninstall one of them (keep onnxruntime-gpu on an NVIDIA host)")
+        _check_onnx(path)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        available = ort.get_available_providers()
+        providers = [p for p in PREFERRED_PROVIDERS if p in available]
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for malformed models
+            raise BundleError(f"{path}: ONNX Runtime cannot load this model ({exc})") from None
+        got = self.session.get_providers()
+        dropped = [p for p in providers if p not in got]
+        self.description = f"onnxruntime {ort.__version__} ({', '.join(got)})" + (
+            f"; offered but not taken: {', '.join(dropped)}" if dropped else "")
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self._first_input, self._first_output = self.input_names[0], [self.output_names[0]]
+
+    def run(self, feeds, outputs=None):
+        return self.session.run(None if outputs is None else list(outputs), dict(feeds))
+
+    def signature(self) -> dict:
+        def describe(tensor):
+            return {"name": tensor.name, "dtype": _ORT_DTYPES.get(tensor.type, tensor.type),
+                    "shape": [d if isinstance(d, int) else None for d in tensor.shape]}
+
+        return {"inputs": [describe(t) for t in self.session.get_inputs()],
+                "outputs": [describe(t) for t in self.session.get_outputs()]}
 
     def infer(self, features: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: features})[0].reshape(-1)
+        return self.session.run(self._first_output, {self._first_input: features})[0].reshape(-1)
 
     def infer_one(self, features: np.ndarray) -> float:
-        return float(self.session.run([self.output_name], {self.input_name: features})[0][0, 0])
-
-
-def onnx_session(path: Path, threads: int | None = None):
-    """An ONNX Runtime session on the best providers this build offers, and a description saying which
-    it got. Refuses two ONNX Runtime distributions side by side and models onnx.checker rejects."""
-    import onnxruntime as ort
-
-    if len(onnxruntime_distributions()) > 1:
-        raise BackendUnavailable("both onnxruntime and onnxruntime-gpu are installed; they overwrite each "
-                                 "other's `onnxruntime` module and the GPU providers silently disappear: "
-                                 "pip uninstall one of them (keep onnxruntime-gpu on an NVIDIA host)")
-    _check_onnx(path)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    available = ort.get_available_providers()
-    providers = [p for p in PREFERRED_PROVIDERS if p in available]
-    try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own exception types for malformed models
-        raise BundleError(f"{path}: ONNX Runtime cannot load this model ({exc})") from None
-    got = session.get_providers()
-    dropped = [p for p in providers if p not in got]
-    return session, f"onnxruntime {ort.__version__} ({', '.join(got)})" + (
-        f"; offered but not taken: {', '.join(dropped)}" if dropped else "")
+        return float(self.session.run(self._first_output, {self._first_input: features})[0][0, 0])
 
 
 def _check_onnx(path: Path) -> None:
@@ -131,47 +163,86 @@ def _check_onnx(path: Path) -> None:
 
 
 class LiteRTRunner:
-    """LiteRT (ai-edge-litert). An interpreter is not thread-safe, so each thread gets its own."""
+    """LiteRT (ai-edge-litert). An interpreter is not thread-safe, so each thread gets its own, planned
+    for the batch size it last ran (resizing re-plans memory, so only a new batch size does it).
+    Tensors are addressed by index; names come from the model's ``serving_default`` signature where it
+    has one, else from the tensors themselves."""
 
-    def __init__(self, path: Path, width: int, *, threads: int | None = None):
-        self.path, self.width, self.threads = str(path), width, threads
+    def __init__(self, path: Path, *, threads: int | None = None):
+        self.path, self.threads = str(path), threads
         self._local = threading.local()
         try:
-            interpreter = self._thread_state(1)[0]
-        except (ValueError, RuntimeError) as exc:
+            interpreter = self._new_interpreter()
+            inputs, outputs = _litert_tensors(interpreter)
+        except (ValueError, RuntimeError, KeyError) as exc:
             raise BundleError(f"{path}: LiteRT cannot load this model ({exc})") from None
-        detail = interpreter.get_input_details()
-        if len(detail) != 1 or list(detail[0]["shape_signature"])[1:] != [width] or detail[0]["dtype"] != np.float32:
-            raise BundleError(f"{path}: model input is {detail[0]['dtype'].__name__} {list(detail[0]['shape_signature'])};"
-                              f" the encoder produces float32 [batch, {width}]")
+        self._local.state = [interpreter, None]
+        self.input_names = tuple(inputs)
+        self.output_names = tuple(outputs)
+        self._inputs, self._outputs = inputs, outputs
+        self._input_indices = [detail["index"] for detail in inputs.values()]
+        self._first_input = self._input_indices[0]
+        self._first_output = next(iter(outputs.values()))["index"]
         self.description = f"LiteRT ({threads or 'default'} threads)"
 
-    def _thread_state(self, rows: int) -> list:
-        """This thread's [interpreter, planned batch size, input index, output index], planned for ``rows``."""
+    def _new_interpreter(self):
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter(model_path=self.path, num_threads=self.threads)
+
+    def interpreter(self, rows: int):
+        """This thread's interpreter, planned for ``rows`` rows in every input (bench's bare invoke uses it)."""
         state = getattr(self._local, "state", None)
         if state is None:
-            from ai_edge_litert.interpreter import Interpreter
-
-            interpreter = Interpreter(model_path=self.path, num_threads=self.threads)
-            state = self._local.state = [interpreter, None, interpreter.get_input_details()[0]["index"],
-                                         interpreter.get_output_details()[0]["index"]]
-        if state[1] != rows:  # resizing re-plans memory: only when the batch size changes
-            state[0].resize_tensor_input(state[2], [rows, self.width])
-            state[0].allocate_tensors()
+            state = self._local.state = [self._new_interpreter(), None]
+        if state[1] != rows:
+            interpreter = state[0]
+            for detail in self._inputs.values():
+                interpreter.resize_tensor_input(detail["index"], [rows, *list(detail["shape_signature"])[1:]])
+            interpreter.allocate_tensors()
             state[1] = rows
-        return state
+        return state[0]
+
+    def run(self, feeds, outputs=None):
+        interpreter = self.interpreter(len(next(iter(feeds.values()))))
+        for name, value in feeds.items():
+            interpreter.set_tensor(self._inputs[name]["index"], value)
+        interpreter.invoke()
+        return [interpreter.get_tensor(self._outputs[name]["index"]) for name in (outputs or self.output_names)]
+
+    def signature(self) -> dict:
+        def describe(name, detail):
+            return {"name": name, "dtype": np.dtype(detail["dtype"]).name,
+                    "shape": [None if d < 0 else int(d) for d in detail["shape_signature"]]}
+
+        return {"inputs": [describe(n, d) for n, d in self._inputs.items()],
+                "outputs": [describe(n, d) for n, d in self._outputs.items()]}
 
     def infer(self, features: np.ndarray) -> np.ndarray:
-        interpreter, _, input_index, output_index = self._thread_state(len(features))
-        interpreter.set_tensor(input_index, features)
+        interpreter = self.interpreter(len(features))
+        interpreter.set_tensor(self._first_input, features)
         interpreter.invoke()
-        return interpreter.get_tensor(output_index).reshape(-1).copy()
+        return interpreter.get_tensor(self._first_output).reshape(-1)
 
     def infer_one(self, features: np.ndarray) -> float:
-        interpreter, _, input_index, output_index = self._thread_state(1)
-        interpreter.set_tensor(input_index, features)
+        interpreter = self.interpreter(1)
+        interpreter.set_tensor(self._first_input, features)
         interpreter.invoke()
-        return float(interpreter.get_tensor(output_index)[0, 0])
+        return float(interpreter.get_tensor(self._first_output)[0, 0])
+
+
+def _litert_tensors(interpreter) -> tuple[dict, dict]:
+    """Input and output details by name: the ``serving_default`` signature's names where the model has
+    one (a signature runner holds views of the tensors, which would block resizing: it is let go)."""
+    details = {d["index"]: d for d in (*interpreter.get_input_details(), *interpreter.get_output_details())}
+    if "serving_default" in interpreter.get_signature_list():
+        runner = interpreter.get_signature_runner("serving_default")
+        inputs = {name: details[d["index"]] for name, d in runner.get_input_details().items()}
+        outputs = {name: details[d["index"]] for name, d in runner.get_output_details().items()}
+        del runner
+        return inputs, outputs
+    return ({d["name"]: d for d in interpreter.get_input_details()},
+            {d["name"]: d for d in interpreter.get_output_details()})
 
 
 _ORT_HINT = "pip install 'intent-edge[cpu]' (or 'intent-edge[gpu]' on an NVIDIA host; never both)"
@@ -179,14 +250,14 @@ _TRT_HINT = ("pip install 'intent-edge[tensorrt]' on an NVIDIA host (tensorrt an
              "libraries are downloaded from pypi.nvidia.com)")
 
 
-def _tensorrt_runner(path: Path, width: int, *, threads: int | None = None) -> Runner:
+def _tensorrt_runner(path: Path, *, threads: int | None = None) -> Runner:
     """Native TensorRT engines (imported only here: tensorrt and cuda-python are an NVIDIA host's extra)."""
     try:
         from intent_edge.runtime.trt_engine import TensorRTRunner
-
-        return TensorRTRunner(path, width, threads=threads)
     except ImportError as exc:
         raise BackendUnavailable(f"backend 'tensorrt' cannot start ({exc}): {_TRT_HINT}") from None
+    return TensorRTRunner(path, threads=threads)
+
 
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend("onnxruntime", "onnx", "onnxruntime", _ORT_HINT, OnnxRuntimeRunner),
@@ -213,3 +284,11 @@ def backend_for(model_format: str, requested: str = "auto") -> Backend:
             return backend
     candidates[0].require()
     raise AssertionError("unreachable")
+
+
+def load_runner(backend: str, path: Path, *, threads: int | None = None) -> Runner:
+    """A graph on a named backend (after checking its library is installed)."""
+    if backend not in BACKENDS:
+        raise BackendUnavailable(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    BACKENDS[backend].require()
+    return BACKENDS[backend].load(path, threads=threads)

@@ -49,8 +49,7 @@ class Predictor:
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{bundle}: the encoder spec in the manifest is invalid ({exc})") from None
         chosen = backend_for(entry["format"], backend)
-        model_path = resolve_file(bundle, entry["file"])
-        runner = chosen.load(model_path, encoder.width, threads=threads)
+        runner = chosen.load_model(resolve_file(bundle, entry["file"]), encoder.width, threads=threads)
         return cls(manifest, encoder, runner, name, strict=strict)
 
     @property

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from intent_edge.errors import BackendUnavailable, BundleError, RecordError
-from intent_edge.runtime.backends import BACKENDS, onnx_session
+from intent_edge.errors import BackendUnavailable, BundleError, RecordError, UsageError
+from intent_edge.runtime.backends import BACKENDS, Runner, load_runner
 from intent_edge.runtime.bundle import read_manifest, resolve_file
 from intent_edge.runtime.encoder import Encoder
 from intent_edge.runtime.sequence import SequenceSpec
@@ -60,74 +60,23 @@ def describe_state(signature: dict) -> str:
                                                              strict=True)) + " floats"
 
 
-def load_graph(backend: str, path: Path, inputs: dict[str, int | None], outputs: list[str], *,
-               threads: int | None = 1) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
-    """A function ``feeds by input name -> outputs in order`` over a small exported graph (the step, or a
-    hybrid model's context start), on ONNX Runtime or LiteRT (one interpreter per thread: they are not
-    thread-safe). ``inputs`` gives each input's width, ``None`` for a vector ``[n]``."""
-    if backend == "onnxruntime":
-        session, description = onnx_session(path, threads)
-        got = [i.name for i in session.get_inputs()]
-        if sorted(got) != sorted(inputs):
-            raise BundleError(f"{path}: the graph takes {got}, the manifest says {list(inputs)}")
-
-        def run_onnx(feeds):
-            return session.run(outputs, feeds)
-
-        run_onnx.description = description
-        return run_onnx
-    if backend == "litert":
-        from ai_edge_litert.interpreter import Interpreter
-
-        local = threading.local()
-
-        def thread_state(rows: int):
-            """This thread's interpreter, planned for ``rows`` sessions, with its tensor indices by name."""
-            state = getattr(local, "state", None)
-            if state is None:
-                interpreter = Interpreter(model_path=str(path), num_threads=threads)
-                runner = interpreter.get_signature_runner("serving_default")
-                indices = {name: detail["index"] for name, detail in runner.get_input_details().items()}
-                output_indices = {name: detail["index"] for name, detail in runner.get_output_details().items()}
-                del runner  # it holds views of the interpreter's tensors, which would block resizing
-                state = local.state = [interpreter, None, indices, [output_indices[name] for name in outputs]]
-            if state[1] != rows:  # resizing re-plans memory: only when the number of sessions changes
-                interpreter = state[0]
-                for name, index in state[2].items():
-                    interpreter.resize_tensor_input(index, [rows] if inputs[name] is None else [rows, inputs[name]])
-                interpreter.allocate_tensors()
-                state[1] = rows
-            return state
-
-        try:
-            first = thread_state(1)
-        except (ValueError, RuntimeError, KeyError) as exc:
-            raise BundleError(f"{path}: LiteRT cannot load this graph ({exc})") from None
-        if sorted(first[2]) != sorted(inputs):
-            raise BundleError(f"{path}: the graph takes {sorted(first[2])}, the manifest says {list(inputs)}")
-
-        def run_litert(feeds):
-            interpreter, _, indices, output_indices = thread_state(len(next(iter(feeds.values()))))
-            for name, value in feeds.items():
-                interpreter.set_tensor(indices[name], value)
-            interpreter.invoke()
-            return [interpreter.get_tensor(index) for index in output_indices]
-
-        run_litert.description = f"LiteRT ({threads or 'default'} threads)"
-        return run_litert
-    raise BackendUnavailable(f"unknown streaming backend {backend!r}; choose onnxruntime or litert")
+def _graph(backend: str, path: Path, inputs: list[str], *, threads: int | None) -> Runner:
+    """A small exported graph (the step, or a hybrid model's context start) on ``backend``'s runner,
+    checked to take the inputs the manifest names."""
+    graph = load_runner(backend, path, threads=threads)
+    if sorted(graph.input_names) != sorted(inputs):
+        raise BundleError(f"{path}: the graph takes {sorted(graph.input_names)}, the manifest says {inputs}")
+    return graph
 
 
 def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int | None = 1) -> StepRunner:
     """A function ``(events int32 [n], gaps float32 [n], states) -> [probability [n], *new states]`` over
     the step file."""
-    names = list(signature["state"])
-    graph = load_graph(backend, path, {"event": None, "gap": None, **dict(zip(names, state_sizes(signature),
-                                                                              strict=True))},
-                       list(signature["outputs"]), threads=threads)
+    names, outputs = list(signature["state"]), list(signature["outputs"])
+    graph = _graph(backend, path, ["event", "gap", *names], threads=threads)
 
     def run(events, gaps, states):
-        return graph({"event": events, "gap": gaps, **dict(zip(names, states, strict=True))})
+        return graph.run({"event": events, "gap": gaps, **dict(zip(names, states, strict=True))}, outputs)
 
     run.description = graph.description
     return run
@@ -136,9 +85,9 @@ def load_step_runner(backend: str, path: Path, signature: dict, *, threads: int 
 def load_context_runner(backend: str, path: Path, context: dict, *, threads: int | None = 1
                         ) -> Callable[[np.ndarray], list[np.ndarray]]:
     """A hybrid bundle's session start: encoded context rows ``[n, width]`` in, initial states out."""
-    graph = load_graph(backend, path, {"context": int(context["graph"]["width"])}, list(context["graph"]["outputs"]),
-                       threads=threads)
-    return lambda rows: graph({"context": rows})
+    graph = _graph(backend, path, ["context"], threads=threads)
+    outputs = list(context["graph"]["outputs"])
+    return lambda rows: graph.run({"context": rows}, outputs)
 
 
 def step_file(bundle: str | Path, manifest: dict, backend: str = "auto", precision: str = "fp32"
@@ -146,7 +95,7 @@ def step_file(bundle: str | Path, manifest: dict, backend: str = "auto", precisi
     """The step backend to use and its manifest entry: ``backend`` as asked, or for ``auto`` LiteRT where
     installed (one small call a click is where its low per-call cost shows), ONNX Runtime otherwise."""
     if precision not in ("fp32", "int8"):
-        raise ValueError(f"precision must be fp32 or int8, got {precision!r}")
+        raise UsageError(f"precision must be fp32 or int8, got {precision!r}")
     files = manifest["step"]["backends"] if precision == "fp32" else manifest["step"].get("int8", {})
     if backend == "auto":
         backend = next((name for name in ("litert", "onnxruntime")
@@ -192,7 +141,7 @@ class SessionScorer:
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{bundle}: the sequence spec in the manifest is invalid ({exc})") from None
         if max_sessions < 1 or ttl_seconds <= 0:
-            raise ValueError("max_sessions must be at least 1 and ttl_seconds positive")
+            raise UsageError("max_sessions must be at least 1 and ttl_seconds positive")
         backend, entry = step_file(bundle, manifest, backend, precision)
         run = load_step_runner(backend, resolve_file(bundle, entry["file"]), manifest["step"], threads=threads)
         context = None

@@ -43,7 +43,7 @@ def _checked(result):
 class TensorRTRunner:
     """One serialized TensorRT engine with one float32 input ``(batch, width)`` and one output."""
 
-    def __init__(self, path: Path, width: int, *, threads: int | None = None):
+    def __init__(self, path: Path, *, threads: int | None = None):
         import tensorrt as trt
         from cuda.bindings import runtime as cudart
 
@@ -65,10 +65,12 @@ class TensorRTRunner:
         for name in (self.input_name, self.output_name):
             if engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
                 raise BundleError(f"{path}: tensor {name} is {engine.get_tensor_dtype(name)}; expected float32 I/O")
-        if len(shape) != 2 or shape[1] != width:
-            raise BundleError(f"{path}: engine input is {shape}; the encoder produces float32 [batch, {width}]")
+        if len(shape) != 2 or shape[1] < 1:
+            raise BundleError(f"{path}: engine input is {shape}; expected float32 [batch, width]")
+        width = int(shape[1])
         self.max_batch = int(engine.get_tensor_profile_shape(self.input_name, 0)[2][0])
         self.engine, self.width = engine, width
+        self.input_names, self.output_names = (self.input_name,), (self.output_name,)
         self.context = engine.create_execution_context()
         self.stream = _checked(cudart.cudaStreamCreate())
         self._lock = threading.Lock()
@@ -114,6 +116,13 @@ class TensorRTRunner:
 
     def infer_one(self, features: np.ndarray) -> float:
         return float(self.infer(features)[0])
+
+    def run(self, feeds, outputs=None) -> list[np.ndarray]:
+        return [self.infer(feeds[self.input_name])[:, None]]
+
+    def signature(self) -> dict:
+        return {"inputs": [{"name": self.input_name, "dtype": "float32", "shape": [None, self.width]}],
+                "outputs": [{"name": self.output_name, "dtype": "float32", "shape": [None, 1]}]}
 
     def __del__(self):
         if getattr(self, "_cudart", None) is not None and getattr(self, "_capacity", 0):
