@@ -75,10 +75,10 @@ def test_quantized_models_really_hold_int8(tiny_bundle, rows, original, tmp_path
     assert "INT8" in quantize.initializer_types(tmp_path / "s.onnx")
     assert "INT8" in quantize.initializer_types(tmp_path / "d.onnx")
     assert set(quantize.initializer_types(tmp_path / "h.onnx")) == {"FLOAT16"}
-    from intent_edge.runtime.backends import OnnxRuntimeRunner
+    from intent_edge.runtime.backends import BACKENDS
 
     for name in ("s.onnx", "d.onnx", "h.onnx"):  # each passes the runtime's checks (onnx.checker included)
-        runner = OnnxRuntimeRunner(tmp_path / name, rows.fit[0].shape[1])
+        runner = BACKENDS["onnxruntime"].load_model(tmp_path / name, rows.fit[0].shape[1])
         assert np.isfinite(runner.infer(rows.fit[0][:10])).all()
     litert.litert_int8(original, tmp_path / "q.tflite", rows.fit[0], rows=100)
     tensors = Interpreter(model_path=str(tmp_path / "q.tflite")).get_tensor_details()
@@ -89,8 +89,8 @@ def test_parity_check_fails_on_a_corrupted_variant(tiny_bundle, rows, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from intent_edge.compress.pipeline import parity_figures
-    from intent_edge.runtime.backends import OnnxRuntimeRunner
+    from intent_edge.parity import compare
+    from intent_edge.runtime.backends import BACKENDS
 
     model = onnx.load(str(tiny_bundle / "model.onnx"))
     largest = max(model.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
@@ -99,11 +99,11 @@ def test_parity_check_fails_on_a_corrupted_variant(tiny_bundle, rows, tmp_path):
     largest.CopyFrom(numpy_helper.from_array(damaged, largest.name))
     onnx.save(model, str(tmp_path / "damaged.onnx"))
     width = rows.parity_x.shape[1]
-    good = OnnxRuntimeRunner(tiny_bundle / "model.onnx", width).infer(rows.parity_x)
-    assert parity_figures(good, good, "fp32")["passed"]
-    bad = OnnxRuntimeRunner(tmp_path / "damaged.onnx", width).infer(rows.parity_x)
-    figures = parity_figures(good, bad, "int8")
-    assert not figures["passed"] and figures["max_abs_diff"] > 0.02
+    good = BACKENDS["onnxruntime"].load_model(tiny_bundle / "model.onnx", width).infer(rows.parity_x)
+    assert compare(good, good, "fp32").passed
+    bad = BACKENDS["onnxruntime"].load_model(tmp_path / "damaged.onnx", width).infer(rows.parity_x)
+    figures = compare(good, bad, "int8")
+    assert not figures.passed and figures.max_abs_diff > 0.02
 
 
 def test_compress_adds_proven_variants_and_recommends_one(tiny_bundle, synthetic_csv, tmp_path, monkeypatch):
@@ -165,12 +165,12 @@ def test_compress_refuses_other_data(tiny_bundle, tmp_path):
 def test_unknown_method_and_gpu_target_are_explained():
     import importlib.util
 
-    from intent_edge.compress.pipeline import plan_for
+    from intent_edge.compress.registry import plan_for
     from intent_edge.errors import BackendUnavailable
 
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="unknown compression method"):
         plan_for("cpu", ["int4"])
-    assert ("units-50", "litert-int8") in plan_for("litert", None)
+    assert ("units-50", "litert-int8") in [(s.name, c.name) for s, c in plan_for("litert", None)]
     if importlib.util.find_spec("tensorrt") is None:  # this host cannot build engines: said so, with the extra
         with pytest.raises(BackendUnavailable, match=r"tensorrt.*intent-edge\[tensorrt\]"):
             plan_for("gpu", None)

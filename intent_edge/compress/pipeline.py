@@ -4,7 +4,7 @@ A variant is a *source* model (the original, or one retrained smaller: pruned or
 through a *conversion* (ONNX fp32, int8 or fp16; LiteRT fp32 or int8). Every variant is
 
 * checked for parity against its own Keras source on raw held-out records, with a tolerance fitting
-  its precision (:data:`PARITY_TOLERANCE`); a variant that fails is not written, but keeps its row;
+  its precision (:data:`intent_edge.parity.TOLERANCES`); a variant that fails is not written, but keeps its row;
 * scored for ROC-AUC on the bundle's held-out test rows, against the original fp32 model;
 * timed on this host: single-row latency (p50/p99 over distinct rows) and one-thread throughput at
   batch 4,096, encoded input, so the figures compare models and not encoders.
@@ -19,70 +19,32 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from intent_edge.compress.registry import ConversionInput, SourceInput, plan_for, variant_name
 from intent_edge.data.io import Dataset
-from intent_edge.errors import BundleError, DataError
+from intent_edge.errors import BundleError, DataError, UsageError
 from intent_edge.fileio import atomic_directory
+from intent_edge.parity import PARITY_ROWS, compare
 from intent_edge.runtime.backends import BACKENDS
-from intent_edge.runtime.bundle import describe_file, read_manifest, resolve_file, sha256_of, write_manifest
+from intent_edge.runtime.bundle import (
+    describe_file,
+    read_manifest,
+    require_session_bundle,
+    resolve_file,
+    sha256_of,
+    write_manifest,
+)
 from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.export import export_onnx
 from intent_edge.train.mlp import MLPRecipe, predict_probabilities
-from intent_edge.train.pipeline import carve_validation, library_versions, split_for_test
+from intent_edge.train.pipeline import carve_validation, library_versions, rebuild_split
 
-#: Per precision: the largest p99 and max |difference in probability| against the variant's own Keras
-#: source. fp32 must match to rounding. fp16 keeps 11 significant bits (relative error ~5e-4 per
-#: operation), so a few thousandths cover three layers. int8 has 256 levels per tensor: p99 0.02 keeps
-#: decisions stable for nearly every shopper, while a rare record at the edge of a calibrated range may
-#: move further, which the max allows.
-PARITY_TOLERANCE = {
-    "fp32": {"p99": 1e-5, "max": 1e-5},
-    "fp16": {"p99": 2e-3, "max": 1e-2},
-    "int8": {"p99": 2e-2, "max": 0.15},
-}
-PARITY_ROWS = 2000
 THROUGHPUT_BATCH = 4096
-
-SOURCES = {
-    "original": "the bundle's trained model",
-    "sparse-80": "unstructured magnitude pruning to 80% zeros, fine-tuned",
-    "units-50": "structured pruning: half of each hidden layer's units removed, fine-tuned",
-    "distilled": "a 16-8 student distilled from the original",
-}
-CONVERSIONS = {
-    "onnx-fp32": ("onnx", "fp32"),
-    "int8-dynamic": ("onnx", "int8"),
-    "int8-static": ("onnx", "int8"),
-    "fp16": ("onnx", "fp16"),
-    "litert-fp32": ("tflite", "fp32"),
-    "litert-int8": ("tflite", "int8"),
-    "trt-fp16": ("engine", "fp16"),
-    "trt-int8": ("engine", "int8"),
-}
-FILE_SUFFIX = {"onnx": "onnx", "tflite": "tflite", "engine": "engine"}
-#: Which (source, conversion) pairs each target builds. The original's onnx-fp32 is the bundle's fp32.
-TARGET_PLANS = {
-    "cpu": [("original", c) for c in ("int8-dynamic", "int8-static", "fp16", "litert-fp32", "litert-int8")]
-    + [("sparse-80", "onnx-fp32"), ("sparse-80", "int8-static"),
-       ("units-50", "onnx-fp32"), ("units-50", "int8-static"), ("units-50", "litert-int8"),
-       ("distilled", "onnx-fp32"), ("distilled", "litert-int8")],
-    "litert": [("original", "litert-fp32"), ("original", "litert-int8"), ("units-50", "litert-fp32"),
-               ("units-50", "litert-int8"), ("distilled", "litert-int8")],
-    # TensorRT engines, and the FP16 ONNX model for ONNX Runtime's CUDA/TensorRT providers
-    "gpu": [("original", "trt-fp16"), ("original", "trt-int8"), ("original", "fp16"), ("units-50", "trt-fp16"),
-            ("units-50", "trt-int8"), ("distilled", "trt-fp16")],
-}
 OBJECTIVES = ("latency", "throughput")
-
-
-def variant_name(source: str, conversion: str) -> str:
-    if source == "original":
-        return conversion
-    return source if conversion == "onnx-fp32" else f"{source}-{conversion}"
 
 
 @dataclass
@@ -103,6 +65,7 @@ class VariantRow:
     latency_us: dict | None = None
     throughput_rows_s: float | None = None
     method: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -110,7 +73,7 @@ class VariantRow:
     def manifest_entry(self, directory: Path, test_rows: int) -> dict:
         """The bundle manifest's description of this (written) variant."""
         return {"format": self.format, "precision": self.precision, "file": describe_file(directory, self.files[0]),
-                "source": self.source, "method": self.method, "parity": self.parity,
+                "source": self.source, "method": self.method, "config": self.config, "parity": self.parity,
                 "accuracy": {"roc_auc": self.roc_auc, "delta_roc_auc": self.delta_roc_auc, "rows": test_rows},
                 "speed": {"latency_us": self.latency_us, "throughput_rows_s": self.throughput_rows_s,
                           "threads": 1, "batch": THROUGHPUT_BATCH}}
@@ -148,10 +111,9 @@ def evaluation_rows(manifest: dict, dataset: Dataset, encoder: Encoder) -> Evalu
     if sha256_of(Path(dataset.path)) != training["data"]["sha256"]:
         raise DataError(dataset.path, f"this is not the file the bundle was trained on ({training['data']['file']}, "
                                       "by sha256); compression needs it to rebuild the training and held-out rows")
-    split, seed = training["split"], training["seed"]
-    train, test, _ = split_for_test(dataset, split.get("test_fraction", 0.2), seed, split.get("column"))
+    train, test = rebuild_split(dataset, training)
     recipe = MLPRecipe.from_json(training["recipe"])
-    fit, validation = carve_validation(dataset.labels[train], recipe, seed)
+    fit, validation = carve_validation(dataset.labels[train], recipe, training["seed"])
     frame = dataset.features.iloc[train].reset_index(drop=True)
     labels = dataset.labels[train]
     test_frame = dataset.features.iloc[test].reset_index(drop=True)
@@ -162,15 +124,6 @@ def evaluation_rows(manifest: dict, dataset: Dataset, encoder: Encoder) -> Evalu
         test_x=encoder.encode_columns(test_frame, strict=False), test_y=dataset.labels[test],
         parity_x=encoder.encode_records(parity_records, strict=False),
     )
-
-
-def parity_figures(reference: np.ndarray, candidate: np.ndarray, precision: str) -> dict:
-    difference = np.abs(np.asarray(candidate, np.float64) - np.asarray(reference, np.float64))
-    tolerance = PARITY_TOLERANCE[precision]
-    return {"reference": "keras source", "rows": int(difference.size), "max_abs_diff": float(difference.max()),
-            "p99_abs_diff": float(np.percentile(difference, 99)), "mean_abs_diff": float(difference.mean()),
-            "tolerance": tolerance,
-            "passed": bool(np.percentile(difference, 99) <= tolerance["p99"] and difference.max() <= tolerance["max"])}
 
 
 def measure_speed(runner, features: np.ndarray, *, single_rows: int = 2000) -> tuple[dict, float]:
@@ -197,7 +150,8 @@ def _time_all(table: list[VariantRow], runners: dict, features: np.ndarray, roun
             row.throughput_rows_s = float(np.median([t[1] for t in taken]))
 
 
-def _load_keras(bundle: Path, manifest: dict):
+def load_keras(bundle: Path, manifest: dict):
+    """The bundle's Keras source model, verified, in safe mode (no code from the file ever runs)."""
     import keras
 
     path = resolve_file(bundle, manifest["source_model"]["file"])
@@ -210,88 +164,6 @@ def _load_keras(bundle: Path, manifest: dict):
                           f"Python), which safe mode never runs") from None
 
 
-def _build_source(name: str, original, rows: EvaluationRows, recipe: MLPRecipe, seed: int):
-    """The Keras model of a source, and how it was made."""
-    from intent_edge.compress.distill import distill
-    from intent_edge.compress.pruning import magnitude_prune, prune_units, sparsity
-
-    data = (*rows.fit, *rows.validation)
-    if name == "original":
-        return original, {"method": "original"}
-    if name == "sparse-80":
-        model = magnitude_prune(original, 0.8, data, recipe, seed)
-        return model, {"method": "magnitude pruning", "target_sparsity": 0.8, "sparsity": sparsity(model)}
-    if name == "units-50":
-        model, smaller = prune_units(original, 0.5, data, recipe, seed)
-        return model, {"method": "structured pruning", "keep_fraction": 0.5, "hidden": list(smaller.hidden)}
-    if name == "distilled":
-        model, student = distill(original, (16, 8), data, recipe, seed)
-        return model, {"method": "distillation", "hidden": list(student.hidden), "alpha": 0.3}
-    raise ValueError(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
-
-
-def _convert(conversion: str, model, onnx_fp32: Path, target: Path, rows: EvaluationRows) -> dict:
-    from intent_edge.compress import litert, quantize
-
-    if conversion == "onnx-fp32":
-        shutil.copyfile(onnx_fp32, target)
-        return {"method": "onnx-fp32"}
-    if conversion == "int8-dynamic":
-        return quantize.int8_dynamic(onnx_fp32, target)
-    if conversion == "int8-static":
-        return quantize.int8_static(onnx_fp32, target, rows.fit[0])
-    if conversion == "fp16":
-        return quantize.fp16(onnx_fp32, target)
-    if conversion == "litert-fp32":
-        return litert.litert_fp32(model, target)
-    if conversion == "litert-int8":
-        return litert.litert_int8(model, target, rows.fit[0])
-    if conversion in ("trt-fp16", "trt-int8"):
-        return _tensorrt_engine(conversion.removeprefix("trt-"), onnx_fp32, target, rows)
-    raise ValueError(f"unknown conversion {conversion!r}; known: {', '.join(CONVERSIONS)}")
-
-
-def _tensorrt_engine(precision: str, onnx_fp32: Path, target: Path, rows: EvaluationRows) -> dict:
-    """An engine built from the ONNX model TensorRT's version calls for (see compress.tensorrt)."""
-    from intent_edge.compress import quantize, tensorrt
-
-    source = tensorrt.engine_source(precision, tensorrt.tensorrt_major())
-    intermediate = target.with_suffix(f".{source}.onnx")
-    try:
-        if source == "fp16":
-            how = quantize.fp16(onnx_fp32, intermediate)
-        elif source == "qdq":
-            how = quantize.int8_static(onnx_fp32, intermediate, rows.fit[0])
-        else:
-            shutil.copyfile(onnx_fp32, intermediate)
-            how = {"method": "onnx-fp32"}
-        return {**tensorrt.build_engine(intermediate, target, width=rows.test_x.shape[1], precision=precision),
-                "onnx": how}
-    finally:
-        intermediate.unlink(missing_ok=True)
-
-
-def plan_for(target: str, methods: list[str] | None) -> list[tuple[str, str]]:
-    if target == "gpu":
-        from intent_edge.compress.tensorrt import require_gpu_build
-
-        require_gpu_build()
-    if target not in TARGET_PLANS:
-        raise ValueError(f"unknown target {target!r}; choose cpu, litert or gpu")
-    plan = TARGET_PLANS[target]
-    if methods:
-        unknown = [m for m in methods if m not in SOURCES and m not in CONVERSIONS]
-        if unknown:
-            raise ValueError(f"unknown method(s) {', '.join(unknown)}; sources: {', '.join(SOURCES)}; "
-                             f"conversions: {', '.join(CONVERSIONS)}")
-        chosen_sources = [m for m in methods if m in SOURCES] or list(SOURCES)
-        chosen_conversions = [m for m in methods if m in CONVERSIONS] or list(CONVERSIONS)
-        plan = [(s, c) for s, c in plan if s in chosen_sources and c in chosen_conversions]
-    if not plan:
-        raise ValueError(f"--methods {','.join(methods or [])} selects nothing for target {target}")
-    return plan
-
-
 def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu", objective: str = "latency",
                     max_auc_drop: float = 0.003, methods: list[str] | None = None,
                     on_step: Callable[[str], None] | None = None) -> dict:
@@ -299,25 +171,25 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
     from sklearn.metrics import roc_auc_score
 
     if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        raise UsageError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     step = on_step or (lambda _message: None)
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
+    require_session_bundle(bundle, manifest, "compression")
     plan = plan_for(target, methods)
     encoder = Encoder.from_spec(manifest["encoder"])
     rows = evaluation_rows(manifest, dataset, encoder)
-    recipe = MLPRecipe.from_json(manifest["training"]["recipe"])
-    seed = manifest["training"]["seed"]
-    original = _load_keras(bundle, manifest)
+    given = SourceInput(load_keras(bundle, manifest), (*rows.fit, *rows.validation),
+                        MLPRecipe.from_json(manifest["training"]["recipe"]), manifest["training"]["seed"])
     kept = {"fp32": manifest["variants"]["fp32"]}  # earlier compression results are replaced
 
     def load_runner(fmt: str, path: Path):
         backend = next(b for b in BACKENDS.values() if b.model_format == fmt)
-        backend.require()
-        return backend.load(path, encoder.width, threads=1)
+        return backend.load_model(path, encoder.width, threads=1)
 
     with atomic_directory(bundle) as staging:
-        for entry in (manifest["source_model"]["file"], manifest["golden"]["file"], manifest["variants"]["fp32"]["file"]):
+        for entry in (manifest["source_model"]["file"], manifest["golden"]["file"],
+                      manifest["variants"]["fp32"]["file"]):
             shutil.copy2(resolve_file(bundle, entry), staging / entry["path"])
 
         fp32_runner = load_runner("onnx", staging / manifest["variants"]["fp32"]["file"]["path"])
@@ -331,28 +203,29 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
         sources: dict[str, dict] = {}
         built: dict[str, tuple] = {}
         for source, conversion in plan:
-            if source not in built:
-                step(f"building source '{source}': {SOURCES[source]}")
-                model, how = _build_source(source, original, rows, recipe, seed)
-                onnx_path = staging / f".{source}.fp32.onnx"
+            if source.name not in built:
+                step(f"building source '{source.name}': {source.description}")
+                model, how = source.build(given, source.config)
+                onnx_path = staging / f".{source.name}.fp32.onnx"
                 export_onnx(model, encoder.width, onnx_path)
-                built[source] = (model, how, onnx_path, predict_probabilities(model, rows.parity_x))
-            model, how, onnx_path, reference = built[source]
-            name = variant_name(source, conversion)
-            fmt, precision = CONVERSIONS[conversion]
-            row = VariantRow(name, source, conversion, fmt, precision)
-            target_path = staging / f"{name}.{FILE_SUFFIX[fmt]}"
+                built[source.name] = (model, how, onnx_path, predict_probabilities(model, rows.parity_x))
+            model, how, onnx_path, reference = built[source.name]
+            name = variant_name(source.name, conversion.name)
+            row = VariantRow(name, source.name, conversion.name, conversion.format, conversion.precision,
+                             config={"source": asdict(source.config), "conversion": asdict(conversion.config)})
+            target_path = staging / f"{name}.{conversion.suffix}"
             step(f"variant '{name}'")
             try:
-                row.method = {**how, "conversion": _convert(conversion, model, onnx_path, target_path, rows)}
-                runner = load_runner(fmt, target_path)
-                row.parity = parity_figures(reference, runner.infer(rows.parity_x), precision)
+                made = conversion.build(ConversionInput(model, onnx_path, target_path, rows.fit[0]), conversion.config)
+                row.method = {**how, "conversion": made}
+                runner = load_runner(conversion.format, target_path)
+                parity = compare(reference, runner.infer(rows.parity_x), conversion.tolerance)
+                row.parity = parity.to_json()
                 row.roc_auc = float(roc_auc_score(rows.test_y, runner.infer(rows.test_x)))
                 row.delta_roc_auc = row.roc_auc - original_auc
                 runners[name] = runner
-                if not row.parity["passed"]:
-                    row.status = (f"failed parity: p99 {row.parity['p99_abs_diff']:.2g}, max "
-                                  f"{row.parity['max_abs_diff']:.2g} > {PARITY_TOLERANCE[precision]}")
+                if not parity.passed:
+                    row.status = f"failed parity: {parity.describe()}"
             except Exception as exc:  # a conversion that breaks keeps its row in the table, with the reason
                 row.status = f"failed: {type(exc).__name__}: {exc}"
             if row.status != "ok":
@@ -360,11 +233,12 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
                 table.append(row)
                 continue
             row.files = [target_path.name]
-            if source != "original":
-                keras_name = f"{source}.keras"
+            if source.name != "original":
+                keras_name = f"{source.name}.keras"
                 if not (staging / keras_name).exists():
                     model.save(staging / keras_name)
-                    sources[source] = {"file": describe_file(staging, keras_name), "method": how}
+                    sources[source.name] = {"file": describe_file(staging, keras_name), "method": how,
+                                            "config": asdict(source.config)}
                 row.files.append(keras_name)
             row.bytes = (staging / row.files[0]).stat().st_size  # the file the runtime loads
             table.append(row)
@@ -386,3 +260,14 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
         write_manifest(staging, manifest)
     return manifest
 
+
+
+def compress_file(bundle: str | Path, data: str | Path, *, sep: str | None = None, **options) -> dict:
+    """:func:`compress_bundle` on the bundle's training file at ``data`` (read with the bundle's schema)."""
+    from intent_edge.data.io import load_dataset
+    from intent_edge.data.schema import Schema
+
+    manifest = read_manifest(bundle)
+    require_session_bundle(bundle, manifest, "compression")
+    dataset = load_dataset(data, sep=sep, schema=Schema.from_json(manifest["schema"]))
+    return compress_bundle(bundle, dataset, **options)

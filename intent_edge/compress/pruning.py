@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from intent_edge.compress.distill import LABEL_WEIGHT
+from intent_edge.errors import UsageError
 from intent_edge.train.mlp import MLPRecipe, build_mlp, predict_probabilities, seed_everything, train_model
 
 
@@ -40,7 +42,8 @@ def clone_model(model):
     return copy
 
 
-def magnitude_prune(model, target_sparsity: float, data, recipe: MLPRecipe, seed: int, *, ramp_epochs: int | None = None):
+def magnitude_prune(model, target_sparsity: float, data, recipe: MLPRecipe, seed: int, *,
+                    ramp_epochs: int | None = None):
     """Fine-tune a copy of ``model`` while zeroing its smallest kernel weights up to ``target_sparsity``.
 
     ``data`` is ``(fit_x, fit_y, validation_x, validation_y)``. Early stopping only starts once the
@@ -48,7 +51,7 @@ def magnitude_prune(model, target_sparsity: float, data, recipe: MLPRecipe, seed
     import keras
 
     if not 0.0 < target_sparsity < 1.0:
-        raise ValueError(f"target sparsity must lie strictly between 0 and 1, got {target_sparsity}")
+        raise UsageError(f"target sparsity must lie strictly between 0 and 1, got {target_sparsity}")
     fit_x, fit_y, validation_x, validation_y = data
     ramp_epochs = ramp_epochs or min(10, recipe.max_epochs)
     seed_everything(seed)
@@ -91,16 +94,17 @@ def unit_importance(model, features: np.ndarray) -> list[np.ndarray]:
     activations = activations if isinstance(activations, (list, tuple)) else [activations]
     # dense[i + 1]'s kernel has one row per unit of hidden layer i: that unit's outgoing weights.
     return [np.abs(np.asarray(activation)).mean(axis=0) * np.linalg.norm(following.get_weights()[0], axis=1)
-            for activation, following in zip(activations, dense[1:])]
+            for activation, following in zip(activations, dense[1:], strict=True)]
 
 
-def prune_units(model, keep_fraction: float, data, recipe: MLPRecipe, seed: int):
+def prune_units(model, keep_fraction: float, data, recipe: MLPRecipe, seed: int, *, label_weight: float = LABEL_WEIGHT,
+                importance_rows: int = 4096):
     """A smaller MLP holding the most important ``keep_fraction`` of each hidden layer's units, fine-tuned."""
     if not 0.0 < keep_fraction < 1.0:
-        raise ValueError(f"keep fraction must lie strictly between 0 and 1, got {keep_fraction}")
+        raise UsageError(f"keep fraction must lie strictly between 0 and 1, got {keep_fraction}")
     fit_x, fit_y, validation_x, validation_y = data
     dense = _dense_layers(model)
-    sample = fit_x[np.random.default_rng(seed).permutation(len(fit_x))[:4096]]
+    sample = fit_x[np.random.default_rng(seed).permutation(len(fit_x))[:importance_rows]]
     kept = [np.sort(np.argsort(-score)[:max(1, int(round(keep_fraction * score.size)))])
             for score in unit_importance(model, sample)]
     seed_everything(seed)
@@ -108,7 +112,7 @@ def prune_units(model, keep_fraction: float, data, recipe: MLPRecipe, seed: int)
     smaller = build_mlp(fit_x.shape[1], smaller_recipe)
     rows = np.arange(fit_x.shape[1])
     for layer, (kernel, bias), columns in zip(_dense_layers(smaller), [d.get_weights() for d in dense],
-                                              kept + [np.arange(1)]):
+                                              kept + [np.arange(1)], strict=True):
         layer.set_weights([kernel[np.ix_(rows, columns)], bias[columns]])
         rows = columns
     # A tenth of the training learning rate: Adam's first steps move every weight by about the learning
@@ -117,6 +121,6 @@ def prune_units(model, keep_fraction: float, data, recipe: MLPRecipe, seed: int)
                                      "max_epochs": min(100, recipe.max_epochs), "patience": min(15, recipe.patience)})
     # Fine-tuned towards the original's own probabilities (mixed with the labels, as in distillation):
     # the pruned network only has to recover what the original knew.
-    targets = 0.3 * fit_y + 0.7 * predict_probabilities(model, fit_x)
+    targets = label_weight * fit_y + (1.0 - label_weight) * predict_probabilities(model, fit_x)
     train_model(smaller, fit_x, fit_y, (validation_x, validation_y), fine_tune, targets=targets)
     return smaller, smaller_recipe

@@ -66,16 +66,18 @@ def _first_matmul(source: Path) -> list[str]:
     return [node.name for node in model.graph.node if node.op_type in ("MatMul", "Gemm")][:1]
 
 
-def int8_static(source: Path, target: Path, calibration: np.ndarray, *, keep_first_layer_fp32: bool = True) -> dict:
+def int8_static(source: Path, target: Path, calibration: np.ndarray, *, rows: int = 4096, batch_size: int = 256,
+                keep_first_layer_fp32: bool = True) -> dict:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     excluded = _first_matmul(source) if keep_first_layer_fp32 else []
     with _quiet_root_logger():
-        quantize_static(str(source), str(target), CalibrationRows(calibration), quant_format=QuantFormat.QDQ,
+        quantize_static(str(source), str(target), CalibrationRows(calibration, batch_size, rows),
+                        quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=excluded)
     return {"method": "int8-static", "format": "QDQ", "weights": "int8 per channel",
-            "activations": "uint8, MinMax calibration", "calibration_rows": int(min(len(calibration), 4096)),
+            "activations": "uint8, MinMax calibration", "calibration_rows": int(min(len(calibration), rows)),
             "fp32_nodes": excluded}
 
 

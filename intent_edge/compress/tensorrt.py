@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from intent_edge.errors import UsageError
+
 MAX_BATCH = 65536
 OPT_BATCH = 4096
 WORKSPACE_BYTES = 1 << 30
@@ -51,11 +53,11 @@ def engine_source(precision: str, major: int) -> str:
         return "fp16" if major >= 11 else "fp32"
     if precision == "fp32":
         return "fp32"
-    raise ValueError(f"unknown engine precision {precision!r}; choose fp32, fp16 or int8")
+    raise UsageError(f"unknown engine precision {precision!r}; choose fp32, fp16 or int8")
 
 
 def build_engine(onnx_path: Path, engine_path: Path, *, width: int, precision: str, max_batch: int = MAX_BATCH,
-                 opt_batch: int = OPT_BATCH) -> dict:
+                 opt_batch: int = OPT_BATCH, workspace_bytes: int = WORKSPACE_BYTES) -> dict:
     """Build and serialize an engine from ``onnx_path`` (the model :func:`engine_source` names)."""
     import tensorrt as trt
 
@@ -68,7 +70,7 @@ def build_engine(onnx_path: Path, engine_path: Path, *, width: int, precision: s
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise RuntimeError(f"TensorRT cannot parse {Path(onnx_path).name}: {errors}")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     flags = []
     if major < 11:  # weakly typed: the builder flags allow the lower precisions
         if precision == "fp16":
