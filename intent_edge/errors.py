@@ -40,3 +40,17 @@ class BundleError(IntentEdgeError):
 
 class BackendUnavailable(IntentEdgeError):
     """The inference library a backend needs is not installed; the message says which extra to add."""
+
+
+class UsageError(IntentEdgeError, ValueError):
+    """An argument or option that cannot be used as given: an unknown name, a value out of range, or one
+    that does not apply to the data or bundle it is used with. (A ValueError too, for callers that
+    catch that.)"""
+
+
+class ExportError(IntentEdgeError):
+    """A trained model cannot be exported as asked (a layer or setting the export does not support)."""
+
+
+class SpecError(IntentEdgeError, ValueError):
+    """An encoder or sequence spec is malformed or cannot be fitted (a ValueError too, as it was)."""

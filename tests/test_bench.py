@@ -80,7 +80,7 @@ def test_cold_start_runs_a_fresh_runtime_process(tiny_bundle, synthetic_csv):
 
 
 def test_gpu_bar_compares_the_best_engine_with_onnxruntime_at_the_largest_batch():
-    from intent_edge.bench import _bars
+    from intent_edge.bench.sessions import _bars
 
     def row(variant, backend, fmt, one, many):
         return {"variant": variant, "backend": backend, "format": fmt, "status": "ok", "configuration": backend,

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from intent_edge.data.io import line_of, parse_label, read_table
-from intent_edge.errors import DataError
+from intent_edge.errors import DataError, UsageError
 from intent_edge.runtime.sequence import SequenceSpec
 
 PURCHASE_EVENTS = ("purchase",)
@@ -103,12 +103,15 @@ class EventLog:
 
 def read_event_log(path: str | Path, columns: EventColumns | None = None, *, sep: str | None = None,
                    time_unit: str = "ms", purchase_events: tuple[str, ...] = PURCHASE_EVENTS,
-                   context: tuple[str, ...] | str = ()) -> EventLog:
+                   context: tuple[str, ...] | str = (), label: str | None = None) -> EventLog:
     """Read and check an event log (CSV or Parquet) into time-ordered sessions with labels. ``context``
     names session context columns to keep (in addition to ``columns.context``), or ``"auto"`` for every
-    unmapped column that is constant within each session (:func:`session_constant_columns`)."""
+    unmapped column that is constant within each session (:func:`session_constant_columns`). ``label``
+    names a per-session label column (overriding ``columns.label``)."""
     frame = read_table(path, sep)
     columns = columns or detect_layout(frame.columns)
+    if label is not None:
+        columns = replace(columns, label=label)
     if context == "auto":
         context = session_constant_columns(frame, columns) if columns.session in frame.columns else ()
     if context:
@@ -119,7 +122,7 @@ def read_event_log(path: str | Path, columns: EventColumns | None = None, *, sep
 def event_log_from_frame(frame: pd.DataFrame, path: str | Path, columns: EventColumns, *, time_unit: str = "ms",
                          purchase_events: tuple[str, ...] = PURCHASE_EVENTS) -> EventLog:
     if time_unit not in ("ms", "s"):
-        raise ValueError(f"time_unit must be 'ms' or 's', got {time_unit!r}")
+        raise UsageError(f"time_unit must be 'ms' or 's', got {time_unit!r}")
     for name in (columns.session, columns.timestamp, columns.event, columns.label, columns.action, *columns.context):
         if name is not None and name not in frame.columns:
             raise DataError(path, f"column missing; the columns are: {', '.join(map(str, frame.columns))}",
@@ -264,7 +267,7 @@ def encode_sessions(spec: SequenceSpec, log: EventLog, context_encoder=None) -> 
     context = None
     if context_encoder is not None:
         if log.context is None:
-            raise ValueError("this model reads session context, and the event log was read without it")
+            raise UsageError("this model reads session context, and the event log was read without it")
         context = context_encoder.encode_columns(log.context, strict=False)
     return Sequences(tokens, gaps, lengths.astype(np.int32), log.labels.copy(), log.session_ids.copy(), context)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from intent_edge import __version__
+from intent_edge.errors import ExportError
 
 STEP_OPSET = 17
 
@@ -38,12 +39,12 @@ def _recurrent_step(model, kind: str):
     layer = model.get_layer("encoder")
     cell = layer.cell
     if cell.activation is not keras.activations.tanh or cell.recurrent_activation is not keras.activations.sigmoid:
-        raise ValueError("the streaming step supports the default activations (tanh, sigmoid gates)")
+        raise ExportError("the streaming step supports the default activations (tanh, sigmoid gates)")
     kernel, recurrent, bias = layer.get_weights()
     units = int(cell.units)
     if kind == "gru":
         if not cell.reset_after:
-            raise ValueError("the streaming step supports GRUs with reset_after=True (the Keras default)")
+            raise ExportError("the streaming step supports GRUs with reset_after=True (the Keras default)")
 
         def gru_step(x, h):
             from_x = tf.matmul(x, kernel) + bias[0]
@@ -81,9 +82,9 @@ def _convolution_step(model):
     layers = []
     for layer in convolutions:
         if layer.padding != "causal" or tuple(layer.strides) != (1,) or layer.groups != 1:
-            raise ValueError(f"the streaming step needs causal, stride-1 convolutions; {layer.name} is not")
+            raise ExportError(f"the streaming step needs causal, stride-1 convolutions; {layer.name} is not")
         if layer.activation not in (keras.activations.relu, keras.activations.linear):
-            raise ValueError(f"the streaming step supports relu or linear convolutions; {layer.name} is not")
+            raise ExportError(f"the streaming step supports relu or linear convolutions; {layer.name} is not")
         kernel, bias = layer.get_weights()  # kernel (k, inputs, outputs)
         size, inputs = kernel.shape[0], kernel.shape[1]
         dilation = int(layer.dilation_rate[0])
@@ -127,7 +128,7 @@ def step_graph(model, kind: str):
     elif kind == "cnn":
         names, sizes, cell_step = _convolution_step(model)
     else:
-        raise ValueError(f"no streaming step for a {kind!r} model")
+        raise ExportError(f"no streaming step for a {kind!r} model")
     signature = [tf.TensorSpec((None,), tf.int32, name="event"), tf.TensorSpec((None,), tf.float32, name="gap")]
     signature += [tf.TensorSpec((None, size), tf.float32, name=name) for name, size in zip(names, sizes, strict=True)]
 

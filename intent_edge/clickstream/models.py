@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from intent_edge.clickstream.events import Sequences
+from intent_edge.errors import UsageError
 
 KINDS = ("gru", "lstm", "cnn", "hybrid")
 
@@ -47,9 +48,9 @@ def build_sequence_model(kind: str, tokens: int, max_length: int, recipe: Sequen
     from keras import layers
 
     if kind not in KINDS:
-        raise ValueError(f"unknown sequence model {kind!r}; choose one of {', '.join(KINDS)}")
+        raise UsageError(f"unknown sequence model {kind!r}; choose one of {', '.join(KINDS)}")
     if (kind == "hybrid") != (context_width > 0):
-        raise ValueError("the hybrid model, and only it, takes session context (context_width > 0)")
+        raise UsageError("the hybrid model, and only it, takes session context (context_width > 0)")
     events = keras.Input((max_length,), dtype="int32", name="events")
     gaps = keras.Input((max_length,), dtype="float32", name="gaps")
     # Causal convolutions never look past position k, so the CNN needs no mask (Conv1D would drop it).

@@ -14,8 +14,8 @@ Bundle layout (``task: clickstream`` in the manifest)::
 A hybrid bundle's manifest also holds the context encoder spec (the same declarative encoder as the
 session MLP, fitted on training sessions only) under ``context``.
 
-Sessions are split at random (by ``seed``) 70/15/15 into training, validation (early stopping,
-threshold) and test (metrics) sessions; the vocabulary is fitted on training sessions only.
+Sessions are split at random (by ``seed``) into training, validation (15%: early stopping, threshold)
+and test (15% by default: metrics) sessions; the vocabulary is fitted on training sessions only.
 """
 
 from __future__ import annotations
@@ -30,17 +30,29 @@ import numpy as np
 from intent_edge.clickstream.events import EventLog, Sequences, encode_sessions, fit_sequence_spec
 from intent_edge.clickstream.export import context_graph, step_graph, write_litert, write_onnx
 from intent_edge.clickstream.models import KINDS, SequenceRecipe, fit_sequence_model, probabilities_by_position
+from intent_edge.errors import BundleError, UsageError
 from intent_edge.fileio import atomic_directory
+from intent_edge.parity import compare
+from intent_edge.runtime.backends import BACKENDS
 from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, write_manifest
 from intent_edge.runtime.streaming import TASK
 from intent_edge.train.evaluate import ThresholdPolicy
-from intent_edge.train.export import check_parity
 from intent_edge.train.pipeline import library_versions
 
 PREFIXES = (1, 2, 5, 10)
+TEST_FRACTION = 0.15
+VALIDATION_FRACTION = 0.15
 GOLDEN_SESSIONS = 32
 PARITY_SESSIONS = 300
-SUFFIXES = {"onnxruntime": "onnx", "litert": "tflite"}  # each streaming backend's file type
+STEP_BACKENDS = ("onnxruntime", "litert")  # the backends a step and a context graph are written for
+
+
+def graph_files(stem: str) -> dict[str, str]:
+    """The file each step backend runs for a graph called ``stem`` (``step.onnx``, ``step.tflite``)."""
+    return {backend: f"{stem}.{BACKENDS[backend].model_format}" for backend in STEP_BACKENDS}
+
+
+REFERENCE = "keras full-sequence model, every prefix"
 
 
 def _positions(data: Sequences) -> np.ndarray:
@@ -67,15 +79,23 @@ def prefix_metrics(labels: np.ndarray, lengths: np.ndarray, by_position: np.ndar
 def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", seed: int = 0,
                           recipe: SequenceRecipe | None = None, max_length: int = 64,
                           policy: ThresholdPolicy | None = None, source: str | None = None,
+                          test_fraction: float = TEST_FRACTION, label: str | None = None,
                           on_step: Callable[[str], None] | None = None) -> dict:
+    """Train a ``kind`` sequence model on ``log`` and write its bundle atomically. Sessions are split at
+    random: ``test_fraction`` for the test metrics, :data:`VALIDATION_FRACTION` for early stopping and the
+    threshold, the rest for training. ``label`` names the per-session label column the log was read with
+    (recorded in the manifest; None: a purchase event ends a buying session)."""
     if kind not in KINDS:
-        raise ValueError(f"unknown sequence model {kind!r}; choose one of {', '.join(KINDS)}")
+        raise UsageError(f"unknown sequence model {kind!r}; choose one of {', '.join(KINDS)}")
     recipe, policy = recipe or SequenceRecipe(), policy or ThresholdPolicy("max-f1")
     step = on_step or (lambda message: None)
     if len(log) < 20 or len(np.unique(log.labels)) < 2:
-        raise ValueError("training needs at least 20 sessions, with buyers and non-buyers")
+        raise UsageError("training needs at least 20 sessions, with buyers and non-buyers")
+    if not 0.05 <= test_fraction <= 0.5:
+        raise UsageError(f"test fraction {test_fraction} must lie between 0.05 and 0.5")
     order = np.random.default_rng(seed).permutation(len(log))
-    cut_train, cut_validation = int(0.7 * len(order)), int(0.85 * len(order))
+    cut_train = int((1.0 - test_fraction - VALIDATION_FRACTION) * len(order))
+    cut_validation = int((1.0 - test_fraction) * len(order))
     train_log_index = np.sort(order[:cut_train])
     spec = fit_sequence_spec(_subset(log, train_log_index), max_length=max_length)
     context_encoder = fit_context_encoder(log, train_log_index, step) if kind == "hybrid" else None
@@ -109,18 +129,17 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             description = write_onnx(start, staging / "context.onnx")
             write_litert(start, staging / "context.tflite")
             context = {"columns": list(context_encoder.names), "encoder": context_encoder.to_spec(),
-                       "graph": description, "backends": {b: {"file": describe_file(staging, f"context.{suffix}")}
-                                                          for b, suffix in SUFFIXES.items()}}
+                       "graph": description, "backends": {b: {"file": describe_file(staging, name)}
+                                                          for b, name in graph_files("context").items()}}
         parity_sessions = test.take(np.arange(min(PARITY_SESSIONS, len(test.labels))))
         full = test_p[:len(parity_sessions.labels)]
         mask = _positions(parity_sessions)
         files = {}
-        for backend, suffix in SUFFIXES.items():
-            name = f"step.{suffix}"
+        for backend, name in graph_files("step").items():
             streamed = _stream(backend, staging / name, signature, parity_sessions, staging, context)
-            parity = check_parity(full[mask], streamed[mask], f"the streaming step ({name})")
-            parity.update(sessions=len(parity_sessions.labels),
-                          reference="keras full-sequence model, every prefix")
+            parity = compare(full[mask], streamed[mask], "fp32", reference_name=REFERENCE).require(
+                f"the streaming step ({name})").to_json()
+            parity["sessions"] = len(parity_sessions.labels)
             step(f"streaming parity ({name}): max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} events")
             files[backend] = {"file": describe_file(staging, name), "parity": parity}
         manifest_step = {**signature, "backends": files,
@@ -136,11 +155,13 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "task": TASK,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "model": {"kind": kind, "recipe": recipe.__dict__},
+            "label": label or "purchase event",
             "sequence": spec.to_spec(),
             "threshold": {"value": float(threshold), "policy": policy.to_json(),
                           "chosen_on": "validation sessions, every prefix"},
             "metrics": metrics,
-            "training": {"seed": seed, "sessions": {"train": len(train.labels), "validation": len(validation.labels),
+            "training": {"seed": seed, "test_fraction": test_fraction,
+                         "sessions": {"train": len(train.labels), "validation": len(validation.labels),
                                                     "test": len(test.labels)}, "source": source},
             "libraries": library_versions(),
             "source_model": {"format": "keras", "file": describe_file(staging, "model.keras")},
@@ -166,7 +187,7 @@ def fit_context_encoder(log: EventLog, train_index: np.ndarray, step: Callable[[
         step(f"context columns left out as identifier-like: {', '.join(ignored)}")
     kinds = {name: kind for name, kind in kinds.items() if kind != "ignore"}
     if not kinds:
-        raise ValueError("no session context columns (columns that never change within a session) for the hybrid "
+        raise UsageError("no session context columns (columns that never change within a session) for the hybrid "
                          "model; name them with --context-columns (EventColumns.context in Python)")
     step("session context: " + ", ".join(f"{name} ({kind})" for name, kind in kinds.items()))
     return Encoder.fit(log.context.iloc[train_index].reset_index(drop=True), kinds)
@@ -177,17 +198,16 @@ def _int8_steps(graph, staging: Path, signature: dict, test: Sequences, test_p: 
     """int8-weight steps (ONNX Runtime dynamic quantization, LiteRT dynamic range), each streamed over every
     test session and judged like compressed variants: parity against the full model (int8 tolerance)
     and ROC-AUC by prefix against the fp32 model's. Only those that pass parity are kept in the bundle."""
-    from intent_edge.compress.pipeline import parity_figures
     from intent_edge.compress.quantize import int8_dynamic
 
     int8_dynamic(staging / "step.onnx", staging / "step-int8.onnx")
     write_litert(graph, staging / "step-int8.tflite", int8_weights=True)
     mask = _positions(test)
     kept = {}
-    for backend, suffix in SUFFIXES.items():
-        name = f"step-int8.{suffix}"
+    fp32_names = graph_files("step")
+    for backend, name in graph_files("step-int8").items():
         streamed = _stream(backend, staging / name, signature, test, staging, context)
-        parity = parity_figures(test_p[mask], streamed[mask], "int8")
+        parity = compare(test_p[mask], streamed[mask], "int8", reference_name=REFERENCE).to_json()
         by_prefix = prefix_metrics(test.labels, test.lengths, streamed)
         delta = {k: by_prefix[k]["roc_auc"] - full_metrics[k]["roc_auc"] for k in by_prefix if k in full_metrics}
         step(f"int8 step ({name}): p99 |dp| {parity['p99_abs_diff']:.3g}, max {parity['max_abs_diff']:.3g}; "
@@ -195,7 +215,7 @@ def _int8_steps(graph, staging: Path, signature: dict, test: Sequences, test_p: 
              + ("" if parity["passed"] else " -- fails parity, not kept"))
         if parity["passed"]:
             kept[backend] = {"file": describe_file(staging, name), "parity": parity, "roc_auc_change": delta,
-                             "bytes_fp32": (staging / f"step.{suffix}").stat().st_size}
+                             "bytes_fp32": (staging / fp32_names[backend]).stat().st_size}
         else:
             (staging / name).unlink()
     return kept
@@ -238,7 +258,7 @@ def evaluate_sequence_bundle(bundle: str | Path, log: EventLog, *, backend: str 
 
     manifest = read_manifest(bundle)
     if "step" not in manifest:
-        raise ValueError(f"{bundle}: evaluation runs through the streaming step, which this (older cnn) bundle "
+        raise BundleError(f"{bundle}: evaluation runs through the streaming step, which this (older cnn) bundle "
                          "does not have; retrain it")
     backend, entry = step_file(bundle, manifest, backend)
     context = manifest.get("context")
@@ -267,3 +287,31 @@ def _golden_session(log: EventLog, index: int, data: Sequences, test_position: i
         events[0].update(log.context.iloc[[index]].to_dict("records")[0])
     return {"session_id": str(session["session_id"]), "label": session["label"], "events": events,
             "probabilities": [float(p) for p in test_p[test_position, :n]]}
+
+
+def train_event_file(path: str | Path, out: str | Path, *, kind: str, sep: str | None = None, label: str | None = None,
+                     context_columns: str | tuple[str, ...] = "auto", on_step: Callable[[str], None] | None = None,
+                     **options) -> dict:
+    """Read an event log (with its session context for a hybrid model: ``"auto"`` or the columns named)
+    and train a bundle on it (``options`` as for :func:`train_sequence_bundle`). Notes on the reading
+    (sessions reordered, dropped) and the log's size go to ``on_step``."""
+    from intent_edge.clickstream.events import read_event_log
+
+    step = on_step or (lambda message: None)
+    if kind not in KINDS:
+        raise UsageError(f"unknown sequence model {kind!r}; choose one of {', '.join(KINDS)}")
+    log = read_event_log(path, sep=sep, label=label, context=context_columns if kind == "hybrid" else ())
+    for note in log.notes:
+        step(f"note: {note}")
+    step(f"{len(log):,} sessions, {log.lengths().sum():,} events, {log.labels.mean():.1%} buy")
+    return train_sequence_bundle(log, out, kind=kind, source=Path(path).name, label=label, on_step=step, **options)
+
+
+def read_log_for_bundle(bundle: str | Path, path: str | Path, *, sep: str | None = None,
+                        label: str | None = None) -> EventLog:
+    """A labelled event log read as a clickstream bundle needs it (with its session context columns)."""
+    from intent_edge.clickstream.events import read_event_log
+    from intent_edge.runtime.bundle import read_manifest
+
+    context = tuple(read_manifest(bundle).get("context", {}).get("columns", ()))
+    return read_event_log(path, sep=sep, label=label, context=context)

@@ -48,6 +48,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from intent_edge.errors import UsageError
+
 PAGES = ("home", "category", "search", "product", "cart", "checkout")
 PURCHASE = "purchase"
 _DWELL_MEDIAN = {"home": 8.0, "category": 12.0, "search": 10.0, "product": 25.0, "cart": 15.0, "checkout": 40.0}
@@ -105,7 +107,7 @@ def generate_clickstream(sessions: int, seed: int = 0) -> pd.DataFrame:
     sessions end with a ``purchase`` event. The context columns are the same on every event of a
     session. Rows are ordered by session, then time."""
     if sessions < 1:
-        raise ValueError("sessions must be at least 1")
+        raise UsageError("sessions must be at least 1")
     rng = np.random.default_rng(seed)
     context_rng = np.random.default_rng([seed, 1])
     contexts, events_per_session = [], []
@@ -158,3 +160,14 @@ def generate_clickstream(sessions: int, seed: int = 0) -> pd.DataFrame:
     context = pd.DataFrame(contexts, columns=list(CONTEXT_COLUMNS)).astype(
         {"previous_orders": np.int64, "weekend": bool, "region": np.int64})
     return pd.concat([frame, context.loc[context.index.repeat(events_per_session)].reset_index(drop=True)], axis=1)
+
+
+def write_clickstream(path, sessions: int, seed: int = 0) -> dict:
+    """Generate an event log of ``sessions`` sessions and write it (CSV or Parquet, atomically); returns
+    how many events it holds and the share of sessions that buy."""
+    from intent_edge.data.io import write_table
+
+    frame = generate_clickstream(sessions, seed)
+    write_table(frame, path)
+    buyers = frame.loc[frame["event"] == "purchase", "session_id"].nunique()
+    return {"events": len(frame), "buyers": buyers / sessions}

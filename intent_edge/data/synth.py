@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from intent_edge.errors import UsageError
+
 MONTHS = {"Feb": 0.015, "Mar": 0.155, "May": 0.273, "June": 0.023, "Jul": 0.035, "Aug": 0.035,
           "Sep": 0.036, "Oct": 0.045, "Nov": 0.243, "Dec": 0.14}
 MONTH_INTENT = {"Feb": -1.0, "Mar": -0.3, "May": -0.25, "June": -0.3, "Jul": 0.0, "Aug": 0.05,
@@ -65,7 +67,7 @@ def _counts(rng: np.random.Generator, mean: np.ndarray, dispersion: float) -> np
 def generate_sessions(rows: int, seed: int = 0) -> pd.DataFrame:
     """``rows`` synthetic sessions in the UCI column layout; deterministic for ``seed``."""
     if rows < 1:
-        raise ValueError("rows must be at least 1")
+        raise UsageError("rows must be at least 1")
     rng = np.random.default_rng(seed)
     month = _draw(rng, MONTHS, rows)
     visitor = _draw(rng, VISITORS, rows)
@@ -127,3 +129,12 @@ def generate_sessions(rows: int, seed: int = 0) -> pd.DataFrame:
         "Weekend": weekend,
         "Revenue": revenue,
     })
+
+
+def write_sessions(path, rows: int, seed: int = 0) -> dict:
+    """Generate ``rows`` sessions and write them (CSV or Parquet, atomically); returns the buyer share."""
+    from intent_edge.data.io import write_table
+
+    frame = generate_sessions(rows, seed)
+    write_table(frame, path)
+    return {"rows": rows, "buyers": float(frame["Revenue"].mean())}

@@ -98,3 +98,28 @@ def variant_entry(manifest: dict, variant: str | None) -> tuple[str, dict]:
     if name not in variants:
         raise BundleError(f"bundle has no variant {name!r}; it has: {', '.join(variants) or 'none'}")
     return name, variants[name]
+
+
+def file_entries(manifest: dict) -> list[dict]:
+    """Every file entry a manifest lists: source model, golden file, variants, smaller sources, and a
+    clickstream bundle's streaming steps and context graphs."""
+    entries = [manifest["source_model"]["file"], manifest["golden"]["file"]]
+    entries += [variant["file"] for variant in manifest.get("variants", {}).values()]
+    entries += [source["file"] for source in manifest.get("sources", {}).values()]
+    step = manifest.get("step", {})
+    entries += [e["file"] for e in (*step.get("backends", {}).values(), *step.get("int8", {}).values())]
+    entries += [e["file"] for e in manifest.get("context", {}).get("backends", {}).values()]
+    return entries
+
+
+def verify_files(directory: str | Path, manifest: dict) -> list[Path]:
+    """Verify every file the manifest lists (present, inside the bundle, size and sha256); their paths."""
+    return [resolve_file(directory, entry) for entry in file_entries(manifest)]
+
+
+def require_session_bundle(directory: str | Path, manifest: dict, what: str) -> None:
+    """Refuse a bundle of another task (a clickstream one) where ``what`` needs a session bundle."""
+    task = manifest.get("task", "sessions")
+    if task != "sessions":
+        raise BundleError(f"{directory}: a {task} bundle; {what} takes a session bundle (intent-edge train DATA "
+                          "--model mlp)")

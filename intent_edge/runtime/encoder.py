@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from intent_edge.errors import RecordError
+from intent_edge.errors import RecordError, SpecError
 
 try:  # the compiled single-record fast path (setup.py); without it the checked path does all the work
     from intent_edge.runtime import _fastencode
@@ -115,7 +115,7 @@ class Encoder:
 
     def __init__(self, features: Sequence[Feature]):
         if not features:
-            raise ValueError("an encoder needs at least one feature")
+            raise SpecError("an encoder needs at least one feature")
         self.features: tuple[Feature, ...] = tuple(features)
         self.offsets: tuple[int, ...] = tuple(np.cumsum([0] + [f.width for f in self.features])[:-1].tolist())
         self.width = int(sum(f.width for f in self.features))
@@ -124,7 +124,7 @@ class Encoder:
                          for f in self.features if isinstance(f, CategoricalFeature)}
         # The single-record plan: what encode_record walks, flattened so the common value types (float
         # and int numbers, str and int categories) take one dict lookup or one multiply each.
-        numeric = [(f, o) for f, o in zip(self.features, self.offsets) if isinstance(f, NumericFeature)]
+        numeric = [(f, o) for f, o in zip(self.features, self.offsets, strict=True) if isinstance(f, NumericFeature)]
         self._numeric_plan = tuple((f.name, f, f.transform == "log1p", f.center, f.scale) for f, _ in numeric)
         offsets = [o for _, o in numeric]
         # Numeric columns usually lead the layout: then one slice assignment writes them all.
@@ -133,12 +133,12 @@ class Encoder:
         self._categorical_plan = tuple(
             (f.name, f, o, _with_spellings(self._lookups[f.name]),
              {int(v): i for i, v in enumerate(f.vocabulary) if _INTEGER_TEXT.fullmatch(v)})
-            for f, o in zip(self.features, self.offsets) if isinstance(f, CategoricalFeature))
+            for f, o in zip(self.features, self.offsets, strict=True) if isinstance(f, CategoricalFeature))
         self._fast_plan = self._make_fast_plan() if _fastencode is not None else None
 
     def _make_fast_plan(self):
         numeric = tuple((f.name, f.transform == "log1p", f.center, f.scale, o)
-                        for f, o in zip(self.features, self.offsets) if isinstance(f, NumericFeature))
+                        for f, o in zip(self.features, self.offsets, strict=True) if isinstance(f, NumericFeature))
         categorical = tuple((name, {v: offset + i for v, i in by_text.items()},
                              {v: offset + i for v, i in by_int.items()})
                             for name, _, offset, by_text, by_int in self._categorical_plan)
@@ -155,29 +155,29 @@ class Encoder:
     # ---- spec -------------------------------------------------------------------------------
     def to_spec(self) -> dict:
         features = []
-        for feature, offset in zip(self.features, self.offsets):
+        for feature, offset in zip(self.features, self.offsets, strict=True):
             features.append({**feature.to_spec(), "offset": offset, "width": feature.width})
         return {"spec_version": SPEC_VERSION, "width": self.width, "features": features}
 
     @classmethod
     def from_spec(cls, spec: Mapping) -> Encoder:
         if spec.get("spec_version") != SPEC_VERSION:
-            raise ValueError(f"encoder spec version {spec.get('spec_version')!r} is not supported "
+            raise SpecError(f"encoder spec version {spec.get('spec_version')!r} is not supported "
                              f"(this intent-edge reads version {SPEC_VERSION})")
         features: list[Feature] = []
         for item in spec["features"]:
             if item["kind"] == "numeric":
                 if item["transform"] not in TRANSFORMS:
-                    raise ValueError(f"feature '{item['name']}': unknown transform {item['transform']!r}")
+                    raise SpecError(f"feature '{item['name']}': unknown transform {item['transform']!r}")
                 features.append(NumericFeature(item["name"], item["transform"], float(item["fill"]),
                                                float(item["center"]), float(item["scale"])))
             elif item["kind"] == "categorical":
                 features.append(CategoricalFeature(item["name"], tuple(item["vocabulary"])))
             else:
-                raise ValueError(f"feature '{item.get('name')}': unknown kind {item['kind']!r}")
+                raise SpecError(f"feature '{item.get('name')}': unknown kind {item['kind']!r}")
         encoder = cls(features)
         if encoder.width != spec["width"] or list(encoder.offsets) != [f["offset"] for f in spec["features"]]:
-            raise ValueError("encoder spec is inconsistent: its widths and offsets do not add up")
+            raise SpecError("encoder spec is inconsistent: its widths and offsets do not add up")
         return encoder
 
     # ---- fitting (training rows only) ----------------------------------------------------------
@@ -195,7 +195,7 @@ class Encoder:
                 values = _numeric_column(name, columns[name], strict=False, fill=np.nan)
                 present = values[~np.isnan(values)]
                 if present.size == 0:
-                    raise ValueError(f"column '{name}' has no values to fit on")
+                    raise SpecError(f"column '{name}' has no values to fit on")
                 transform = transforms.get(name, "auto")
                 if transform == "auto":
                     transform = "log1p" if present.min() >= 0 and _skewness(present) > 1.0 else "identity"
@@ -213,7 +213,7 @@ class Encoder:
                               key=lambda v: (-counts[v], v))
                 features.append(CategoricalFeature(name, tuple(kept)))
             else:
-                raise ValueError(f"column '{name}': unknown kind {kind!r}")
+                raise SpecError(f"column '{name}': unknown kind {kind!r}")
         return cls(features)
 
     # ---- encoding ---------------------------------------------------------------------------
@@ -228,7 +228,7 @@ class Encoder:
             raise RecordError(self.names[0], f"columns have different lengths: {sorted(lengths)}")
         n_rows = lengths.pop()
         out = np.zeros((n_rows, self.width), dtype=np.float64)
-        for feature, offset in zip(self.features, self.offsets):
+        for feature, offset in zip(self.features, self.offsets, strict=True):
             column = columns[feature.name]
             if isinstance(feature, NumericFeature):
                 values = _numeric_column(feature.name, column, strict=strict, fill=feature.fill)

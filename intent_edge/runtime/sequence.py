@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from intent_edge.errors import SpecError
+
 
 @dataclass(frozen=True)
 class SequenceSpec:
@@ -33,7 +35,7 @@ class SequenceSpec:
     def from_spec(cls, spec: dict) -> SequenceSpec:
         vocabulary = spec["vocabulary"]
         if not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary):
-            raise ValueError("sequence spec: vocabulary must be a list of event names")
+            raise SpecError("sequence spec: vocabulary must be a list of event names")
         return cls(tuple(vocabulary), int(spec["max_length"]))
 
     @property

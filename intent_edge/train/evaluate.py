@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from intent_edge.errors import UsageError
+
 
 @dataclass(frozen=True)
 class ThresholdPolicy:
@@ -32,16 +34,16 @@ class ThresholdPolicy:
             try:
                 fp, fn = (float(x) for x in text[5:].split(","))
             except ValueError:
-                raise ValueError(f"threshold {text!r}: write cost:FP,FN, for example cost:1,5") from None
+                raise UsageError(f"threshold {text!r}: write cost:FP,FN, for example cost:1,5") from None
             if fp <= 0 or fn <= 0:
-                raise ValueError(f"threshold {text!r}: both costs must be positive")
+                raise UsageError(f"threshold {text!r}: both costs must be positive")
             return cls("cost", false_positive_cost=fp, false_negative_cost=fn)
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"threshold {text!r}: use max-f1, a number in (0, 1), or cost:FP,FN") from None
+            raise UsageError(f"threshold {text!r}: use max-f1, a number in (0, 1), or cost:FP,FN") from None
         if not 0.0 < value < 1.0:
-            raise ValueError(f"threshold {value} must lie strictly between 0 and 1")
+            raise UsageError(f"threshold {value} must lie strictly between 0 and 1")
         return cls("fixed", value=value)
 
     def describe(self) -> str:
@@ -199,3 +201,18 @@ def write_plots(labels: np.ndarray, probabilities: np.ndarray, directory: str | 
     axis.legend(loc="upper left")
     save(figure, "calibration.png")
     return written
+
+
+def evaluate_bundle_file(bundle: str | Path, data: str | Path, *, sep: str | None = None):
+    """A session bundle on a labelled file (read with the bundle's schema), through the runtime with
+    lenient records: ``(report, labels, probabilities)``."""
+    from intent_edge.data.io import load_dataset
+    from intent_edge.data.schema import Schema
+    from intent_edge.runtime import Predictor
+
+    predictor = Predictor.load(bundle, strict=False)
+    dataset = load_dataset(data, sep=sep, schema=Schema.from_json(predictor.manifest["schema"]))
+    probabilities = np.asarray(predictor.predict_batch(dataset.features), np.float64)
+    metrics = compute_metrics(dataset.labels, probabilities, predictor.threshold)
+    report = {"kind": "bundle", "bundle": str(bundle), "data": str(data), "metrics": metrics}
+    return report, dataset.labels, probabilities

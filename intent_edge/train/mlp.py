@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from intent_edge.errors import UsageError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log lines off the terminal
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -78,8 +80,8 @@ def fit_mlp(features: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarr
 def train_model(model, features: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
                 recipe: MLPRecipe, *, targets: np.ndarray | None = None, callbacks=(), monitor_from_epoch: int = 0,
                 on_epoch: Callable[[int, int, dict], None] | None = None) -> dict:
-    """Train a model in place (compiled here with a fresh optimizer) as the recipe says (the one training loop, shared by fitting,
-    pruning and distillation). ``targets`` replaces the hard labels as the fitted target (soft labels
+    """Train a model in place (compiled here with a fresh optimizer) as the recipe says (the one training loop,
+    shared by fitting, pruning and distillation). ``targets`` replaces the hard labels as the fitted target (soft labels
     for distillation; class weights are then off, since soft targets carry calibrated rates).
     Early stopping watches validation AUC from ``monitor_from_epoch`` on. Returns the history."""
     import keras
@@ -89,7 +91,7 @@ def train_model(model, features: np.ndarray, labels: np.ndarray, validation: tup
         positives = float(labels.mean())
         class_weight = {0: 0.5 / (1.0 - positives), 1: 0.5 / positives}
     elif recipe.class_weight not in ("balanced", "none"):
-        raise ValueError(f"class_weight must be 'balanced' or 'none', got {recipe.class_weight!r}")
+        raise UsageError(f"class_weight must be 'balanced' or 'none', got {recipe.class_weight!r}")
     stopping = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=recipe.patience,
                                              restore_best_weights=True, start_from_epoch=monitor_from_epoch)
     callbacks = [*callbacks, stopping]

@@ -16,17 +16,17 @@ import pandas as pd
 from intent_edge import __version__
 from intent_edge.data.io import Dataset
 from intent_edge.data.schema import Schema
-from intent_edge.errors import DataError
+from intent_edge.errors import BundleError, DataError, UsageError
 from intent_edge.fileio import atomic_directory
-from intent_edge.runtime.backends import OnnxRuntimeRunner
+from intent_edge.parity import PARITY_ROWS, compare
+from intent_edge.runtime.backends import BACKENDS
 from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, sha256_of, write_manifest
 from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics, summarise_folds
-from intent_edge.train.export import ONNX_OPSET, check_parity, export_onnx
+from intent_edge.train.export import ONNX_OPSET, export_onnx
 from intent_edge.train.mlp import MLPRecipe, fit_mlp, predict_probabilities
 
 EpochCallback = Callable[[int, int, dict], None]
-PARITY_ROWS = 2000
 GOLDEN_ROWS = 256
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
                                        "nov", "dec"), start=1)}
@@ -104,9 +104,34 @@ def split_for_test(dataset: Dataset, test_fraction: float, seed: int,
     names = dataset.frame[time_column].astype(str).to_numpy()
     in_order = [str(names[np.argmax(keys == p)]) for p in periods]  # one name per period, chronological
     return rows[~is_test], rows[is_test], {
-        "kind": "out-of-time", "column": time_column,
+        "kind": "out-of-time", "column": time_column, "test_fraction": test_fraction,
         "train_periods": in_order[:first_test], "test_periods": in_order[first_test:],
     }
+
+
+def _digest(rows: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(rows, dtype="<i8").tobytes()).hexdigest()
+
+
+def record_split(split: dict, test: np.ndarray) -> dict:
+    """The split as the manifest keeps it: how it was made, and the count and sha256 of the held-out row
+    indices, so that compress and the plots can rebuild it and prove they did."""
+    return {**split, "test_rows": int(len(test)), "test_sha256": _digest(test)}
+
+
+def rebuild_split(dataset: Dataset, training: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A bundle's training and held-out rows of ``dataset`` (the file it was trained on), rebuilt from the
+    manifest's ``training`` record and checked against the recorded held-out rows."""
+    split = training["split"]
+    if split["kind"] == "out-of-time" and "test_sha256" not in split:
+        raise BundleError("this out-of-time bundle was written before its split was recorded exactly, so its "
+                          "held-out rows cannot be rebuilt safely; retrain it with this version of intent-edge")
+    train, test, _ = split_for_test(dataset, split.get("test_fraction", 0.2), training["seed"], split.get("column"))
+    if "test_sha256" in split and (len(test) != split["test_rows"] or _digest(test) != split["test_sha256"]):
+        raise BundleError(f"the held-out rows rebuilt from {dataset.path} ({len(test)}) are not the "
+                          f"{split['test_rows']} "
+                          "the bundle was tested on; the split cannot be reproduced here")
+    return train, test
 
 
 def cross_validate(dataset: Dataset, folds: int, recipe: MLPRecipe, seed: int, policy: ThresholdPolicy,
@@ -116,7 +141,7 @@ def cross_validate(dataset: Dataset, folds: int, recipe: MLPRecipe, seed: int, p
     from sklearn.model_selection import StratifiedKFold
 
     if folds < 2:
-        raise ValueError("cross-validation needs at least 2 folds")
+        raise UsageError("cross-validation needs at least 2 folds")
     results = []
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for fold, (train, test) in enumerate(splitter.split(np.zeros(len(dataset.labels)), dataset.labels), start=1):
@@ -145,7 +170,8 @@ def evaluate_split(dataset: Dataset, recipe: MLPRecipe, seed: int, policy: Thres
 
 def library_versions() -> dict[str, str]:
     versions = {"intent-edge": __version__}
-    for name in ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxruntime-gpu", "ai-edge-litert",
+    for name in ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxruntime-gpu",
+                 "ai-edge-litert",
                  "numpy", "scikit-learn", "pandas"):
         try:
             versions[name] = metadata.version(name)
@@ -177,7 +203,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
         fitted.model.save(staging / "model.keras")
         export_onnx(fitted.model, encoder.width, staging / "model.onnx",
                     metadata={"intent_edge.encoder_sha256": spec_digest, "intent_edge.input_width": str(encoder.width)})
-        runner = OnnxRuntimeRunner(staging / "model.onnx", encoder.width)
+        runner = BACKENDS["onnxruntime"].load_model(staging / "model.onnx", encoder.width)
 
         # Parity from raw records: the runtime's per-record encoder feeds ONNX, the training column
         # encoder feeds Keras, so the check covers both encoder paths as well as the export.
@@ -185,7 +211,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
         parity_frame = dataset.features.iloc[parity_rows].reset_index(drop=True)
         keras_p = predict_probabilities(fitted.model, encoder.encode_columns(parity_frame, strict=False))
         onnx_p = runner.infer(encoder.encode_records(parity_frame.to_dict("records"), strict=False))
-        parity = check_parity(keras_p, onnx_p, "the ONNX export")
+        parity = compare(keras_p, onnx_p, "fp32").require("the ONNX export").to_json()
 
         test_frame = dataset.features.iloc[test].reset_index(drop=True)
         test_p = runner.infer(encoder.encode_columns(test_frame, strict=False))
@@ -199,7 +225,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
                                  "'probability' within 1e-5",
                   "feature_names": list(encoder.names),
                   "rows": [{"record": r, "encoded": [float(v) for v in x], "probability": float(p)}
-                           for r, x, p in zip(golden_records, golden_x, runner.infer(golden_x))]}
+                           for r, x, p in zip(golden_records, golden_x, runner.infer(golden_x), strict=True)]}
         (staging / "golden.json").write_text(json.dumps(golden, allow_nan=False) + "\n", encoding="utf-8")
 
         manifest = {
@@ -212,7 +238,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
             "threshold": {"value": fitted.threshold, "policy": policy.to_json(), "chosen_on": "validation"},
             "metrics": {"test": test_metrics, "validation": fitted.validation_metrics},
             "training": {"model": "mlp", "recipe": recipe.to_json(), "seed": seed, "epochs": fitted.epochs,
-                         "split": split, "rows": {**fitted.rows, "test": len(test)},
+                         "split": record_split(split, test), "rows": {**fitted.rows, "test": len(test)},
                          "data": {"file": Path(dataset.path).name, "sha256": sha256_of(Path(dataset.path)),
                                   "rows": len(dataset.labels)}},
             "libraries": library_versions(),
@@ -224,3 +250,15 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
         }
         write_manifest(staging, manifest)
     return manifest
+
+
+def plot_held_out(bundle: str | Path, dataset: Dataset, directory: str | Path) -> list[Path]:
+    """ROC, PR and calibration PNGs of a bundle's held-out test rows of ``dataset`` (the file it was trained
+    on), through the runtime; the split is rebuilt from the manifest and checked."""
+    from intent_edge.runtime import Predictor
+    from intent_edge.train.evaluate import write_plots
+
+    predictor = Predictor.load(bundle, strict=False)
+    _, test = rebuild_split(dataset, predictor.manifest["training"])
+    probabilities = predictor.predict_batch(dataset.features.iloc[test].reset_index(drop=True))
+    return write_plots(dataset.labels[test], np.asarray(probabilities, np.float64), directory, "held-out test")

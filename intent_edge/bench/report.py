@@ -1,0 +1,93 @@
+"""The benchmark reports as a terminal table and as Markdown."""
+
+from __future__ import annotations
+
+
+def _row_label(row: dict) -> str:
+    return f"{row['variant']} / {row['backend']}"
+
+
+def _table_rows(report: dict) -> list[list[str]]:
+    lines = []
+    for row in report["rows"]:
+        if row.get("status") != "ok":
+            lines.append([_row_label(row), row.get("status", "?"), "-", "-", "-", "-"])
+            continue
+        p, i = row["predict_us"], row["invoke_us"]
+        one = row["throughput_rows_s"]["1"]
+        many = row["throughput_rows_s"][max(row["throughput_rows_s"], key=int)]
+        lines.append([_row_label(row), "ok", " / ".join(f"{p[k]:.1f}" for k in ("p50", "p90", "p99", "p99.9")),
+                      f"{i['p50']:.1f} / {i['p99']:.1f}", f"{one.get('4096', 0):,.0f}",
+                      f"{many.get('4096', 0):,.0f}"])
+    keras = report["baselines"].get("keras")
+    if keras:
+        call, predict = keras["call_us"], keras["predict_us"]
+        lines.append(["keras model(x)", "baseline", "-", f"{call['p50']:.1f} / {call['p99']:.1f}", "-",
+                      f"{keras['throughput_rows_s'].get('4096', 0):,.0f} (predict)"])
+        lines.append(["keras model.predict", "baseline", "-", f"{predict['p50']:.1f} / {predict['p99']:.1f}", "-", "-"])
+    return lines
+
+
+HEADERS = ("variant / backend", "status", "predict(record) µs p50/p90/p99/p99.9", "invoke µs p50/p99",
+           "rows/s batch 4096, 1 thread", "rows/s batch 4096, all threads")
+
+
+def render_table(report: dict):
+    from rich.table import Table
+
+    table = Table(title=f"intent-edge bench: {report['bundle']} ({report['records']} distinct records; "
+                        f"{report['host']['cpu']}, {report['host']['cores']} cores)")
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header in HEADERS[:2] else "right")
+    for line in _table_rows(report):
+        table.add_row(*line)
+    return table
+
+
+def render_markdown(report: dict, command: str) -> str:
+    lines = [f"# intent-edge bench, {report.get('date', '')}", "", f"Command: `{command}`", "",
+             f"Host: {report['host']['cpu']}, {report['host']['cores']} cores, Python {report['host']['python']}. "
+             f"{report['records']} distinct raw records. Single-record encoder: {report['encoder']}.", "",
+             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(line) + " |" for line in _table_rows(report)]
+    lines += ["", "Configurations:", ""]
+    lines += [f"- {_row_label(r)}: {r['configuration']}" for r in report["rows"] if r.get("status") == "ok"]
+    if "keras" in report["baselines"]:
+        lines.append(f"- Keras: {report['baselines']['keras']['configuration']}")
+    if report["cold_start"]:
+        lines += ["", "| process | seconds to first prediction | peak RSS MiB |", "|---|---|---|"]
+        lines += [f"| {kind} | {c['seconds_to_first_prediction']:.2f} | {c['peak_rss_mib']:.0f} |"
+                  for kind, c in report["cold_start"].items()]
+    if report.get("interleaved"):
+        lines += ["", "Interleaved, record by record in one loop (µs):", "",
+                  "| call | p50 | p90 | p99 | p99.9 |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | " + " | ".join(f"{v:.1f}" for v in values.values()) + " |"
+                  for label, values in report["interleaved"].items()]
+    if report["bars"]:
+        lines += ["", "Ratios:", ""] + [f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}"
+                                        for k, v in report["bars"].items()]
+    return "\n".join(lines) + "\n"
+
+
+
+def streaming_table(report: dict) -> list[str]:
+    """The streaming report's table as Markdown lines."""
+    shortest = min((row["prefix"] for row in report["rows"] if row["status"] == "ok"), default=0)
+    lines = [f"| step backend | prefix n | update (n-th event) µs p50 / p99 | update p50 / at n={shortest} | "
+             "rescore n events µs p50 / p99 | rescore / update, p50 |", "|---|---|---|---|---|---|"]
+    for row in report["rows"]:
+        if row["status"] != "ok":
+            lines.append(f"| {row['backend']} | - | {row['status']} | - | - | - |")
+            continue
+        u, r = row["update_us"], row["rescore_us"]
+        lines.append(f"| {row['description']} | {row['prefix']} | {u['p50']:.1f} / {u['p99']:.1f} | "
+                     f"{row['update_p50_over_shortest_prefix']:.2f} | {r['p50']:.1f} / {r['p99']:.1f} | "
+                     f"{r['p50'] / u['p50']:.1f}x |")
+    return lines
+
+
+def render_streaming_markdown(report: dict, command: str) -> str:
+    lines = [f"# intent-edge bench (streaming), {report.get('date', '')}", "", f"Command: `{command}`", "",
+             f"Host: {report['host']['cpu']}, {report['host']['cores']} cores, Python {report['host']['python']}. "
+             f"Bundle: {report['model']}, per-session state {report['state']}. Prefix lengths timed interleaved.", ""]
+    return "\n".join(lines + streaming_table(report)) + "\n"

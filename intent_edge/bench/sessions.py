@@ -1,0 +1,271 @@
+"""`intent-edge bench` on a session bundle: latency, throughput, cold start and memory of every backend and
+variant, side by side with plain Keras, measured in one run on this host.
+
+What is measured (all timings with warm-up, percentiles rather than means):
+
+* ``predict``: end to end, raw record dict in, probability out, through :class:`Predictor` (one
+  thread), over distinct records.
+* ``invoke``: the bare backend call on one ready encoded row (ONNX Runtime ``session.run``, LiteRT
+  ``invoke``, Keras ``model(x)`` and ``model.predict``), over distinct rows.
+* throughput: encoded rows per second at batch sizes 1 to 65,536, with one thread and with all cores.
+* cold start: a new Python process, from spawn to its first prediction (imports included), and the
+  peak resident memory of that process after serving 1,000 predictions: the runtime against Keras.
+
+Every model file is verified against the manifest before it is opened, in this process and in the
+cold-start children (which get the verified path).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from intent_edge.bench.timing import BATCH_SIZES, host_description, percentiles, rows_per_second, time_each
+from intent_edge.runtime.encoder import _fastencode
+
+# Peak resident memory of the child: VmHWM, which starts afresh at exec. (getrusage's ru_maxrss does not
+# on Linux: it keeps the high-water mark of the forked parent, which here has TensorFlow loaded.)
+_PEAK = """
+def peak_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+_RUNTIME_CHILD = _PEAK + """
+import json, sys
+from intent_edge.runtime import Predictor
+records = json.loads(sys.stdin.readline())
+predictor = Predictor.load(sys.argv[1], sys.argv[2], threads=1)
+predictor.predict(records[0])
+print("ready", flush=True)
+for i in range(1000):
+    predictor.predict(records[i % len(records)])
+print(peak_kib(), flush=True)
+"""
+
+_KERAS_CHILD = _PEAK + """
+import json, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+from intent_edge.runtime.encoder import Encoder
+records = json.loads(sys.stdin.readline())
+manifest = json.load(open(os.path.join(sys.argv[1], "manifest.json")))
+encoder = Encoder.from_spec(manifest["encoder"])
+model = keras.saving.load_model(sys.argv[3], safe_mode=True, compile=False)
+model(encoder.encode_records(records[:1]), training=False)
+print("ready", flush=True)
+for i in range(1000):
+    model(encoder.encode_records([records[i % len(records)]]), training=False)
+print(peak_kib(), flush=True)
+"""
+
+
+def cold_start(kind: str, bundle: Path, variant: str, records: list[dict]) -> dict:
+    """Seconds from spawning a fresh interpreter to its first prediction, and its peak RSS (MiB). The
+    runtime child verifies the bundle itself; the Keras child gets the source model's verified path."""
+    import json
+
+    from intent_edge.runtime.bundle import read_manifest, resolve_file
+
+    code, arguments = _RUNTIME_CHILD, [str(bundle), variant]
+    if kind == "keras":
+        source = resolve_file(bundle, read_manifest(bundle)["source_model"]["file"])
+        code, arguments = _KERAS_CHILD, [*arguments, str(source)]
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", code, *arguments], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    child.stdin.write(json.dumps(records[:1000]) + "\n")
+    child.stdin.flush()
+    first = child.stdout.readline().strip()
+    ready = time.perf_counter() - started
+    peak_kib = child.stdout.readline().strip()
+    child.wait(timeout=300)
+    if first != "ready" or child.returncode != 0:
+        raise RuntimeError(f"the {kind} cold-start process failed (exit {child.returncode})")
+    return {"seconds_to_first_prediction": ready, "peak_rss_mib": int(peak_kib) / 1024.0}
+
+
+def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_SIZES, keras_baseline: bool = True,
+                  measure_cold_start: bool = True, keras_predict_rows: int = 300,
+                  on_step: Callable[[str], None] | None = None) -> dict:
+    """Benchmark every variant of ``bundle`` on every available backend; returns the report (JSON-ready)."""
+    from intent_edge.runtime import Predictor
+    from intent_edge.runtime.backends import BACKENDS
+    from intent_edge.runtime.bundle import read_manifest, resolve_file
+
+    step = on_step or (lambda _message: None)
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    all_threads = os.cpu_count() or 1
+    report = {"bundle": str(bundle), "host": host_description(), "records": len(records),
+              "encoder": "compiled fast path" if _fastencode is not None else "pure Python (fast path not built)",
+              "batch_sizes": list(batch_sizes), "rows": [], "baselines": {}, "cold_start": {}}
+    encoded = None
+    for variant, entry in manifest["variants"].items():
+        for backend in BACKENDS.values():
+            if backend.model_format != entry["format"]:
+                continue
+            row = {"variant": variant, "backend": backend.name, "format": entry["format"],
+                   "precision": entry.get("precision", "fp32")}
+            report["rows"].append(row)
+            if not backend.is_available():
+                row["status"] = f"unavailable: {backend.install_hint}"
+                continue
+            step(f"{variant} on {backend.name}: single records")
+            predictor = Predictor.load(bundle, variant, backend=backend.name, threads=1)
+            if encoded is None:
+                encoded = predictor.encoder.encode_records(records)
+            single = [np.ascontiguousarray(encoded[i:i + 1]) for i in range(len(encoded))]
+            row["predict_us"] = percentiles(time_each(predictor.predict, records))
+            row["invoke_us"] = percentiles(time_each(predictor.runner.infer, single))
+            row["configuration"] = predictor.runner.description
+            row["throughput_rows_s"] = {}
+            for threads in sorted({1, all_threads}):
+                step(f"{variant} on {backend.name}: throughput, {threads} thread(s)")
+                runner = backend.load_model(resolve_file(bundle, entry["file"]), predictor.encoder.width,
+                                            threads=threads)
+                row["throughput_rows_s"][str(threads)] = {
+                    str(size): rows_per_second(runner.infer,
+                                               np.ascontiguousarray(np.resize(encoded, (size, encoded.shape[1]))))
+                    for size in batch_sizes}
+            row["status"] = "ok"
+    if keras_baseline:
+        report["baselines"]["keras"] = _keras_baseline(bundle, manifest, encoded, batch_sizes, keras_predict_rows, step)
+    if measure_cold_start:
+        step("cold start and memory: runtime")
+        report["cold_start"]["runtime"] = cold_start("runtime", bundle, manifest["default_variant"], records)
+        if keras_baseline:
+            step("cold start and memory: Keras")
+            report["cold_start"]["keras"] = cold_start("keras", bundle, manifest["default_variant"], records)
+    step("interleaved comparison: predict(record) against bare invokes")
+    report["interleaved"] = _interleaved(bundle, manifest, records, encoded)
+    report["bars"] = _bars(report, manifest)
+    return report
+
+
+def _interleaved(bundle: Path, manifest: dict, records: list[dict], encoded: np.ndarray) -> dict:
+    """The default variant's ``predict(record)`` beside bare ``session.run`` of the fp32 ONNX model and bare
+    LiteRT ``invoke()`` of the fp32 .tflite (when the bundle has one), record by record in one loop, so
+    that all three see the same moments of a noisy machine. Percentiles in microseconds."""
+    from intent_edge.runtime import BackendUnavailable, Predictor
+    from intent_edge.runtime.backends import BACKENDS
+    from intent_edge.runtime.bundle import resolve_file
+
+    try:
+        predictor = Predictor.load(bundle, threads=1)
+    except BackendUnavailable:
+        return {}  # the default variant's backend is missing: its row already says so
+    calls: dict[str, Callable] = {f"predict ({predictor.variant})": None}
+    rows = [np.ascontiguousarray(encoded[i:i + 1]) for i in range(len(encoded))]
+    if BACKENDS["onnxruntime"].is_available():
+        session = BACKENDS["onnxruntime"].load(resolve_file(bundle, manifest["variants"]["fp32"]["file"]),
+                                               threads=1).session
+        name = session.get_inputs()[0].name
+        calls["bare onnxruntime session.run (fp32)"] = lambda i: session.run(None, {name: rows[i]})
+    if "litert-fp32" in manifest["variants"] and BACKENDS["litert"].is_available():
+        litert = BACKENDS["litert"].load(resolve_file(bundle, manifest["variants"]["litert-fp32"]["file"]), threads=1)
+        interpreter = litert.interpreter(rows=1)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], rows[0])
+        calls["bare LiteRT invoke (fp32)"] = lambda i: interpreter.invoke()
+    calls[f"predict ({predictor.variant})"] = lambda i: predictor.predict(records[i])
+    samples = {label: np.empty(len(records), dtype=np.int64) for label in calls}
+    clock = time.perf_counter_ns
+    for i in range(min(200, len(records))):
+        for call in calls.values():
+            call(i)
+    for i in range(len(records)):
+        for label, call in calls.items():
+            started = clock()
+            call(i)
+            samples[label][i] = clock() - started
+    return {label: percentiles(values) for label, values in samples.items()}
+
+
+def _keras_baseline(bundle: Path, manifest: dict, encoded: np.ndarray, batch_sizes, predict_rows: int, step) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from intent_edge.compress.pipeline import load_keras
+
+    step("Keras baseline")
+    model = load_keras(bundle, manifest)
+    rows = [np.ascontiguousarray(encoded[i:i + 1]) for i in range(len(encoded))]
+    call = time_each(lambda x: model(x, training=False), rows[:2000], warmup=50)
+    # model.predict costs tens of milliseconds a call (it builds a data pipeline each time): fewer rows.
+    predict = time_each(lambda x: model.predict(x, verbose=0), rows[:predict_rows], warmup=min(20, predict_rows))
+    throughput = {str(size): rows_per_second(lambda x: model.predict(x, batch_size=len(x), verbose=0),
+                                             np.resize(encoded, (size, encoded.shape[1])))
+                  for size in batch_sizes}
+    return {"call_us": percentiles(call), "call_rows": min(2000, len(rows)), "predict_us": percentiles(predict),
+            "predict_rows": min(predict_rows, len(rows)), "throughput_rows_s": throughput,
+            "configuration": (f"keras {keras.__version__} on tensorflow {tf.__version__}: model(x, training=False) "
+                              "for single rows (Keras' advice for small inputs) and model.predict(x, batch_size=len(x))"
+                              f" for batches; TensorFlow's default thread pools (intra-op "
+                              f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all cores'})")}
+
+
+def _bars(report: dict, manifest: dict) -> dict:
+    """The ratios issue-level targets are stated in, where the run has what they need."""
+    rows = {(r["variant"], r["backend"]): r for r in report["rows"] if r.get("status") == "ok"}
+    bars = {}
+    interleaved = report.get("interleaved", {})
+    predict = next((v["p50"] for k, v in interleaved.items() if k.startswith("predict")), None)
+    for label, key in (("bare onnxruntime session.run (fp32)", "predict_p50_over_bare_onnxruntime_p50"),
+                       ("bare LiteRT invoke (fp32)", "predict_p50_over_bare_litert_invoke_p50")):
+        if predict is not None and label in interleaved:
+            bars[key] = predict / interleaved[label]["p50"]
+    ort = rows.get(("fp32", "onnxruntime"))
+    if ort and "4096" in ort["throughput_rows_s"].get("1", {}):
+        budget = manifest.get("compression", {}).get("max_auc_drop", 0.003)
+        inside = [r for (v, _), r in rows.items()
+                  if manifest["variants"][v].get("accuracy", {}).get("delta_roc_auc", 0.0) >= -budget]
+        best = max(inside, key=lambda r: r["throughput_rows_s"]["1"].get("4096", 0))
+        bars["best_throughput_variant"] = best["variant"]
+        bars["best_throughput_over_onnxruntime_fp32_batch4096_1thread"] = (
+            best["throughput_rows_s"]["1"]["4096"] / ort["throughput_rows_s"]["1"]["4096"])
+    engines = [r for r in rows.values() if r["format"] == "engine"]
+    if ort and engines:  # on a GPU host: the best TensorRT engine against ONNX Runtime fp32, largest batch
+        size = str(max(report["batch_sizes"]))
+        threads = max(ort["throughput_rows_s"], key=int)
+        best = max(engines, key=lambda r: r["throughput_rows_s"]["1"].get(size, 0))
+        bars["tensorrt_variant"] = best["variant"]
+        bars["onnxruntime_fp32_configuration"] = f"{ort['configuration']}, {threads} thread(s), batch {size}"
+        bars[f"tensorrt_throughput_over_onnxruntime_fp32_batch{size}"] = (
+            best["throughput_rows_s"]["1"][size] / ort["throughput_rows_s"][threads][size])
+    cold = report["cold_start"]
+    if "runtime" in cold and "keras" in cold:
+        bars["cold_start_runtime_over_keras"] = (cold["runtime"]["seconds_to_first_prediction"]
+                                                 / cold["keras"]["seconds_to_first_prediction"])
+        bars["peak_memory_runtime_over_keras"] = cold["runtime"]["peak_rss_mib"] / cold["keras"]["peak_rss_mib"]
+    return bars
+
+
+
+
+def benchmark_records(manifest: dict, data: Path | None, count: int, *, sep: str | None = None) -> list[dict]:
+    """Up to ``count`` distinct complete raw records to time: from ``data`` (CSV, Parquet or JSONL, checked
+    against the bundle's schema), or synthetic sessions for a bundle of the UCI layout."""
+    from intent_edge.data.schema import Schema, is_uci_layout
+    from intent_edge.errors import UsageError
+
+    schema = Schema.from_json(manifest["schema"])
+    if data is not None:
+        from intent_edge.data.io import check_features, read_records
+
+        frame = check_features(read_records(data, sep), schema, data)
+    elif is_uci_layout(schema.features):
+        from intent_edge.data.synth import generate_sessions
+
+        frame = generate_sessions(count, seed=20261127)[schema.features]
+    else:
+        raise UsageError("this bundle is not of the UCI layout: give records to time (--data)")
+    return frame.dropna().iloc[:count].to_dict("records")

@@ -1,0 +1,60 @@
+"""Timing primitives for the benchmarks: percentiles, per-call timings, throughput, the host.
+
+Nothing here renders or plots; :mod:`intent_edge.bench.report` and :mod:`intent_edge.bench.plots` do.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+PERCENTILES = (50, 90, 99, 99.9)
+BATCH_SIZES = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
+THROUGHPUT_SECONDS = 0.25
+
+
+def percentiles(samples_ns: np.ndarray) -> dict[str, float]:
+    """p50, p90, p99 and p99.9 of nanosecond samples, in microseconds (numpy's linear interpolation)."""
+    values = np.percentile(np.asarray(samples_ns, dtype=np.float64), PERCENTILES) / 1000.0
+    return {f"p{p:g}": float(v) for p, v in zip(PERCENTILES, values, strict=True)}
+
+
+def time_each(call: Callable, items, warmup: int = 200) -> np.ndarray:
+    """Nanoseconds of ``call(item)`` for each item, after ``warmup`` untimed calls."""
+    for item in items[:warmup]:
+        call(item)
+    samples = np.empty(len(items), dtype=np.int64)
+    clock = time.perf_counter_ns
+    for index, item in enumerate(items):
+        started = clock()
+        call(item)
+        samples[index] = clock() - started
+    return samples
+
+
+def rows_per_second(call: Callable, batch: np.ndarray, seconds: float = THROUGHPUT_SECONDS) -> float:
+    call(batch)
+    calls, started = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - started < seconds:
+        call(batch)
+        calls += 1
+    return calls * len(batch) / (time.perf_counter() - started)
+
+
+def host_description() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+

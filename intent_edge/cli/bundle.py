@@ -1,0 +1,153 @@
+"""`intent-edge info`, `keygen`, `sign` and `export`: what a bundle holds, its signature, its exports."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from intent_edge.cli.common import PublicKeyOption, console, stdout, user_errors
+from intent_edge.errors import UsageError
+
+
+class ExportFormat(enum.StrEnum):
+    triton = "triton"
+
+
+def register(app: typer.Typer) -> None:
+    for command in (info, keygen, sign, export):
+        app.command()(command)
+
+
+@user_errors
+def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")], public_key: PublicKeyOption = None):
+    """Verify a bundle's checksums (and signature) and show its schema, threshold, metrics and variants.
+    Nothing is run: a variant whose backend is not installed here is listed as unavailable."""
+    from intent_edge.runtime.bundle import read_manifest, verify_files
+
+    manifest = read_manifest(bundle, public_key)
+    verify_files(bundle, manifest)
+    if public_key is not None:
+        stdout.print(f"signature verified with {public_key}")
+    if manifest.get("task") == "clickstream":
+        _info_clickstream(bundle, manifest)
+    else:
+        _info_sessions(bundle, manifest)
+
+
+def _backend_line(model_format: str) -> str:
+    from intent_edge.errors import BackendUnavailable
+    from intent_edge.runtime.backends import backend_for
+
+    try:
+        return backend_for(model_format).name
+    except BackendUnavailable as exc:
+        return f"unavailable here ({exc})"
+
+
+def _info_sessions(bundle: Path, manifest: dict) -> None:
+    from rich.table import Table
+
+    from intent_edge.runtime.encoder import _fastencode
+
+    test, encoder = manifest["metrics"]["test"], manifest["encoder"]
+    default = manifest["default_variant"]
+    stdout.print(f"[bold]{bundle}[/]: label {manifest['label']}, {len(encoder['features'])} features, "
+                 f"encoded width {encoder['width']}, created {manifest['created']}")
+    kinds = manifest["schema"]["kinds"]
+    for kind in ("numeric", "categorical"):
+        stdout.print(f"{kind}: {', '.join(n for n, k in kinds.items() if k == kind) or '-'}", highlight=False)
+    stdout.print(f"threshold {manifest['threshold']['value']:.4f}; test ROC-AUC {test['roc_auc']:.4f}, PR-AUC "
+                 f"{test['pr_auc']:.4f}, F1 {test['f1']:.4f} on {test['rows']} rows; single-record encoder: "
+                 f"{'compiled fast path' if _fastencode is not None else 'pure Python'}")
+    stdout.print(f"default variant {default}, runtime backend: "
+                 + _backend_line(manifest["variants"][default]["format"]), markup=False, highlight=False)
+    table = Table(title=f"variants (checksums verified; default: {default})")
+    for column in ("variant", "format", "file", "bytes", "parity max |dp|", "backend here"):
+        table.add_column(column)
+    for name, variant in manifest["variants"].items():
+        table.add_row(name, variant["format"], variant["file"]["path"], str(variant["file"]["bytes"]),
+                      f"{variant['parity']['max_abs_diff']:.2e} ({variant['parity']['rows']} rows)",
+                      _backend_line(variant["format"]).split(" (")[0])
+    stdout.print(table)
+
+
+def _info_clickstream(bundle: Path, manifest: dict) -> None:
+    from rich.table import Table
+
+    from intent_edge.runtime.streaming import describe_state
+
+    step = manifest.get("step", {})
+    steps = {**{f"{b} fp32": e for b, e in step.get("backends", {}).items()},
+             **{f"{b} int8": e for b, e in step.get("int8", {}).items()}}
+    model = manifest["model"]
+    stdout.print(f"[bold]{bundle}[/]: clickstream {model['kind']} ({model['recipe']['units']} units), "
+                 f"{len(manifest['sequence']['vocabulary'])} event types: "
+                 f"{', '.join(manifest['sequence']['vocabulary'])}; label: {manifest.get('label', 'purchase event')}; "
+                 f"created {manifest['created']}", highlight=False)
+    stdout.print(f"threshold {manifest['threshold']['value']:.4f}; test ROC-AUC by prefix: "
+                 + ", ".join(f"k={k} {m['roc_auc']:.4f}" for k, m in manifest["metrics"]["test"].items()))
+    table = Table(title="streaming steps (checksums verified)")
+    for column in ("step", "file", "bytes", "parity max |dp|"):
+        table.add_column(column)
+    for name, entry in steps.items():
+        table.add_row(name, entry["file"]["path"], str(entry["file"]["bytes"]),
+                      f"{entry['parity']['max_abs_diff']:.2e} ({entry['parity']['rows']} events)")
+    if steps:
+        stdout.print(f"per-session state: {describe_state(step)}")
+    if "context" in manifest:
+        stdout.print("session context, read from each session's first event: "
+                     + ", ".join(manifest["context"]["columns"]), highlight=False)
+    stdout.print(table if steps else "no streaming step (a cnn bundle from before streaming windows)")
+
+
+@user_errors
+def keygen(
+    private: Annotated[Path, typer.Option("--private", help="Where to write the private key (PEM, mode 600).")],
+    public: Annotated[Path, typer.Option("--public", help="Where to write the public key (PEM).")],
+):
+    """Make an Ed25519 key pair for signing bundles."""
+    from intent_edge.runtime.signing import generate_keypair
+
+    if private.exists():
+        raise UsageError(f"{private} exists; refusing to overwrite a private key")
+    generate_keypair(private, public)
+    console.print(f"private key: {private} (keep it secret); public key: {public} (ship it with the runtime)")
+
+
+@user_errors
+def sign(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory to sign (sign after train and compress).")],
+    key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (PEM), e.g. from `intent-edge keygen`.")],
+):
+    """Sign a bundle's manifest, which lists every file's sha256, with an Ed25519 private key."""
+    from intent_edge.runtime.signing import SIGNATURE_NAME, sign_bundle
+
+    sign_bundle(bundle, key)
+    console.print(f"signed: {bundle / SIGNATURE_NAME}; load with Predictor.load(..., public_key=PUBLIC_PEM) or "
+                  "--public-key")
+
+
+@user_errors
+def export(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write (replaced atomically if it exists).")],
+    format: Annotated[ExportFormat, typer.Option("--format", help="What to write: triton (a Triton Inference Server "
+                                                                  "model repository with config.pbtxt and an encoding "
+                                                                  "guide).")] = ExportFormat.triton,
+    variant: Annotated[str | None, typer.Option("--variant", help="ONNX variant to export (default: the bundle's "
+                                                                  "default if it is ONNX, else fp32).")] = None,
+    model_name: Annotated[str, typer.Option("--model-name", help="Model name in the repository.")] = "intent_edge",
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", min=1, help="Triton max_batch_size.")] = 4096,
+    instances: Annotated[int, typer.Option("--instances", min=1, help="Model instances (instance_group count).")] = 1,
+    gpu: Annotated[bool, typer.Option("--gpu/--cpu", help="Instance kind: KIND_GPU or KIND_CPU.")] = False,
+):
+    """Export a bundle variant for a serving engine (Triton Inference Server)."""
+    from intent_edge.triton import export_triton
+
+    model_dir = export_triton(bundle, out, variant=variant, model_name=model_name, max_batch_size=max_batch_size,
+                              instances=instances, gpu=gpu)
+    console.print(f"Triton model repository written: {model_dir}/config.pbtxt, {model_dir}/1/model.onnx; "
+                  f"how to encode requests: {out / 'README.md'}")

@@ -1,0 +1,113 @@
+"""`intent-edge predict`, `stream` and `score`: records, live events and files through the runtime."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from intent_edge.cli.common import (
+    PublicKeyOption,
+    SepOption,
+    StepBackend,
+    console,
+    json_lines,
+    print_json_line,
+    user_errors,
+)
+from intent_edge.errors import RecordError, UsageError
+
+LenientOption = Annotated[bool, typer.Option("--lenient", help="Impute empty values (training median, unknown "
+                                                               "category) instead of refusing the record.")]
+VariantOption = Annotated[str | None, typer.Option("--variant", help="Model variant (default: the bundle's).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(predict)
+    app.command()(stream)
+    app.command()(score)
+
+
+@user_errors
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory written by `intent-edge train`.")],
+    records: Annotated[list[str] | None, typer.Argument(
+        help="Records as JSON objects, e.g. '{\"PageValues\": 12.5, ...}'. Read one per line from standard "
+             "input when none are given.", show_default=False)] = None,
+    variant: VariantOption = None,
+    lenient: LenientOption = False,
+    public_key: PublicKeyOption = None,
+):
+    """Score single raw records given as JSON, the way an embedding application calls the runtime: one
+    JSON line out per record, with its probability and decision. Files go through `intent-edge score`."""
+    from intent_edge.runtime import Predictor
+
+    predictor = Predictor.load(bundle, variant, strict=not lenient, public_key=public_key)
+    for number, record in json_lines(records or sys.stdin, "record"):
+        try:
+            probability = predictor.predict(record)
+        except RecordError as exc:
+            raise UsageError(f"record {number}: {exc}") from None
+        print_json_line({"probability": round(probability, 6), "decision": probability >= predictor.threshold})
+
+
+@user_errors
+def stream(
+    bundle: Annotated[Path, typer.Argument(help="Clickstream bundle (intent-edge train EVENTS --model gru|...).")],
+    backend: Annotated[StepBackend, typer.Option("--backend", help="Step backend: auto (LiteRT where installed), "
+                                                                   "litert or onnxruntime.")] = StepBackend.auto,
+    ttl: Annotated[float, typer.Option("--ttl", min=1, help="Seconds a session may idle before it is dropped.")]
+        = 1800.0,
+    public_key: PublicKeyOption = None,
+):
+    """Score a live event stream: JSON lines {"session_id", "event", "timestamp"} on standard input, one JSON
+    line out per event with the session's purchase probability so far (O(1) work per event). For a hybrid
+    bundle the first event of each session also carries the session context fields (see intent-edge info)."""
+    from intent_edge.runtime.streaming import SessionScorer
+
+    scorer = SessionScorer.load(bundle, backend=backend.value, ttl_seconds=ttl, public_key=public_key)
+    for number, event in json_lines(sys.stdin, "event"):
+        if not isinstance(event, dict) or not isinstance(event.get("session_id"), str):
+            raise UsageError(f"event {number}: expected an object with a text session_id")
+        try:
+            probability = scorer.update(event["session_id"], event)
+        except RecordError as exc:
+            raise UsageError(f"event {number}: {exc}") from None
+        print_json_line({"session_id": event["session_id"], "probability": round(probability, 6),
+                         "decision": probability >= scorer.threshold})
+
+
+@user_errors
+def score(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory written by `intent-edge train`.")],
+    input: Annotated[Path, typer.Argument(help="Records to score: .csv (any delimiter), .parquet or .jsonl, of any "
+                                               "size: read in chunks, in constant memory.")],
+    output: Annotated[Path, typer.Option("--output", help="Scored file (.csv, .parquet or .jsonl): the --keep "
+                                                          "columns, probability and decision. Written atomically: "
+                                                          "it appears only when every row is scored.")],
+    keep: Annotated[str, typer.Option("--keep", help="Input columns to pass through, comma-separated (e.g. "
+                                                     "session_id,store), or 'all'.")] = "",
+    variant: VariantOption = None,
+    lenient: LenientOption = False,
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows read and scored at a time.")] = 65536,
+    public_key: PublicKeyOption = None,
+    sep: SepOption = None,
+):
+    """Score a file of raw session records with a bundle (no TensorFlow involved), streaming."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from intent_edge.runtime import Predictor
+    from intent_edge.score import score_file
+
+    predictor = Predictor.load(bundle, variant, strict=not lenient, public_key=public_key)
+    kept = "all" if keep.strip() == "all" else [c.strip() for c in keep.split(",") if c.strip()]
+    with Progress(SpinnerColumn(), TextColumn("scoring {task.fields[rows]:,} rows"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("score", total=None, rows=0)
+        summary = score_file(predictor, input, output, keep=kept, sep=sep, chunk_rows=chunk_rows,
+                             on_chunk=lambda rows: bar.update(task, rows=rows))
+    console.print(f"scored {summary.rows:,} records ({summary.above_threshold / summary.rows:.1%} above the "
+                  f"threshold {predictor.threshold:.4f}) in {summary.seconds:.1f} s "
+                  f"({summary.rows_per_second:,.0f} rows/s) -> {output}")

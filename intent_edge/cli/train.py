@@ -1,0 +1,125 @@
+"""`intent-edge train`: a session table to an MLP bundle, or an event log to a sequence-model bundle."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from intent_edge.cli.common import (
+    EpochsOption,
+    LabelOption,
+    SchemaOption,
+    SeedOption,
+    SepOption,
+    ThresholdOption,
+    console,
+    epoch_reporter,
+    print_schema,
+    progress,
+    recipe,
+    refuse,
+    stdout,
+    user_errors,
+)
+
+
+class ModelKind(enum.StrEnum):
+    mlp = "mlp"
+    gru = "gru"
+    lstm = "lstm"
+    cnn = "cnn"
+    hybrid = "hybrid"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+
+
+@user_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="Training data: CSV (any delimiter) or Parquet: one session a row "
+                                              "(mlp), or one event a row (the sequence models).")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle directory to write (replaced atomically).")],
+    label: LabelOption = None,
+    sep: SepOption = None,
+    schema: SchemaOption = None,
+    seed: SeedOption = None,
+    test_fraction: Annotated[float | None, typer.Option(
+        "--test-fraction", min=0.05, max=0.5, help="Share of rows (sessions, for event logs) held out for the test "
+                                                   "report [default: 0.2; 0.15 for event logs].")] = None,
+    time_column: Annotated[str | None, typer.Option(
+        "--time-column", help="mlp: hold out the latest periods of this column (e.g. Month) instead of random "
+                              "rows.")] = None,
+    threshold: ThresholdOption = None,
+    max_epochs: EpochsOption = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="mlp: directory for ROC/PR/calibration PNGs of the "
+                                                              "test set.")] = None,
+    model: Annotated[ModelKind, typer.Option("--model", help="mlp: session table, one row a session. gru, lstm or "
+                                                             "cnn: an event log, one row an event (plain session_id,"
+                                                             "timestamp,event or the Coveo layout), scored per click. "
+                                                             "hybrid: a GRU that also reads the session context.")]
+        = ModelKind.mlp,
+    max_length: Annotated[int | None, typer.Option("--max-length", min=2, help="Sequence models: events per "
+                                                                               "session kept for training "
+                                                                               "[default: 64].")] = None,
+    context_columns: Annotated[str | None, typer.Option(
+        "--context-columns", help="hybrid: the event log's session context columns, comma-separated, or 'auto' "
+                                  "(every other column that never changes within a session; the default).")] = None,
+):
+    """Train a model, evaluate it on held-out data, export it to ONNX with parity and write a bundle.
+
+    The MLP takes one row per session; the sequence models (gru, lstm, cnn, hybrid) take an event log
+    and predict after every event, with a streaming step that updates a session in O(1) per event."""
+    from intent_edge.train.evaluate import ThresholdPolicy
+
+    policy = ThresholdPolicy.parse(threshold or "max-f1")
+    if model is not ModelKind.mlp:
+        refuse({"--schema": schema, "--time-column": time_column, "--plots": plots},
+               f"to a {model.value} model, which reads an event log")
+        if model is not ModelKind.hybrid:
+            refuse({"--context-columns": context_columns}, f"to a {model.value} model (only hybrid reads context)")
+        _train_sequence(data, out, model.value, seed=seed or 0, sep=sep, label=label, policy=policy,
+                        max_epochs=max_epochs, max_length=max_length or 64, test_fraction=test_fraction,
+                        context_columns=context_columns or "auto")
+        return
+    refuse({"--max-length": max_length, "--context-columns": context_columns}, "to the mlp, which reads a table")
+    from intent_edge.data.io import load_dataset
+    from intent_edge.train.evaluate import metrics_table
+    from intent_edge.train.pipeline import plot_held_out, train_bundle
+
+    dataset = load_dataset(data, label, sep=sep, schema_file=schema)
+    print_schema(dataset)
+    with progress() as bar:
+        task = bar.add_task("training", total=recipe(max_epochs).max_epochs, status="")
+        manifest = train_bundle(dataset, out, recipe=recipe(max_epochs), seed=seed or 0, policy=policy,
+                                test_fraction=0.2 if test_fraction is None else test_fraction,
+                                time_column=time_column, on_epoch=epoch_reporter(bar, task),
+                                on_step=lambda message: bar.console.print(message))
+    stdout.print(metrics_table(manifest["metrics"]["test"], f"held-out test set ({policy.describe()})"))
+    parity = manifest["variants"]["fp32"]["parity"]
+    console.print(f"ONNX parity: max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} rows "
+                  f"(tolerance {parity['tolerance']['max']:g})")
+    if plots:
+        for path in plot_held_out(out, dataset, plots):
+            console.print(f"plot: {path}")
+    console.print(f"bundle written to {out}")
+
+
+def _train_sequence(data: Path, out: Path, kind: str, *, seed: int, sep: str | None, label: str | None, policy,
+                    max_epochs: int | None, max_length: int, test_fraction: float | None,
+                    context_columns: str) -> None:
+    from intent_edge.clickstream.models import SequenceRecipe
+    from intent_edge.clickstream.pipeline import TEST_FRACTION, train_event_file
+
+    context = "auto" if context_columns.strip() == "auto" else tuple(
+        c.strip() for c in context_columns.split(",") if c.strip())
+    with console.status(f"training the {kind}"):
+        train_event_file(data, out, kind=kind, sep=sep, label=label, context_columns=context, seed=seed,
+                         recipe=SequenceRecipe() if max_epochs is None else SequenceRecipe(max_epochs=max_epochs),
+                         max_length=max_length, policy=policy,
+                         test_fraction=TEST_FRACTION if test_fraction is None else test_fraction,
+                         on_step=lambda message: console.print(message, markup=False))
+    console.print(f"bundle written to {out}")
