@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo-output
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast lint clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# ruff, with the rule set in pyproject.toml (ruff is pinned in the dev extra).
+lint: install
+	$(BIN)/ruff check .
 
 # Everything but the real-data bar (which trains 5 models): a quicker loop while developing.
 test-fast: install

@@ -38,7 +38,8 @@ def logistic_cv(dataset, folds: int, seed: int) -> dict:
     results = []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(dataset.features, dataset.labels):
         encoder = Encoder.fit(dataset.features.iloc[train], dataset.schema.kinds, dataset.schema.transforms)
-        model = LogisticRegression(max_iter=5000).fit(encoder.encode_columns(dataset.features.iloc[train], strict=False),
+        model = LogisticRegression(max_iter=5000).fit(
+            encoder.encode_columns(dataset.features.iloc[train], strict=False),
                                                       dataset.labels[train])
         p = model.predict_proba(encoder.encode_columns(dataset.features.iloc[test].reset_index(drop=True),
                                                        strict=False))[:, 1]
@@ -71,7 +72,7 @@ def main() -> None:
         dataset = load_dataset(path)
         started = time.perf_counter()
         mlp = cross_validate(dataset, args.folds, MLPRecipe(), args.seed, ThresholdPolicy("max-f1"),
-                             on_fold=lambda f, k: print(f"{name}: MLP fold {f}/{k}", flush=True))
+                             on_fold=lambda f, k, name=name: print(f"{name}: MLP fold {f}/{k}", flush=True))
         mlp_seconds = time.perf_counter() - started
         logistic = logistic_cv(dataset, args.folds, args.seed)
         report["results"][name] = {"mlp": mlp["summary"], "mlp_folds": mlp["folds"], "mlp_seconds": mlp_seconds,

@@ -5,7 +5,8 @@ sequence models (`intent_edge.clickstream.models`: gru, lstm, cnn, and hybrid, t
 the session context) and the baseline, an MLP (64, 32) on bag-of-events counts, bigram counts, the
 last event and the mean gap per event type, trained on the prefixes k = 1, 2, 5, 10 and the whole
 session of every training session. With hybrid, the baseline is also run with the encoded session
-context added to its features ("bag MLP + context"), so the hybrid's gain over it is what order adds. ROC-AUC on the test sessions
+context added to its features ("bag MLP + context"), so the hybrid's gain over it is what order adds. ROC-AUC on
+the test sessions
 that go on after their k-th event, for k = 1, 2, 5, 10, and on all test sessions seen whole ("all",
 the first `--max-length` events). Seen whole, a session shows how it ended (buyers leave from a
 checkout page, the purchase event itself removed), so "all" is near 1 for every model and says little.
@@ -100,7 +101,7 @@ def main() -> None:
                             for k in PREFIXES}
         baselines = {"bag MLP": False, **({"bag MLP + context": True} if "hybrid" in kinds else {})}
         for name, with_context in baselines.items():
-            def features(data, k, with_context=with_context):
+            def features(data, k, with_context=with_context, spec=spec):
                 bag = bag_features(data, k, spec.tokens)
                 return np.hstack([bag, data.context]) if with_context else bag
 
@@ -142,7 +143,8 @@ def main() -> None:
     plot = write_plot(results, args.out / f"clickstream-{date}.png", args.sessions)
     lines += ["", f"![ROC-AUC by prefix length]({plot.name})"]
     (args.out / f"clickstream-{date}.md").write_text("\n".join(lines) + "\n")
-    (args.out / f"clickstream-{date}.json").write_text(json.dumps({"date": date, "args": vars(args) | {"out": str(args.out)},
+    (args.out / f"clickstream-{date}.json").write_text(json.dumps({"date": date,
+                                                                   "args": vars(args) | {"out": str(args.out)},
                                                                     "results": results, "seconds": seconds}, indent=2))
     print("\n".join(lines))
 

@@ -26,9 +26,10 @@ from intent_edge.runtime import Predictor
 
 
 def rss_mib() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
     raise RuntimeError("no /proc/self/status")
 
 

@@ -66,7 +66,8 @@ def main() -> int:
     lines = [f"# Streaming scorer, {dt.date.today().isoformat()}", "",
              f"Command: `.venv/bin/python benchmarks/streaming.py {' '.join(sys.argv[1:])}`", "",
              f"Host: {host_description()['cpu']}, {host_description()['cores']} cores. Bundle: "
-             f"{scorer.manifest['model']['kind']}, per-session state {describe_state(scorer.manifest['step'])}; the concurrency "
+             f"{scorer.manifest['model']['kind']}, per-session state {describe_state(scorer.manifest['step'])}; "
+             "the concurrency "
              f"and soak runs use the default step ({scorer.description}). Prefix lengths timed interleaved.", ""]
     ok = True
     report = streaming_latency(args.bundle, pool, sessions=args.sessions)
@@ -93,8 +94,9 @@ def main() -> int:
     for thread in threads:
         thread.join()
     events_total = sum(len(s) for s in sessions)
-    lines += ["", f"- Concurrency: {args.threads} threads streamed {len(sessions):,} sessions ({events_total:,} events) "
-                  f"through one scorer in {time.perf_counter() - started:.1f} s; {sum(mismatches)} probabilities differ "
+    lines += ["", f"- Concurrency: {args.threads} threads streamed {len(sessions):,} sessions "
+                  f"({events_total:,} events) through one scorer in {time.perf_counter() - started:.1f} s; "
+                  f"{sum(mismatches)} probabilities differ "
                   "from the single-threaded run."]
     ok &= sum(mismatches) == 0
 

@@ -16,7 +16,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _create_unique(path, ".tmp", lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
+    temporary = _create_unique(path, ".tmp",
+                               lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
     if path.exists():  # a replacement keeps the permissions of the file it replaces
         os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
     try:

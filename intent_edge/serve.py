@@ -57,8 +57,9 @@ class _Loaded:
     def __init__(self, predictor: Predictor, generation: int, max_batch: int):
         self.predictor, self.generation = predictor, generation
         encoder = predictor.encoder
-        numeric = [(f.name, o) for f, o in zip(encoder.features, encoder.offsets) if isinstance(f, NumericFeature)]
-        categorical = [(f.name, o + f.width - 1) for f, o in zip(encoder.features, encoder.offsets)
+        numeric = [(f.name, o) for f, o in zip(encoder.features, encoder.offsets, strict=True)
+                   if isinstance(f, NumericFeature)]
+        categorical = [(f.name, o + f.width - 1) for f, o in zip(encoder.features, encoder.offsets, strict=True)
                        if isinstance(f, CategoricalFeature)]
         self.numeric_names = [n for n, _ in numeric]
         self.numeric_columns = np.array([c for _, c in numeric], dtype=np.intp)

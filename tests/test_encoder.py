@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from intent_edge.errors import RecordError
 from intent_edge.runtime.encoder import CategoricalFeature, Encoder, NumericFeature, canonical_category
@@ -22,7 +24,7 @@ def fitted(min_count=1, transforms=None):
 
 
 def records():
-    return [dict(zip(COLUMNS, values)) for values in zip(*COLUMNS.values())]
+    return [dict(zip(COLUMNS, values, strict=True)) for values in zip(*COLUMNS.values(), strict=True)]
 
 
 def test_fit_standardises_with_the_chosen_transform():
@@ -130,9 +132,6 @@ def test_log1p_clips_negative_values_at_zero():
     assert encoder.encode_records([{"d": -5.0, "c": "a"}])[0, 0] == 0.0
 
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 _numbers = st.one_of(st.integers(-10**6, 10**20), st.floats(-1e9, 1e12, allow_nan=False, allow_infinity=False))
 _categories = st.one_of(st.integers(-5, 50), st.booleans(), st.text(max_size=8))
 _rates = st.one_of(st.integers(-1000, 1000), st.floats(-1e3, 1e3))  # inside the out-of-range limit (std 0.06)
@@ -146,7 +145,7 @@ def test_any_valid_records_encode_to_finite_one_hot_rows(batch):
     encoder = fitted()
     from_records = encoder.encode_records(batch)
     assert np.isfinite(from_records).all()
-    for feature, offset in zip(encoder.features, encoder.offsets):
+    for feature, offset in zip(encoder.features, encoder.offsets, strict=True):
         if isinstance(feature, CategoricalFeature):
             assert (from_records[:, offset:offset + feature.width].sum(axis=1) == 1).all()
     columns = {name: [record[name] for record in batch] for name in encoder.names}

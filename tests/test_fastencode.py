@@ -108,7 +108,7 @@ def test_fast_path_matches_the_checked_path_or_declines(record):
 
 def test_encode_record_gives_the_same_rows_with_and_without_the_fast_path():
     records = [{**PLAIN, "pages": p, "rate": r, "browser": b, "month": m, "weekend": w}
-               for p, r, b, m, w in zip(*COLUMNS.values())]
+               for p, r, b, m, w in zip(*COLUMNS.values(), strict=True)]
     with_fast = ENCODER.encode_records(records)
     without = np.stack([checked(record) for record in records])
     np.testing.assert_array_equal(with_fast, without)

@@ -20,7 +20,8 @@ TINY = SequenceRecipe(embedding=4, units=8, max_epochs=2, patience=1)
 
 @pytest.fixture(scope="module")
 def log():
-    return event_log_from_frame(generate_clickstream(500, seed=11), "synthetic", replace(PLAIN, context=CONTEXT_COLUMNS))
+    return event_log_from_frame(generate_clickstream(500, seed=11), "synthetic",
+                                replace(PLAIN, context=CONTEXT_COLUMNS))
 
 
 @pytest.fixture(scope="module", params=["gru", "lstm", "cnn"])

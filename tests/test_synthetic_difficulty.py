@@ -26,7 +26,9 @@ def test_mlp_clearly_beats_logistic_regression_on_synthetic_data(tmp_path):
     train, test, _ = split_for_test(dataset, 0.25, seed=0)
     fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset.schema, MLPRecipe(), 0,
                        ThresholdPolicy("max-f1"))
-    encode = lambda rows: fitted.encoder.encode_columns(dataset.features.iloc[rows].reset_index(drop=True))
+    def encode(rows):
+        return fitted.encoder.encode_columns(dataset.features.iloc[rows].reset_index(drop=True))
+
     logistic = LogisticRegression(max_iter=5000).fit(encode(train), dataset.labels[train])
     mlp_auc = roc_auc_score(dataset.labels[test], predict_probabilities(fitted.model, encode(test)))
     logistic_auc = roc_auc_score(dataset.labels[test], logistic.predict_proba(encode(test))[:, 1])

@@ -12,7 +12,6 @@ from intent_edge.runtime import Predictor
 from intent_edge.runtime.bundle import read_manifest
 from intent_edge.runtime.trt_engine import cuda_device_count
 
-
 no_tensorrt = importlib.util.find_spec("tensorrt") is None
 
 

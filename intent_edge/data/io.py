@@ -98,7 +98,7 @@ def iter_record_chunks(path: str | Path, sep: str | None = None, *, chunk_rows: 
             chunks = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
         else:
             chunks = pd.read_csv(path, sep=sep or sniff_delimiter(path), skipinitialspace=True, chunksize=chunk_rows,
-                                 dtype={name: str for name in columns_as_text})
+                                 dtype=dict.fromkeys(columns_as_text, str))
         for chunk in chunks:
             rows += len(chunk)
             yield chunk
@@ -170,7 +170,8 @@ def resolve_schema(frame: pd.DataFrame, path: str | Path, label: str | None, sch
     if label is None:
         raise DataError(path, "name the label column with --label (or 'label' in a schema file)")
     if label not in frame.columns:
-        raise DataError(path, f"label column '{label}' not found; the columns are: {', '.join(map(str, frame.columns))}")
+        raise DataError(path, f"label column '{label}' not found; the columns are: "
+                              f"{', '.join(map(str, frame.columns))}")
     for name in overrides["columns"]:
         if name not in frame.columns:
             raise DataError(path, f"the schema file names column '{name}', which the file does not have")

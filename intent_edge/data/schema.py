@@ -70,9 +70,9 @@ UCI_COLUMNS = (
 #: OperatingSystems, Browser, Region and TrafficType are codes, not quantities.
 UCI_SCHEMA = Schema(
     label="Revenue",
-    kinds={**{c: "numeric" for c in UCI_COLUMNS[:10]},
-           **{c: "categorical" for c in UCI_COLUMNS[10:17]}},
-    transforms={**{c: "log1p" for c in _UCI_COUNTS + _UCI_DURATIONS + ("PageValues",)},
+    kinds={**dict.fromkeys(UCI_COLUMNS[:10], "numeric"),
+           **dict.fromkeys(UCI_COLUMNS[10:17], "categorical")},
+    transforms={**dict.fromkeys(_UCI_COUNTS + _UCI_DURATIONS + ("PageValues",), "log1p"),
                 "BounceRates": "identity", "ExitRates": "identity", "SpecialDay": "identity"},
 )
 
@@ -97,7 +97,8 @@ def _check_schema_overrides(raw, source: str) -> dict:
         raise SchemaError(f"schema file {source}: expected an object with a 'columns' object")
     columns = {}
     for name, entry in raw.get("columns", {}).items():
-        kind, transform = (entry, "auto") if isinstance(entry, str) else (entry.get("kind"), entry.get("transform", "auto"))
+        kind, transform = ((entry, "auto") if isinstance(entry, str)
+                           else (entry.get("kind"), entry.get("transform", "auto")))
         if kind not in KINDS:
             raise SchemaError(f"schema file {source}: column '{name}': kind must be one of {KINDS}, got {kind!r}")
         if transform not in ("auto", "log1p", "identity"):

@@ -57,7 +57,8 @@ def _load_key(path: str | Path, private: bool):
         key = (serialization.load_pem_private_key(data, password=None) if private
                else serialization.load_pem_public_key(data))
     except (OSError, ValueError, TypeError) as exc:
-        raise BundleError(f"{path}: not a readable {'private' if private else 'public'} key in PEM form ({exc})") from None
+        raise BundleError(f"{path}: not a readable {'private' if private else 'public'} key in PEM form "
+                          f"({exc})") from None
     wanted = ed25519.Ed25519PrivateKey if private else ed25519.Ed25519PublicKey
     if not isinstance(key, wanted):
         raise BundleError(f"{path}: an Ed25519 key is needed, this is a {type(key).__name__}")
