@@ -13,9 +13,10 @@ from intent_edge.train.pipeline import cross_validate, fit_model, split_for_test
 
 def test_bundle_holds_every_artifact_with_checksums(tiny_bundle):
     manifest = read_manifest(tiny_bundle)
-    files = [manifest["source_model"]["file"], manifest["golden"]["file"], manifest["variants"]["fp32"]["file"]]
+    files = [manifest["source_model"]["file"], manifest["golden"]["file"], manifest["variants"]["fp32"]["file"],
+             manifest["variants"]["fp32"]["raw"]["file"]]
     assert sorted(p.name for p in tiny_bundle.iterdir()) == ["golden.json", "manifest.json", "model.keras",
-                                                              "model.onnx"]
+                                                              "model.onnx", "model.raw.onnx"]
     for entry in files:
         path = tiny_bundle / entry["path"]
         assert entry["bytes"] == path.stat().st_size and entry["sha256"] == sha256_of(path)

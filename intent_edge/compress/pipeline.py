@@ -29,6 +29,7 @@ from intent_edge.data.io import Dataset
 from intent_edge.errors import BundleError, DataError, UsageError
 from intent_edge.fileio import atomic_directory
 from intent_edge.parity import PARITY_ROWS, compare
+from intent_edge.raw_graph import raw_metadata, write_raw_variant
 from intent_edge.runtime.backends import BACKENDS
 from intent_edge.runtime.bundle import (
     describe_file,
@@ -66,9 +67,10 @@ class VariantRow:
     throughput_rows_s: float | None = None
     method: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    raw: dict | None = None  # an ONNX variant's raw-field graph: its manifest entry, or why it was not written
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "raw": None if self.raw is None else self.raw["status"]}
 
     def manifest_entry(self, directory: Path, test_rows: int) -> dict:
         """The bundle manifest's description of this (written) variant."""
@@ -76,7 +78,8 @@ class VariantRow:
                 "source": self.source, "method": self.method, "config": self.config, "parity": self.parity,
                 "accuracy": {"roc_auc": self.roc_auc, "delta_roc_auc": self.delta_roc_auc, "rows": test_rows},
                 "speed": {"latency_us": self.latency_us, "throughput_rows_s": self.throughput_rows_s,
-                          "threads": 1, "batch": THROUGHPUT_BATCH}}
+                          "threads": 1, "batch": THROUGHPUT_BATCH},
+                **({"raw": self.raw} if self.raw is not None else {})}
 
 
 TIE_BAND = 0.15  # variants this close to the fastest (15% of its latency or throughput) count as equally fast
@@ -103,6 +106,7 @@ class EvaluationRows:
     test_x: np.ndarray
     test_y: np.ndarray
     parity_x: np.ndarray  # held-out raw records through the runtime's per-record encoder
+    parity_records: list[dict]  # the complete ones among them, raw (the raw-field graphs are checked on them)
 
 
 def evaluation_rows(manifest: dict, dataset: Dataset, encoder: Encoder) -> EvaluationRows:
@@ -123,6 +127,7 @@ def evaluation_rows(manifest: dict, dataset: Dataset, encoder: Encoder) -> Evalu
         validation=(encoder.encode_columns(frame.iloc[validation], strict=False), labels[validation]),
         test_x=encoder.encode_columns(test_frame, strict=False), test_y=dataset.labels[test],
         parity_x=encoder.encode_records(parity_records, strict=False),
+        parity_records=test_frame.iloc[:PARITY_ROWS].dropna().to_dict("records"),
     )
 
 
@@ -188,8 +193,11 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
         return backend.load_model(path, encoder.width, threads=1)
 
     with atomic_directory(bundle) as staging:
-        for entry in (manifest["source_model"]["file"], manifest["golden"]["file"],
-                      manifest["variants"]["fp32"]["file"]):
+        fp32 = manifest["variants"]["fp32"]
+        carried = [manifest["source_model"]["file"], manifest["golden"]["file"], fp32["file"]]
+        if fp32.get("raw", {}).get("status") == "ok":
+            carried.append(fp32["raw"]["file"])
+        for entry in carried:
             shutil.copy2(resolve_file(bundle, entry), staging / entry["path"])
 
         fp32_runner = load_runner("onnx", staging / manifest["variants"]["fp32"]["file"]["path"])
@@ -197,7 +205,7 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
         table = [VariantRow("fp32", "original", "onnx-fp32", "onnx", "fp32",
                             files=[manifest["variants"]["fp32"]["file"]["path"]],
                             bytes=manifest["variants"]["fp32"]["file"]["bytes"], roc_auc=original_auc,
-                            delta_roc_auc=0.0, parity=manifest["variants"]["fp32"]["parity"],
+                            delta_roc_auc=0.0, parity=manifest["variants"]["fp32"]["parity"], raw=fp32.get("raw"),
                             method={"method": "original"})]
         runners = {"fp32": fp32_runner}
         sources: dict[str, dict] = {}
@@ -233,6 +241,13 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
                 table.append(row)
                 continue
             row.files = [target_path.name]
+            if conversion.format == "onnx":
+                step(f"variant '{name}': raw-field graph")
+                row.raw = write_raw_variant(encoder, target_path, staging, f"{name}.raw.onnx",
+                                            records=rows.parity_records, reference=runner,
+                                            precision=conversion.precision,
+                                            metadata=raw_metadata(name, manifest["threshold"]["value"],
+                                                                  manifest["encoder"]))
             if source.name != "original":
                 keras_name = f"{source.name}.keras"
                 if not (staging / keras_name).exists():

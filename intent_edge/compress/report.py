@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 COLUMNS = ("variant", "status", "bytes (% fp32)", "ROC-AUC (Δ)", "parity |dp| p99 / max", "latency µs p50 / p99",
-           "rows/s")
+           "rows/s", "raw-field graph")
 
 
 def _cells(row: dict, fp32_bytes: int, recommended: str) -> list[str]:
@@ -19,12 +19,16 @@ def _cells(row: dict, fp32_bytes: int, recommended: str) -> list[str]:
                                                  f"{parity['max_abs_diff']:.2g}",
         "-" if not latency else f"{latency['p50']:.1f} / {latency['p99']:.1f}",
         "-" if row.get("throughput_rows_s") is None else f"{row['throughput_rows_s']:,.0f}",
+        "-" if not row.get("raw") else row["raw"].split(":")[0],
     ]
 
 
 def failures(manifest: dict) -> list[str]:
-    """One line per variant that was not written, with the whole reason."""
-    return [f"{row['name']}: {row['status']}" for row in manifest["compression"]["table"] if row["status"] != "ok"]
+    """One line per variant, or variant's raw-field graph, that was not written, with the whole reason."""
+    table = manifest["compression"]["table"]
+    return ([f"{row['name']}: {row['status']}" for row in table if row["status"] != "ok"]
+            + [f"{row['name']} raw-field graph: {row['raw']}" for row in table
+               if row["status"] == "ok" and row.get("raw") not in (None, "ok")])
 
 
 def _rows(manifest: dict):

@@ -103,12 +103,18 @@ def variant_entry(manifest: dict, variant: str | None) -> tuple[str, dict]:
 def file_entries(manifest: dict) -> list[dict]:
     """Every file entry a manifest lists: source model, golden file, variants, smaller sources, and a
     clickstream bundle's streaming steps and context graphs."""
+    def raw(part: dict) -> list[dict]:  # a raw-field graph beside it, where one was written
+        return [part["raw"]["file"]] if part.get("raw", {}).get("status", "ok") == "ok" and "raw" in part else []
+
     entries = [manifest["source_model"]["file"], manifest["golden"]["file"]]
-    entries += [variant["file"] for variant in manifest.get("variants", {}).values()]
+    for variant in manifest.get("variants", {}).values():
+        entries += [variant["file"], *raw(variant)]
     entries += [source["file"] for source in manifest.get("sources", {}).values()]
     step = manifest.get("step", {})
     entries += [e["file"] for e in (*step.get("backends", {}).values(), *step.get("int8", {}).values())]
-    entries += [e["file"] for e in manifest.get("context", {}).get("backends", {}).values()]
+    entries += raw(step) + [f for e in step.get("int8", {}).values() for f in raw(e)]
+    context = manifest.get("context", {})
+    entries += [e["file"] for e in context.get("backends", {}).values()] + raw(context)
     return entries
 
 

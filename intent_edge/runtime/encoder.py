@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,6 @@ except ImportError:
     _fastencode = None
 
 SPEC_VERSION = 1
-TRANSFORMS = ("identity", "log1p")
 _INTEGER_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
 _EXACT_INT = 2**53  # integers up to this convert to float exactly; larger ones take the checked path
 MAX_STANDARD_SCORE = 1e6
@@ -106,8 +105,30 @@ class CategoricalFeature:
 Feature = NumericFeature | CategoricalFeature
 
 
+@dataclass(frozen=True)
+class Transform:
+    """A numeric transform, in both forms the bundle runs it: ``numpy`` on a float64 array, and ``onnx``
+    adding its nodes to a graph builder (:class:`intent_edge.raw_graph.GraphBuilder`: ``node(op, inputs)``
+    and ``constant(value)``) for a float64 tensor, returning the result's name. A transform cannot be
+    added without its ONNX form, so every bundle's raw-field graph can encode what the runtime encodes."""
+
+    name: str
+    numpy: Callable[[np.ndarray], np.ndarray]
+    onnx: Callable[[Any, str], str]
+
+
+def _log1p_onnx(graph, x: str) -> str:
+    return graph.node("Log", [graph.node("Add", [graph.node("Max", [x, graph.constant(0.0)]), graph.constant(1.0)])])
+
+
+TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
+    Transform("identity", lambda values: values, lambda graph, x: x),
+    Transform("log1p", lambda values: np.log1p(np.maximum(values, 0.0)), _log1p_onnx),
+)}
+
+
 def _transform(values: np.ndarray, transform: str) -> np.ndarray:
-    return np.log1p(np.maximum(values, 0.0)) if transform == "log1p" else values
+    return TRANSFORMS[transform].numpy(values)
 
 
 class Encoder:

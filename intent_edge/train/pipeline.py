@@ -19,6 +19,7 @@ from intent_edge.data.schema import Schema
 from intent_edge.errors import BundleError, DataError, UsageError
 from intent_edge.fileio import atomic_directory
 from intent_edge.parity import PARITY_ROWS, compare
+from intent_edge.raw_graph import raw_metadata, spec_sha256, write_raw_variant
 from intent_edge.runtime.backends import BACKENDS
 from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, sha256_of, write_manifest
 from intent_edge.runtime.encoder import Encoder
@@ -196,7 +197,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
     fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset.schema, recipe, seed, policy,
                            on_epoch)
     encoder, spec = fitted.encoder, fitted.encoder.to_spec()
-    spec_digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    spec_digest = spec_sha256(spec)
 
     with atomic_directory(out) as staging:
         step("exporting to ONNX and checking parity with Keras")
@@ -228,6 +229,13 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
                            for r, x, p in zip(golden_records, golden_x, runner.infer(golden_x), strict=True)]}
         (staging / "golden.json").write_text(json.dumps(golden, allow_nan=False) + "\n", encoding="utf-8")
 
+        step("writing the raw-field ONNX graph and checking it against the runtime")
+        raw = write_raw_variant(encoder, staging / "model.onnx", staging, "model.raw.onnx",
+                                records=dataset.features.iloc[_complete_rows(dataset.features, test)[:PARITY_ROWS]]
+                                .to_dict("records"), reference=runner, precision="fp32",
+                                metadata=raw_metadata("fp32", fitted.threshold, spec))
+        step(f"raw-field graph: {raw['status']}")
+
         manifest = {
             "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_FORMAT_VERSION,
@@ -245,7 +253,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
             "source_model": {"format": "keras", "file": describe_file(staging, "model.keras")},
             "default_variant": "fp32",
             "variants": {"fp32": {"format": "onnx", "precision": "fp32", "file": describe_file(staging, "model.onnx"),
-                                  "opset": ONNX_OPSET, "parity": parity}},
+                                  "opset": ONNX_OPSET, "parity": parity, "raw": raw}},
             "golden": {"file": describe_file(staging, "golden.json"), "rows": len(golden["rows"])},
         }
         write_manifest(staging, manifest)
