@@ -144,6 +144,11 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             files[backend] = {"file": describe_file(staging, name), "parity": parity}
         manifest_step = {**signature, "backends": files,
                          "int8": _int8_steps(graph, staging, signature, test, test_p, metrics["test"], step, context)}
+        step("writing the raw-field streaming graphs (event name and seconds in) and checking them")
+        context_records = None if context is None else (
+            log.context.iloc[order[cut_validation:][:len(parity_sessions.labels)]].to_dict("records"))
+        _raw_streaming_graphs(staging, spec, manifest_step, context, context_encoder, parity_sessions, full,
+                              context_records, threshold, step)
         golden = {"description": "test sessions as raw events, with the full model's probability after each "
                                  "event; a port or the streaming scorer must reproduce them"
                                  + ("; the first event carries the session context" if context else ""),
@@ -228,6 +233,66 @@ def _subset(log: EventLog, index: np.ndarray) -> EventLog:
     return EventLog(log.session_ids[index], np.r_[0, np.cumsum(lengths)].astype(np.int64), log.events[rows],
                     log.timestamps_ms[rows], log.products[rows], log.labels[index],
                     context=None if log.context is None else log.context.iloc[index].reset_index(drop=True))
+
+
+def _raw_streaming_graphs(staging: Path, spec, manifest_step: dict, context: dict | None, context_encoder,
+                          sessions: Sequences, full: np.ndarray, context_records: list[dict] | None,
+                          threshold: float, step: Callable[[str], None]) -> None:
+    """The step (and the int8 ONNX step where it was kept) as raw-field graphs, taking the event's name and
+    the seconds since the session's previous event, and a hybrid model's context start taking the raw
+    context fields. Each step is streamed over the parity sessions and compared with its reference (the
+    full Keras model for fp32, the encoded int8 step for int8); one that fails is not written, and its
+    ``raw`` entry says why."""
+    from intent_edge.raw_graph import raw_context_graph, raw_step_graph, raw_tolerance, spec_sha256
+    from intent_edge.runtime.streaming import state_sizes
+
+    metadata = {"intent_edge.threshold": repr(float(threshold)),
+                "intent_edge.bundle_format_version": str(BUNDLE_FORMAT_VERSION),
+                "intent_edge.state": json.dumps(dict(zip(manifest_step["state"], state_sizes(manifest_step),
+                                                         strict=True)))}
+    start = None
+    if context is not None:
+        fields = raw_context_graph(context_encoder, staging / "context.onnx", staging / "context.raw.onnx",
+                                   metadata={**metadata, "intent_edge.encoder_sha256": spec_sha256(context["encoder"])})
+        context["raw"] = {"file": describe_file(staging, "context.raw.onnx"), "fields": fields}
+        start = (staging / "context.raw.onnx", fields, context_records)
+    mask = _positions(sessions)
+    jobs = [("fp32", "step.onnx", manifest_step, full, REFERENCE)]
+    if "onnxruntime" in manifest_step["int8"]:
+        int8 = _stream("onnxruntime", staging / "step-int8.onnx", manifest_step, sessions, staging, context)
+        jobs.append(("int8", "step-int8.onnx", manifest_step["int8"]["onnxruntime"], int8, "the encoded int8 step"))
+    for precision, source, entry, reference, reference_name in jobs:
+        name = source.replace(".onnx", ".raw.onnx")
+        raw_step_graph(spec.vocabulary, staging / source, staging / name, metadata=metadata)
+        streamed = _stream_raw(staging / name, manifest_step, spec, sessions, start)
+        result = compare(reference[mask], streamed[mask], raw_tolerance(precision), reference_name=reference_name)
+        step(f"raw-field step ({name}): {result.describe()}")
+        if result.passed:
+            entry["raw"] = {"status": "ok", "file": describe_file(staging, name), "parity": result.to_json()}
+        else:
+            (staging / name).unlink()
+            entry["raw"] = {"status": f"failed parity: {result.describe()}", "parity": result.to_json()}
+
+
+def _stream_raw(path: Path, signature: dict, spec, data: Sequences, start: tuple | None) -> np.ndarray:
+    """Stream every session through a raw-field step: event names and seconds, as a host sends them
+    (rebuilt from the token ids and gap features); sessions start from the raw context graph if given."""
+    from intent_edge.raw_graph import event_names, raw_feeds
+    from intent_edge.runtime.backends import load_runner
+    from intent_edge.runtime.streaming import stream_padded
+
+    graph = load_runner("onnxruntime", path)
+    names, outputs = list(signature["state"]), list(signature["outputs"])
+
+    def run(tokens, gaps, states):
+        return graph.run({"event": event_names(tokens, spec.vocabulary), "seconds": np.expm1(gaps.astype(np.float64)),
+                          **dict(zip(names, states, strict=True))}, outputs)
+
+    initial = None
+    if start is not None:
+        context_path, fields, records = start
+        initial = [state.copy() for state in load_runner("onnxruntime", context_path).run(raw_feeds(records, fields))]
+    return stream_padded(run, signature, data.tokens, data.gaps, initial)
 
 
 def _stream(backend: str, path: Path, signature: dict, data: Sequences, bundle: Path,
