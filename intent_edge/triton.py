@@ -3,15 +3,17 @@
 Layout written (atomically, as one directory)::
 
     REPO/
-      MODEL/
+      MODEL/              the raw-field model: one input per field (TYPE_STRING / TYPE_FP64), records in
         config.pbtxt      onnxruntime backend, input/output names, types and shapes read from the model
                           itself, dynamic batching, instance groups
-        1/model.onnx      the variant's ONNX file, checksum verified on the way
-      encoder.json        the bundle's encoder spec: how a client turns raw records into the input row
-      golden.json         raw records with their encodings and probabilities, to test a client's encoder
-      README.md           how to encode requests and call the model
+        1/model.onnx      the variant's raw-field graph, checksum verified on the way
+      MODEL_encoded/      the same network without the encoder: one float32 row per record in
+      fields.json         the raw model's inputs: field, input name, kind, type
+      encoder.json        the bundle's encoder spec: how a client turns raw records into an encoded row
+      golden.json         raw records with their encodings and probabilities, to test a client
+      README.md           how to call each model
 
-Triton runs the model, not the encoder: clients send encoded float rows. Only ONNX variants are
+A bundle from before raw-field graphs has only the encoded model, as MODEL. Only ONNX variants are
 exported (stock Triton has no LiteRT backend).
 """
 
@@ -81,16 +83,29 @@ def export_triton(bundle: str | Path, repository: str | Path, *, variant: str | 
     if signature["inputs"][0]["shape"][1:] != [width]:
         raise BundleError(f"{source}: the model input {signature['inputs'][0]['shape']} does not fit the encoder "
                           f"width {width}")
-    config = render_config(model_name, signature, max_batch_size=max_batch_size, instances=instances,
-                           kind="KIND_GPU" if gpu else "KIND_CPU", max_queue_delay_us=max_queue_delay_us)
+    # The raw-field model is the one clients call by MODEL_NAME (records in); the encoded one stays beside it
+    # as MODEL_NAME_encoded for clients that encode themselves. A bundle without a raw graph exports the
+    # encoded model alone, under MODEL_NAME, as before.
+    models = {model_name: (source, signature)}
+    raw = entry.get("raw", {})
+    if raw.get("status") == "ok":
+        raw_source = resolve_file(bundle, raw["file"])
+        models = {model_name: (raw_source, model_signature(raw_source)), f"{model_name}_encoded": (source, signature)}
+    kind = "KIND_GPU" if gpu else "KIND_CPU"
     with atomic_directory(repository) as staging:
-        model_dir = staging / model_name
-        (model_dir / "1").mkdir(parents=True)
-        shutil.copyfile(source, model_dir / "1" / "model.onnx")
-        (model_dir / "config.pbtxt").write_text(config, encoding="utf-8")
+        for name_in_repository, (path, model) in models.items():
+            model_dir = staging / name_in_repository
+            (model_dir / "1").mkdir(parents=True)
+            shutil.copyfile(path, model_dir / "1" / "model.onnx")
+            (model_dir / "config.pbtxt").write_text(
+                render_config(name_in_repository, model, max_batch_size=max_batch_size, instances=instances,
+                              kind=kind, max_queue_delay_us=max_queue_delay_us), encoding="utf-8")
         (staging / "encoder.json").write_text(json.dumps(manifest["encoder"], indent=2) + "\n", encoding="utf-8")
+        if len(models) == 2:
+            (staging / "fields.json").write_text(json.dumps(raw["fields"], indent=2) + "\n", encoding="utf-8")
         shutil.copyfile(golden, staging / "golden.json")
-        (staging / "README.md").write_text(_guide(manifest, name, model_name, signature), encoding="utf-8")
+        (staging / "README.md").write_text(_guide(manifest, name, model_name, signature,
+                                                  raw.get("fields") if len(models) == 2 else None), encoding="utf-8")
     return Path(repository) / model_name
 
 
@@ -99,17 +114,49 @@ def _default_onnx_variant(manifest: dict) -> str:
     return default if manifest["variants"][default]["format"] == "onnx" else "fp32"
 
 
-def _guide(manifest: dict, variant: str, model_name: str, signature: dict) -> str:
+def _raw_section(model_name: str, fields: list[dict], threshold: float) -> list[str]:
+    rows = [f"| `{f['input']}` | {f['field']} | {f['kind']} | "
+            f"{'TYPE_STRING (BYTES)' if f['dtype'] == 'string' else 'TYPE_FP64'} |" for f in fields]
+    return [
+        f"## `{model_name}`: raw records in", "",
+        f"Send one tensor per field, each of shape [batch, 1]; `probability` comes back, shape [batch, 1], "
+        f"float32. The decision threshold is {threshold:.6f}. The model encodes the fields itself: numbers as "
+        "float64, categories as text (integers as decimal text, booleans as `true`/`false`, trimmed of "
+        "surrounding white space). A NaN number takes the training median and an empty or unseen category the "
+        "out-of-vocabulary column; infinities are clamped, so check values before sending where they must be "
+        "refused.", "",
+        "| input | field | kind | Triton type |", "|---|---|---|---|", *rows, "",
+        "```python",
+        "import numpy as np, tritonclient.http as http",
+        "client = http.InferenceServerClient('localhost:8000')",
+        "def tensor(field, values):",
+        "    text = field['dtype'] == 'string'",
+        "    t = http.InferInput(field['input'], [len(values), 1], 'BYTES' if text else 'FP64')",
+        "    t.set_data_from_numpy(np.array(values, dtype=object if text else np.float64).reshape(-1, 1))",
+        "    return t",
+        "fields = json.load(open('fields.json'))   # the table above",
+        "inputs = [tensor(f, [r[f['field']] for r in records]) for f in fields]",
+        f"probability = client.infer('{model_name}', inputs).as_numpy('probability')[:, 0]",
+        "```", "",
+        f"`{model_name}_encoded` is the same network without the encoder (below): for clients that encode "
+        "records themselves and send one float32 row each, which saves the string lookups on the server.", "",
+    ]
+
+
+def _guide(manifest: dict, variant: str, model_name: str, signature: dict, raw_fields: list[dict] | None) -> str:
     spec = manifest["encoder"]
     input_name, output_name = signature["inputs"][0]["name"], signature["outputs"][0]["name"]
+    encoded_name = f"{model_name}_encoded" if raw_fields else model_name
     lines = [
         f"# Triton model repository for `{model_name}` (intent-edge variant `{variant}`)", "",
         "Start Triton with this directory as the model repository, for example:", "",
         "```", "tritonserver --model-repository=$PWD", "```", "",
-        "No Triton server runs where this was exported; the configuration is generated from the model's own "
-        "input and output signature and checked against it by intent-edge's tests, not by a live server.", "",
-        "## Encoding a request", "",
-        f"Triton runs the model, not the encoder. Each request row is a float32 vector of width {spec['width']} "
+        "No Triton server runs where this was exported; each configuration is generated from its model's own "
+        "input and output signature and checked against it, with Triton's own ModelConfig message, by "
+        "intent-edge's tests, not by a live server.", "",
+        *(_raw_section(model_name, raw_fields, manifest["threshold"]["value"]) if raw_fields else []),
+        f"## `{encoded_name}`: encoded rows in", "",
+        f"This model runs without the encoder. Each request row is a float32 vector of width {spec['width']} "
         f"(input `{input_name}`, shape [batch, {spec['width']}]); the output `{output_name}` is the purchase "
         f"probability, shape [batch, 1]. The decision threshold is {manifest['threshold']['value']:.6f}.", "",
         "Build a row from a raw record with `encoder.json`, feature by feature, starting from zeros:", "",
@@ -130,7 +177,7 @@ def _guide(manifest: dict, variant: str, model_name: str, signature: dict) -> st
         "client = http.InferenceServerClient('localhost:8000')",
         f"rows = encoder.encode_records(records)            # float32 [n, {spec['width']}]",
         f"request = http.InferInput('{input_name}', rows.shape, 'FP32'); request.set_data_from_numpy(rows)",
-        f"probability = client.infer('{model_name}', [request]).as_numpy('{output_name}')[:, 0]",
+        f"probability = client.infer('{encoded_name}', [request]).as_numpy('{output_name}')[:, 0]",
         "```", "",
     ]
     return "\n".join(lines)

@@ -65,12 +65,14 @@ def _info_sessions(bundle: Path, manifest: dict) -> None:
     stdout.print(f"default variant {default}, runtime backend: "
                  + _backend_line(manifest["variants"][default]["format"]), markup=False, highlight=False)
     table = Table(title=f"variants (checksums verified; default: {default})")
-    for column in ("variant", "format", "file", "bytes", "parity max |dp|", "backend here"):
+    for column in ("variant", "format", "file", "bytes", "parity max |dp|", "backend here", "raw-field graph"):
         table.add_column(column)
     for name, variant in manifest["variants"].items():
+        raw = variant.get("raw", {})
         table.add_row(name, variant["format"], variant["file"]["path"], str(variant["file"]["bytes"]),
                       f"{variant['parity']['max_abs_diff']:.2e} ({variant['parity']['rows']} rows)",
-                      _backend_line(variant["format"]).split(" (")[0])
+                      _backend_line(variant["format"]).split(" (")[0],
+                      raw["file"]["path"] if raw.get("status") == "ok" else raw.get("status", "-").split(":")[0])
     stdout.print(table)
 
 
@@ -97,6 +99,11 @@ def _info_clickstream(bundle: Path, manifest: dict) -> None:
                       f"{entry['parity']['max_abs_diff']:.2e} ({entry['parity']['rows']} events)")
     if steps:
         stdout.print(f"per-session state: {describe_state(step)}")
+    if step.get("raw", {}).get("status") == "ok":
+        stdout.print(f"raw-field step (event name and seconds in, for any ONNX Runtime host): "
+                     f"{step['raw']['file']['path']}" + (f"; context: {manifest['context']['raw']['file']['path']}"
+                                                         if "raw" in manifest.get("context", {}) else ""),
+                     markup=False)
     if "context" in manifest:
         stdout.print("session context, read from each session's first event: "
                      + ", ".join(manifest["context"]["columns"]), highlight=False)
@@ -149,5 +156,7 @@ def export(
 
     model_dir = export_triton(bundle, out, variant=variant, model_name=model_name, max_batch_size=max_batch_size,
                               instances=instances, gpu=gpu)
-    console.print(f"Triton model repository written: {model_dir}/config.pbtxt, {model_dir}/1/model.onnx; "
-                  f"how to encode requests: {out / 'README.md'}")
+    encoded = model_dir.parent / f"{model_dir.name}_encoded"
+    console.print(f"Triton model repository written: {model_dir.name} (raw fields in)"
+                  + (f" and {encoded.name} (encoded rows in)" if encoded.is_dir() else "")
+                  + f"; how to call them: {out / 'README.md'}", markup=False)
