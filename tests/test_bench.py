@@ -53,8 +53,13 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
     assert len(report["interleaved"]) == 3
     assert report["encoder"] in ("compiled fast path", "pure Python (fast path not built)")
     json.dumps(report)  # the JSON report is plain JSON
+    raw = {row["variant"]: row for row in report["raw"]}
+    assert set(raw) == {"fp32"}  # the LiteRT variant has no raw-field graph
+    assert set(raw["fp32"]["throughput_rows_s"]) == set(raw["fp32"]["encoded_fp32_rows_s"]) == {"1", "16"}
+    assert 0 < raw["fp32"]["call_us"]["p50"] <= raw["fp32"]["call_us"]["p99.9"]
     text = render_markdown(report, "intent-edge bench x")
     assert "| fp32 / onnxruntime | ok |" in text and "keras model(x)" in text
+    assert "Raw-field graphs" in text and "x encoded fp32" in text
     assert [p.name for p in write_plots(report, tmp_path)] == ["latency.png", "throughput.png"]
 
 

@@ -44,6 +44,17 @@ def render_table(report: dict):
     return table
 
 
+def _raw_cell(row: dict, size: str) -> str:
+    raw, encoded = row["throughput_rows_s"][size], row["encoded_fp32_rows_s"][size]
+    return f"{raw:,.0f} ({raw / encoded:.2f})"
+
+
+def _raw_sizes(report: dict) -> list[str]:
+    """The batch sizes the raw-field table shows: 1, 256 and the largest, where measured."""
+    sizes = sorted(report["raw"][0]["throughput_rows_s"], key=int)
+    return [s for s in sizes if s in ("1", "256", "4096") or s == sizes[-1]]
+
+
 def render_markdown(report: dict, command: str) -> str:
     lines = [f"# intent-edge bench, {report.get('date', '')}", "", f"Command: `{command}`", "",
              f"Host: {report['host']['cpu']}, {report['host']['cores']} cores, Python {report['host']['python']}. "
@@ -58,6 +69,14 @@ def render_markdown(report: dict, command: str) -> str:
         lines += ["", "| process | seconds to first prediction | peak RSS MiB |", "|---|---|---|"]
         lines += [f"| {kind} | {c['seconds_to_first_prediction']:.2f} | {c['peak_rss_mib']:.0f} |"
                   for kind, c in report["cold_start"].items()]
+    if report.get("raw"):
+        lines += ["", "Raw-field graphs (raw fields in, the encoding inside the graph; ONNX Runtime from Python, "
+                      "1 thread; throughput beside the encoded fp32 graph measured in the same loop):", "",
+                  "| variant | one record µs p50 / p99 | " + " | ".join(f"rows/s at {s} (x encoded fp32)"
+                                                                   for s in _raw_sizes(report)) + " |",
+                  "|---|---|" + "---|" * len(_raw_sizes(report))]
+        lines += [f"| {row['variant']} | {row['call_us']['p50']:.1f} / {row['call_us']['p99']:.1f} | "
+                  + " | ".join(_raw_cell(row, size) for size in _raw_sizes(report)) + " |" for row in report["raw"]]
     if report.get("interleaved"):
         lines += ["", "Interleaved, record by record in one loop (µs):", "",
                   "| call | p50 | p90 | p99 | p99.9 |", "|---|---|---|---|---|"]

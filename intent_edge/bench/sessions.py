@@ -148,8 +148,44 @@ def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_
             report["cold_start"]["keras"] = cold_start("keras", bundle, manifest["default_variant"], records)
     step("interleaved comparison: predict(record) against bare invokes")
     report["interleaved"] = _interleaved(bundle, manifest, records, encoded)
+    step("raw-field graphs")
+    report["raw"] = _raw_graphs(bundle, manifest, records, encoded, batch_sizes)
     report["bars"] = _bars(report, manifest)
     return report
+
+
+def _raw_graphs(bundle: Path, manifest: dict, records: list[dict], encoded: np.ndarray | None, batch_sizes) -> list:
+    """Each raw-field graph on ONNX Runtime from Python, one thread: one record a call (its feeds built
+    beforehand, as a host that holds typed fields would have them), and throughput at each batch size,
+    beside the encoded fp32 graph's throughput on the same rows measured in the same loop (the ratio is
+    what the in-graph encoding, string lookups included, costs)."""
+    from intent_edge.raw_graph import raw_feeds
+    from intent_edge.runtime.backends import BACKENDS
+    from intent_edge.runtime.bundle import resolve_file
+
+    if encoded is None or not BACKENDS["onnxruntime"].is_available():
+        return []
+    load = BACKENDS["onnxruntime"].load
+    fp32 = BACKENDS["onnxruntime"].load_model(resolve_file(bundle, manifest["variants"]["fp32"]["file"]),
+                                              encoded.shape[1], threads=1)
+    rows = []
+    for variant, entry in manifest["variants"].items():
+        raw = entry.get("raw", {})
+        if raw.get("status") != "ok":
+            continue
+        graph = load(resolve_file(bundle, raw["file"]), threads=1)
+        singles = [raw_feeds([record], raw["fields"]) for record in records]
+        row = {"variant": variant, "configuration": graph.description,
+               "call_us": percentiles(time_each(graph.run, singles)), "throughput_rows_s": {},
+               "encoded_fp32_rows_s": {}}
+        for size in batch_sizes:
+            batch = [records[i % len(records)] for i in range(size)]
+            feeds = raw_feeds(batch, raw["fields"])
+            rows_encoded = np.ascontiguousarray(np.resize(encoded, (size, encoded.shape[1])))
+            row["throughput_rows_s"][str(size)] = rows_per_second(graph.run, feeds, rows=size)
+            row["encoded_fp32_rows_s"][str(size)] = rows_per_second(fp32.infer, rows_encoded)
+        rows.append(row)
+    return rows
 
 
 def _interleaved(bundle: Path, manifest: dict, records: list[dict], encoded: np.ndarray) -> dict:

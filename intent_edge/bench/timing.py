@@ -37,13 +37,15 @@ def time_each(call: Callable, items, warmup: int = 200) -> np.ndarray:
     return samples
 
 
-def rows_per_second(call: Callable, batch: np.ndarray, seconds: float = THROUGHPUT_SECONDS) -> float:
+def rows_per_second(call: Callable, batch, seconds: float = THROUGHPUT_SECONDS, *, rows: int | None = None) -> float:
+    """Rows a second through ``call(batch)`` over about ``seconds`` (``rows``: the batch's rows, where
+    ``len(batch)`` is not, as for a dict of input tensors)."""
     call(batch)
     calls, started = 0, time.perf_counter()
     while calls < 3 or time.perf_counter() - started < seconds:
         call(batch)
         calls += 1
-    return calls * len(batch) / (time.perf_counter() - started)
+    return calls * (rows or len(batch)) / (time.perf_counter() - started)
 
 
 def host_description() -> dict:

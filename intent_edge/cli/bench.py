@@ -74,6 +74,12 @@ def bench(
     stdout.print(render_table(report))
     for label, values in report["interleaved"].items():
         stdout.print(f"interleaved {label}: p50 {values['p50']:.1f} µs, p99 {values['p99']:.1f} µs")
+    for row in report["raw"]:
+        largest = max(row["throughput_rows_s"], key=int)
+        stdout.print(f"raw-field graph ({row['variant']}): one record p50 {row['call_us']['p50']:.1f} µs; batch "
+                     f"{largest}: {row['throughput_rows_s'][largest]:,.0f} rows/s, "
+                     f"{row['throughput_rows_s'][largest] / row['encoded_fp32_rows_s'][largest]:.2f} x the encoded "
+                     "fp32 graph")
     for name, value in report["bars"].items():
         stdout.print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
     if json_out:
