@@ -150,3 +150,39 @@ def test_any_valid_records_encode_to_finite_one_hot_rows(batch):
             assert (from_records[:, offset:offset + feature.width].sum(axis=1) == 1).all()
     columns = {name: [record[name] for record in batch] for name in encoder.names}
     np.testing.assert_array_equal(encoder.encode_columns(columns), from_records)
+
+
+def _by_records(encoder, columns, strict=True):
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    return encoder.encode_records(rows, strict=strict)
+
+
+@pytest.mark.parametrize("browser", [
+    [1, 2, 2, 2, 1, 3],                                # integers: a lookup table, no call per value
+    [True, 1, 2, "2", 2.0, True],                      # True and 1 compare equal but are different categories
+    ["1", " 2", "2", None, "3", "x"],                  # text with a missing value (lenient)
+])
+def test_columns_are_encoded_per_distinct_value_like_records(browser):
+    pd = pytest.importorskip("pandas")
+    encoder = fitted()
+    columns = {**COLUMNS, "browser": browser}
+    expected = _by_records(encoder, columns, strict=False)
+    np.testing.assert_array_equal(encoder.encode_columns(columns, strict=False), expected)
+    frame = pd.DataFrame(columns)
+    np.testing.assert_array_equal(encoder.encode_columns(frame, strict=False), expected)
+    # pandas' own categorical conversion merges True with 1 (they hash alike): not a case to compare
+    if not any(value is True for value in browser):
+        frame["browser"] = frame["browser"].astype("category")
+        np.testing.assert_array_equal(encoder.encode_columns(frame, strict=False), expected)
+
+
+def test_a_column_error_names_the_earliest_bad_row():
+    pd = pytest.importorskip("pandas")
+    columns = {**COLUMNS, "visitor": ["new", "new", [1], None, "returning", "new"]}
+    for batch in (columns, pd.DataFrame(columns)):
+        with pytest.raises(RecordError) as caught:
+            fitted().encode_columns(batch)
+        assert caught.value.row == 2 and caught.value.field == "visitor"
+    columns["visitor"] = ["new", None, "x", "new", "new", "new"]
+    with pytest.raises(RecordError, match="record at index 1: field 'visitor': is empty"):
+        fitted().encode_columns(pd.DataFrame(columns))

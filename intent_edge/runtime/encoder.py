@@ -248,7 +248,7 @@ class Encoder:
         if len(lengths) != 1:
             raise RecordError(self.names[0], f"columns have different lengths: {sorted(lengths)}")
         n_rows = lengths.pop()
-        out = np.zeros((n_rows, self.width), dtype=np.float64)
+        out = np.zeros((n_rows, self.width), dtype=np.float32)  # float64 scores round on assignment
         for feature, offset in zip(self.features, self.offsets, strict=True):
             column = columns[feature.name]
             if isinstance(feature, NumericFeature):
@@ -262,7 +262,7 @@ class Encoder:
             else:
                 index = self._category_indices(feature, column, strict=strict)
                 out[np.arange(n_rows), offset + index] = 1.0
-        return out.astype(np.float32)
+        return out
 
     def encode_records(self, records: Sequence[Mapping[str, Any]], *, strict: bool = True) -> np.ndarray:
         """Encode a batch given as a sequence of dict-like records."""
@@ -334,14 +334,24 @@ class Encoder:
         return self._lookups[feature.name].get(key, len(feature.vocabulary))
 
     def _category_indices(self, feature: CategoricalFeature, column: Any, strict: bool) -> np.ndarray:
-        values = _as_array(column)
-        uniques, inverse = (np.unique(values, return_inverse=True) if values.dtype.kind in "iub"
-                            else (None, None))
-        if uniques is not None:  # integer or boolean column: look up each distinct value once
-            table = np.array([self._category_index(feature, u.item(), strict, None) for u in uniques], dtype=np.int64)
-            return table[inverse.reshape(-1)]
-        return np.fromiter((self._category_index(feature, v, strict, row) for row, v in enumerate(values)),
-                           dtype=np.int64, count=len(values))
+        """Each value's column within the feature's one-hot block. The canonical-text rules run once per
+        distinct value: the column is first reduced to codes into its distinct values (see
+        :func:`_distinct_codes`), and a missing value (code -1) is an error or the out-of-vocabulary bucket."""
+        codes, uniques = _distinct_codes(column)
+        table = np.empty(len(uniques) + 1, dtype=np.int64)
+        errors = []  # (first row, error): the earliest bad row is reported, as the per-record path would
+        for code, value in enumerate(uniques):
+            try:
+                table[code] = self._category_index(feature, value, strict, None)
+            except RecordError as exc:
+                errors.append((int(np.argmax(codes == code)), exc.detail))
+        table[-1] = len(feature.vocabulary)  # code -1: missing (lenient: the out-of-vocabulary bucket)
+        if strict and len(codes) and codes.min() < 0:
+            errors.append((int(np.argmax(codes < 0)), "is empty (None or NaN); expected a category"))
+        if errors:
+            row, detail = min(errors, key=lambda error: error[0])
+            raise RecordError(feature.name, detail, row=row)
+        return table[codes]
 
 
 def _with_spellings(lookup: dict[str, int]) -> dict[str, int]:
@@ -392,6 +402,56 @@ def _as_array(column: Any) -> np.ndarray:
     if values.ndim != 1:
         values = values.reshape(-1)
     return values
+
+
+_SMALL_RANGE = 1 << 20
+
+
+def _distinct_codes(column: Any) -> tuple[np.ndarray, list]:
+    """``(codes, uniques)``: for each value, its position among the column's distinct values (-1 for a
+    missing one), without a Python call per value where the column's type allows: integer and boolean
+    arrays through a lookup table or np.unique, pandas columns of one kind through pandas' hash
+    factorisation. Values of mixed types (``True`` beside ``1``, which compare equal but are different
+    categories) are told apart by type."""
+    if getattr(getattr(column, "dtype", None), "name", "") == "category":  # pandas categorical: codes ready
+        return column.cat.codes.to_numpy().astype(np.int64), list(column.cat.categories)
+    if hasattr(column, "factorize") and getattr(column, "dtype", np.dtype(object)).kind not in "iub":
+        from pandas.api.types import infer_dtype
+
+        if infer_dtype(column, skipna=True) in ("string", "boolean", "integer", "floating", "empty"):
+            codes, uniques = column.factorize()
+            return np.asarray(codes, dtype=np.int64), list(uniques)
+    values = _as_array(column)
+    if values.dtype.kind in "iu" and len(values):
+        low, high = int(values.min()), int(values.max())
+        if high - low < _SMALL_RANGE:
+            shifted = values.astype(np.int64) - low
+            present = np.flatnonzero(np.bincount(shifted, minlength=high - low + 1))
+            lookup = np.full(high - low + 1, -1, dtype=np.int64)
+            lookup[present] = np.arange(len(present))
+            return lookup[shifted], [int(v) + low for v in present]
+    if values.dtype.kind in "iub":
+        uniques, inverse = np.unique(values, return_inverse=True)
+        return inverse.reshape(-1).astype(np.int64), [u.item() for u in uniques]
+    seen: dict = {}
+    codes = np.empty(len(values), dtype=np.int64)
+    uniques = []
+    for row, value in enumerate(values.tolist()):
+        if _is_missing(value):
+            codes[row] = -1
+            continue
+        try:
+            key = (type(value), value)
+            code = seen.get(key)
+        except TypeError:  # unhashable: its own entry, refused when its category is looked up
+            code, key = None, None
+        if code is None:
+            code = len(uniques)
+            uniques.append(value)
+            if key is not None:
+                seen[key] = code
+        codes[row] = code
+    return codes, uniques
 
 
 def _iter_values(column: Any):
