@@ -248,7 +248,7 @@ class Encoder:
         if len(lengths) != 1:
             raise RecordError(self.names[0], f"columns have different lengths: {sorted(lengths)}")
         n_rows = lengths.pop()
-        out = np.zeros((n_rows, self.width), dtype=np.float32)  # float64 scores round on assignment
+        numeric, hot = [], []  # every column checked and computed before anything is written
         for feature, offset in zip(self.features, self.offsets, strict=True):
             column = columns[feature.name]
             if isinstance(feature, NumericFeature):
@@ -258,10 +258,21 @@ class Encoder:
                 if outside.any():
                     row = int(np.argmax(outside))
                     raise _out_of_range(feature, values[row], row)
-                out[:, offset] = scores
+                numeric.append((offset, scores.astype(np.float32)))  # float64 rounded once, as encode_record does
             else:
-                index = self._category_indices(feature, column, strict=strict)
-                out[np.arange(n_rows), offset + index] = 1.0
+                hot.append(offset + self._category_indices(feature, column, strict=strict))
+        # Written in blocks of rows that stay in cache: one pass over a large matrix per column costs
+        # about as much again as all the arithmetic (1.8x faster on 1 M rows, benchmarks/batch_encode.py).
+        out = np.empty((n_rows, self.width), dtype=np.float32)
+        for start in range(0, n_rows, _BLOCK_ROWS):
+            stop = min(n_rows, start + _BLOCK_ROWS)
+            block = out[start:stop]
+            block.fill(0.0)
+            for offset, scores in numeric:
+                block[:, offset] = scores[start:stop]
+            rows = np.arange(stop - start)
+            for columns_hot in hot:
+                block[rows, columns_hot[start:stop]] = 1.0
         return out
 
     def encode_records(self, records: Sequence[Mapping[str, Any]], *, strict: bool = True) -> np.ndarray:
@@ -405,6 +416,7 @@ def _as_array(column: Any) -> np.ndarray:
 
 
 _SMALL_RANGE = 1 << 20
+_BLOCK_ROWS = 16384
 
 
 def _distinct_codes(column: Any) -> tuple[np.ndarray, list]:
