@@ -200,12 +200,12 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
         for entry in carried:
             shutil.copy2(resolve_file(bundle, entry), staging / entry["path"])
 
-        fp32_runner = load_runner("onnx", staging / manifest["variants"]["fp32"]["file"]["path"])
+        fp32_runner = load_runner("onnx", staging / fp32["file"]["path"])
         original_auc = float(roc_auc_score(rows.test_y, fp32_runner.infer(rows.test_x)))
         table = [VariantRow("fp32", "original", "onnx-fp32", "onnx", "fp32",
-                            files=[manifest["variants"]["fp32"]["file"]["path"]],
-                            bytes=manifest["variants"]["fp32"]["file"]["bytes"], roc_auc=original_auc,
-                            delta_roc_auc=0.0, parity=manifest["variants"]["fp32"]["parity"], raw=fp32.get("raw"),
+                            files=[fp32["file"]["path"]],
+                            bytes=fp32["file"]["bytes"], roc_auc=original_auc,
+                            delta_roc_auc=0.0, parity=fp32["parity"], raw=fp32.get("raw"),
                             method={"method": "original"})]
         runners = {"fp32": fp32_runner}
         sources: dict[str, dict] = {}

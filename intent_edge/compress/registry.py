@@ -25,8 +25,8 @@ from intent_edge.parity import TOLERANCES, Tolerance
 
 # ---- configs -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class OriginalConfig:
-    pass
+class NoSettings:
+    """For a source or conversion that has nothing to set."""
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,6 @@ class UnitsConfig:
 class DistillConfig:
     hidden: tuple[int, ...] = (16, 8)
     label_weight: float = LABEL_WEIGHT
-
-
-@dataclass(frozen=True)
-class CopyConfig:
-    pass
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ class ConversionInput:
 
 
 # ---- sources -----------------------------------------------------------------------------------------
-def _original(given: SourceInput, config: OriginalConfig):
+def _original(given: SourceInput, config: NoSettings):
     return given.original, {"method": "original"}
 
 
@@ -125,7 +120,7 @@ class Source:
 
 
 SOURCES: dict[str, Source] = {s.name: s for s in (
-    Source("original", "the bundle's trained model", _original, OriginalConfig()),
+    Source("original", "the bundle's trained model", _original, NoSettings()),
     Source("sparse-80", "unstructured magnitude pruning to 80% zeros, fine-tuned", _sparse, SparsityConfig(0.8)),
     Source("units-50", "structured pruning: half of each hidden layer's units removed, fine-tuned", _units,
            UnitsConfig(0.5)),
@@ -134,12 +129,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
 
 
 # ---- conversions -------------------------------------------------------------------------------------
-def _copy(given: ConversionInput, config: CopyConfig) -> dict:
+def _copy(given: ConversionInput, config: NoSettings) -> dict:
     shutil.copyfile(given.onnx_fp32, given.target)
     return {"method": "onnx-fp32"}
 
 
-def _int8_dynamic(given: ConversionInput, config: CopyConfig) -> dict:
+def _int8_dynamic(given: ConversionInput, config: NoSettings) -> dict:
     from intent_edge.compress.quantize import int8_dynamic
 
     return int8_dynamic(given.onnx_fp32, given.target)
@@ -152,13 +147,13 @@ def _int8_static(given: ConversionInput, config: Int8StaticConfig) -> dict:
                        batch_size=config.calibration_batch, keep_first_layer_fp32=config.keep_first_layer_fp32)
 
 
-def _fp16(given: ConversionInput, config: CopyConfig) -> dict:
+def _fp16(given: ConversionInput, config: NoSettings) -> dict:
     from intent_edge.compress.quantize import fp16
 
     return fp16(given.onnx_fp32, given.target)
 
 
-def _litert_fp32(given: ConversionInput, config: CopyConfig) -> dict:
+def _litert_fp32(given: ConversionInput, config: NoSettings) -> dict:
     from intent_edge.compress.litert import litert_fp32
 
     return litert_fp32(given.model, given.target)
@@ -215,12 +210,12 @@ class Conversion:
 
 CONVERSIONS: dict[str, Conversion] = {c.name: c for c in (
     # The original's onnx-fp32 is the bundle's own fp32 variant, so it is only built for smaller sources.
-    Conversion("onnx-fp32", "onnx", "fp32", _copy, CopyConfig(), {"cpu": ("sparse-80", "units-50", "distilled")}),
-    Conversion("int8-dynamic", "onnx", "int8", _int8_dynamic, CopyConfig(), {"cpu": ("original",)}),
+    Conversion("onnx-fp32", "onnx", "fp32", _copy, NoSettings(), {"cpu": ("sparse-80", "units-50", "distilled")}),
+    Conversion("int8-dynamic", "onnx", "int8", _int8_dynamic, NoSettings(), {"cpu": ("original",)}),
     Conversion("int8-static", "onnx", "int8", _int8_static, Int8StaticConfig(),
                {"cpu": ("original", "sparse-80", "units-50")}),
-    Conversion("fp16", "onnx", "fp16", _fp16, CopyConfig(), {"cpu": ("original",), "gpu": ("original",)}),
-    Conversion("litert-fp32", "tflite", "fp32", _litert_fp32, CopyConfig(),
+    Conversion("fp16", "onnx", "fp16", _fp16, NoSettings(), {"cpu": ("original",), "gpu": ("original",)}),
+    Conversion("litert-fp32", "tflite", "fp32", _litert_fp32, NoSettings(),
                {"cpu": ("original",), "litert": ("original", "units-50")}),
     Conversion("litert-int8", "tflite", "int8", _litert_int8, LiteRTInt8Config(),
                {"cpu": ("original", "units-50", "distilled"), "litert": ("original", "units-50", "distilled")}),

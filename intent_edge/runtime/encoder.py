@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from intent_edge.errors import RecordError, SpecError
+from intent_edge.runtime.columns import EXACT_INT, distinct_codes, is_missing, iter_values, numeric_column
 
 try:  # the compiled single-record fast path (setup.py); without it the checked path does all the work
     from intent_edge.runtime import _fastencode
@@ -44,8 +45,8 @@ except ImportError:
 
 SPEC_VERSION = 1
 _INTEGER_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
-_EXACT_INT = 2**53  # integers up to this convert to float exactly; larger ones take the checked path
 MAX_STANDARD_SCORE = 1e6
+_BLOCK_ROWS = 16384  # rows encode_columns writes at a time (a block stays in cache)
 _NUMBER_TYPES = (int, float, np.integer, np.floating)
 
 
@@ -68,10 +69,6 @@ def canonical_category(value: Any) -> str:
         text = value.strip()
         return text.lower() if text.lower() in ("true", "false") else text
     raise TypeError(f"expected a category (text, integer or boolean), got {type(value).__name__}")
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
 @dataclass(frozen=True)
@@ -213,7 +210,7 @@ class Encoder:
         features: list[Feature] = []
         for name, kind in kinds.items():
             if kind == "numeric":
-                values = _numeric_column(name, columns[name], strict=False, fill=np.nan)
+                values = numeric_column(name, columns[name], strict=False, fill=np.nan)
                 present = values[~np.isnan(values)]
                 if present.size == 0:
                     raise SpecError(f"column '{name}' has no values to fit on")
@@ -226,8 +223,8 @@ class Encoder:
                 features.append(NumericFeature(name, transform, fill, center, scale if scale > 0 else 1.0))
             elif kind == "categorical":
                 counts: dict[str, int] = {}
-                for value in _iter_values(columns[name]):
-                    if not _is_missing(value):
+                for value in iter_values(columns[name]):
+                    if not is_missing(value):
                         key = canonical_category(value)
                         counts[key] = counts.get(key, 0) + 1
                 kept = sorted((v for v, c in counts.items() if c >= min_category_count),
@@ -252,7 +249,7 @@ class Encoder:
         for feature, offset in zip(self.features, self.offsets, strict=True):
             column = columns[feature.name]
             if isinstance(feature, NumericFeature):
-                values = _numeric_column(feature.name, column, strict=strict, fill=feature.fill)
+                values = numeric_column(feature.name, column, strict=strict, fill=feature.fill)
                 scores = (_transform(values, feature.transform) - feature.center) / feature.scale
                 outside = np.abs(scores) > MAX_STANDARD_SCORE
                 if outside.any():
@@ -306,7 +303,7 @@ class Encoder:
             kind = type(value)
             if kind is float and value - value == 0.0:  # finite (NaN and inf fail this test)
                 number = value
-            elif kind is int and -_EXACT_INT <= value <= _EXACT_INT:
+            elif kind is int and -EXACT_INT <= value <= EXACT_INT:
                 number = float(value)
             else:
                 number = _numeric_value(feature, value, strict, row)
@@ -334,7 +331,7 @@ class Encoder:
         return out
 
     def _category_index(self, feature: CategoricalFeature, value: Any, strict: bool, row: int | None) -> int:
-        if _is_missing(value):
+        if is_missing(value):
             if strict:
                 raise RecordError(feature.name, "is empty (None or NaN); expected a category", row=row)
             return len(feature.vocabulary)
@@ -347,8 +344,8 @@ class Encoder:
     def _category_indices(self, feature: CategoricalFeature, column: Any, strict: bool) -> np.ndarray:
         """Each value's column within the feature's one-hot block. The canonical-text rules run once per
         distinct value: the column is first reduced to codes into its distinct values (see
-        :func:`_distinct_codes`), and a missing value (code -1) is an error or the out-of-vocabulary bucket."""
-        codes, uniques = _distinct_codes(column)
+        :func:`distinct_codes`), and a missing value (code -1) is an error or the out-of-vocabulary bucket."""
+        codes, uniques = distinct_codes(column)
         table = np.empty(len(uniques) + 1, dtype=np.int64)
         errors = []  # (first row, error): the earliest bad row is reported, as the per-record path would
         for code, value in enumerate(uniques):
@@ -398,106 +395,6 @@ def _numeric_value(feature: NumericFeature, value: Any, strict: bool, row: int |
     if math.isinf(number):
         raise RecordError(feature.name, f"is {number}; expected a finite number", row=row)
     return number
-
-
-def _as_array(column: Any) -> np.ndarray:
-    if hasattr(column, "to_numpy"):
-        values = column.to_numpy()
-    elif isinstance(column, np.ndarray):
-        values = column
-    else:
-        # A plain sequence keeps each value's own type: np.asarray would turn [0, True] into [0, 1]
-        # and [1, "x"] into text, hiding the very values that validation must see.
-        values = np.empty(len(column), dtype=object)
-        values[:] = list(column)
-    if values.ndim != 1:
-        values = values.reshape(-1)
-    return values
-
-
-_SMALL_RANGE = 1 << 20
-_BLOCK_ROWS = 16384
-
-
-def _distinct_codes(column: Any) -> tuple[np.ndarray, list]:
-    """``(codes, uniques)``: for each value, its position among the column's distinct values (-1 for a
-    missing one), without a Python call per value where the column's type allows: integer and boolean
-    arrays through a lookup table or np.unique, pandas columns of one kind through pandas' hash
-    factorisation. Values of mixed types (``True`` beside ``1``, which compare equal but are different
-    categories) are told apart by type."""
-    if getattr(getattr(column, "dtype", None), "name", "") == "category":  # pandas categorical: codes ready
-        return column.cat.codes.to_numpy().astype(np.int64), list(column.cat.categories)
-    if hasattr(column, "factorize") and getattr(column, "dtype", np.dtype(object)).kind not in "iub":
-        from pandas.api.types import infer_dtype
-
-        if infer_dtype(column, skipna=True) in ("string", "boolean", "integer", "floating", "empty"):
-            codes, uniques = column.factorize()
-            return np.asarray(codes, dtype=np.int64), list(uniques)
-    values = _as_array(column)
-    if values.dtype.kind in "iu" and len(values):
-        low, high = int(values.min()), int(values.max())
-        if high - low < _SMALL_RANGE:
-            shifted = values.astype(np.int64) - low
-            present = np.flatnonzero(np.bincount(shifted, minlength=high - low + 1))
-            lookup = np.full(high - low + 1, -1, dtype=np.int64)
-            lookup[present] = np.arange(len(present))
-            return lookup[shifted], [int(v) + low for v in present]
-    if values.dtype.kind in "iub":
-        uniques, inverse = np.unique(values, return_inverse=True)
-        return inverse.reshape(-1).astype(np.int64), [u.item() for u in uniques]
-    seen: dict = {}
-    codes = np.empty(len(values), dtype=np.int64)
-    uniques = []
-    for row, value in enumerate(values.tolist()):
-        if _is_missing(value):
-            codes[row] = -1
-            continue
-        try:
-            key = (type(value), value)
-            code = seen.get(key)
-        except TypeError:  # unhashable: its own entry, refused when its category is looked up
-            code, key = None, None
-        if code is None:
-            code = len(uniques)
-            uniques.append(value)
-            if key is not None:
-                seen[key] = code
-        codes[row] = code
-    return codes, uniques
-
-
-def _iter_values(column: Any):
-    return iter(_as_array(column).tolist())
-
-
-def _numeric_column(name: str, column: Any, *, strict: bool, fill: float) -> np.ndarray:
-    values = _as_array(column)
-    plain = values.dtype == object and {type(v) for v in values.tolist()} <= {float} | (
-        {int} if all(abs(v) <= _EXACT_INT for v in values.tolist() if type(v) is int) else set())
-    if values.dtype.kind in "iuf" or plain:
-        numbers = values.astype(np.float64)
-    else:
-        numbers = np.empty(len(values), dtype=np.float64)
-        for row, value in enumerate(values.tolist()):
-            if value is None:
-                numbers[row] = np.nan
-            elif isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise RecordError(name, f"expected a number, got {type(value).__name__} {value!r}", row=row)
-            else:
-                try:
-                    numbers[row] = float(value)
-                except OverflowError:
-                    raise RecordError(name, "is too large for a float64", row=row) from None
-    bad = np.isinf(numbers)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise RecordError(name, f"is {numbers[row]}; expected a finite number", row=row)
-    nan = np.isnan(numbers)
-    if nan.any():
-        if strict:
-            raise RecordError(name, "is empty (None or NaN); expected a number", row=int(np.argmax(nan)))
-        numbers = np.where(nan, fill, numbers)
-    return numbers
 
 
 def _skewness(values: np.ndarray) -> float:
