@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from intent_edge.data.io import JSON_LINES_SUFFIXES, PARQUET_SUFFIXES, check_features, iter_record_chunks, line_of
+from intent_edge.data.io import (
+    JSON_LINES_SUFFIXES,
+    PARQUET_SUFFIXES,
+    check_feature_columns,
+    iter_record_chunks,
+    line_of,
+)
 from intent_edge.data.schema import Schema
 from intent_edge.errors import DataError, RecordError
 from intent_edge.fileio import atomic_path
@@ -38,7 +45,8 @@ class ScoreSummary:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
 
-def score_frame(predictor: Predictor, features: pd.DataFrame, passthrough: pd.DataFrame) -> pd.DataFrame:
+def score_frame(predictor: Predictor, features: Mapping[str, pd.Series] | pd.DataFrame,
+                passthrough: pd.DataFrame) -> pd.DataFrame:
     """The ``passthrough`` columns, then ``probability`` and ``decision``, for checked feature columns (the
     output of every batch scorer: files and Spark). Raises RecordError for a record the runtime refuses."""
     probabilities = predictor.predict_batch(features)
@@ -69,20 +77,31 @@ def score_file(predictor: Predictor, input_path: str | Path, output_path: str | 
                keep: Sequence[str] | str | None = None, sep: str | None = None,
                chunk_rows: int = DEFAULT_CHUNK_ROWS, on_chunk: Callable[[int], None] | None = None) -> ScoreSummary:
     """Score ``input_path`` (CSV, Parquet or JSON Lines) into ``output_path`` (format by suffix): the
-    ``keep`` columns, then ``probability`` and ``decision``. ``on_chunk`` gets the rows done so far."""
+    ``keep`` columns, then ``probability`` and ``decision``. ``on_chunk`` gets the rows done so far.
+
+    Three stages overlap: a reader thread parses the next chunk and a writer thread writes the last
+    one while this thread encodes and scores the current one (the parsers, the model and the Parquet
+    writer release the GIL). At most three chunks are held at once, whatever the file's length."""
     input_path, output_path = Path(input_path), Path(output_path)
     if input_path.resolve() == output_path.resolve():
         raise DataError(input_path, "the output would overwrite the input it is reading; choose another --output")
     schema = Schema.from_json(predictor.manifest["schema"])
     text_columns = tuple(keep) if isinstance(keep, (list, tuple)) else ()
+    read_columns = kept = None
+    if input_path.suffix.lower() in PARQUET_SUFFIXES and input_path.is_file():
+        kept = resolve_keep(keep, parquet_columns(input_path), input_path)
+        read_columns = [*schema.kinds, *kept]
     started = time.perf_counter()
     rows = above = 0
-    with _ChunkWriter(output_path) as writer:
-        for chunk in iter_record_chunks(input_path, sep, chunk_rows=chunk_rows,
-                                        columns_as_text=tuple(c for c in text_columns if c not in schema.kinds)):
-            if rows == 0:
+    # The writer is entered first so that it closes last: the pool's exit waits for a pending write.
+    with _ChunkWriter(output_path) as writer, ThreadPoolExecutor(2, thread_name_prefix="score") as pool:
+        chunks = iter_record_chunks(input_path, sep, chunk_rows=chunk_rows, columns=read_columns,
+                                    columns_as_text=tuple(c for c in text_columns if c not in schema.kinds))
+        written = None
+        for chunk in _read_ahead(chunks, pool):
+            if kept is None:
                 kept = resolve_keep(keep, list(chunk.columns), input_path)
-            features = check_features(chunk, schema, input_path, first_row=rows, chunk=True)
+            features = check_feature_columns(chunk, schema, input_path, first_row=rows, chunk=True)
             try:
                 out = score_frame(predictor, features, chunk[kept])
             except RecordError as exc:
@@ -91,12 +110,35 @@ def score_file(predictor: Predictor, input_path: str | Path, output_path: str | 
                 row = rows + exc.row
                 raise DataError(input_path, exc.detail, row=row + 1, line=line_of(input_path, row),
                                 column=exc.field) from None
-            writer.write(out)
+            if written is not None:
+                written.result()
+            written = pool.submit(writer.write, out)
             rows += len(chunk)
             above += int(out["decision"].sum())
             if on_chunk is not None:
                 on_chunk(rows)
+        if written is not None:
+            written.result()
     return ScoreSummary(rows, above, time.perf_counter() - started)
+
+
+def parquet_columns(path: Path) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(path, f"cannot be read as Parquet: {exc}") from None
+
+
+def _read_ahead(chunks: Iterator[pd.DataFrame], pool: ThreadPoolExecutor) -> Iterator[pd.DataFrame]:
+    """``chunks``, with the next one read on ``pool`` while the caller works on this one."""
+    _end = object()
+    upcoming = pool.submit(next, chunks, _end)
+    while (chunk := upcoming.result()) is not _end:
+        upcoming = pool.submit(next, chunks, _end)
+        yield chunk
 
 
 class _ChunkWriter:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from intent_edge.data.io import check_features
+from intent_edge.data.io import check_feature_columns
 from intent_edge.data.schema import Schema
 from intent_edge.errors import DataError, RecordError
 from intent_edge.runtime import Predictor
@@ -58,7 +58,7 @@ def score_partitions(bundle: str | Path, *, keep: Sequence[str] = (), variant: s
         predictor = _predictor(bundle, variant, strict, public_key)
         schema = Schema.from_json(predictor.manifest["schema"])
         for batch in batches:
-            features = check_features(batch, schema, "Spark batch", chunk=True)
+            features = check_feature_columns(batch, schema, "Spark batch", chunk=True)
             try:
                 out = score_frame(predictor, features, batch[keep])
             except RecordError as exc:

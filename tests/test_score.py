@@ -156,3 +156,33 @@ def test_reading_parquet_holds_one_row_group_not_the_file(tmp_path):
                 writer.write_table(pa.table({f"c{i}": rng.random(10_000) for i in range(4)}))
         peaks.append(_arrow_peak_while_reading(path))
     assert peaks[1] < 2 * peaks[0], peaks
+
+
+def test_parquet_reads_only_what_it_needs_and_keep_still_sees_every_column(tiny_bundle, records, tmp_path):
+    source = tmp_path / "in.parquet"
+    frame = records.assign(store=[f"store-{i % 3}" for i in range(len(records))])
+    frame.to_parquet(source)
+    predictor = Predictor.load(tiny_bundle)
+    out = tmp_path / "all.parquet"
+    score_file(predictor, source, out, keep="all", chunk_rows=16)
+    scored = pd.read_parquet(out)
+    assert list(scored.columns) == [*frame.columns, "probability", "decision"]
+    assert scored["store"].tolist() == frame["store"].tolist()
+    with pytest.raises(DataError, match="--keep names columns the file does not have: shop; its columns are: "
+                                        "session_id, Administrative"):
+        score_file(predictor, source, tmp_path / "o.parquet", keep=["shop"])
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_lenient_scoring_takes_blank_categories_as_unknown_in_every_chunk(tiny_bundle, records, tmp_path):
+    source = tmp_path / "in.csv"
+    frame = records.copy()
+    frame["VisitorType"] = frame["VisitorType"].astype(object)
+    frame.loc[[3, 40, 99], "VisitorType"] = "  "
+    frame.to_csv(source, index=False)
+    strict, lenient = Predictor.load(tiny_bundle), Predictor.load(tiny_bundle, strict=False)
+    with pytest.raises(DataError, match=r"row 4 .*column 'VisitorType'"):
+        score_file(strict, source, tmp_path / "o.csv", chunk_rows=10)
+    score_file(lenient, source, tmp_path / "o.csv", chunk_rows=10)
+    expected = lenient.predict_batch(frame.drop(columns=["session_id"]).to_dict("records"))
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "o.csv")["probability"], expected, atol=1e-7)

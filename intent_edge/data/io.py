@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,11 +77,13 @@ def read_records(path: str | Path, sep: str | None = None) -> pd.DataFrame:
 
 
 def iter_record_chunks(path: str | Path, sep: str | None = None, *, chunk_rows: int = 65536,
-                       columns_as_text: tuple[str, ...] = ()):
+                       columns_as_text: tuple[str, ...] = (), columns: Sequence[str] | None = None):
     """Records to score, ``chunk_rows`` at a time, so that a file of any size takes constant memory.
 
     ``columns_as_text`` are read as text from CSV (identifiers: leading zeros and long digit strings
-    survive). Raises DataError for an unreadable, empty or malformed file, naming the row and line."""
+    survive). ``columns``, where given, limits what is read from Parquet to those columns (those the
+    file has; a missing one is the caller's error to name). Raises DataError for an unreadable, empty or
+    malformed file, naming the row and line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "no such file")
@@ -98,7 +101,8 @@ def iter_record_chunks(path: str | Path, sep: str | None = None, *, chunk_rows: 
             # Without pre-buffering: with it Arrow keeps every row group read so far, and a 10 M-row
             # file peaked at 690 MiB against 438 MiB for 1 M rows (benchmarks/score_scale.py).
             parquet = pq.ParquetFile(path, pre_buffer=False)
-            chunks = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=chunk_rows))
+            present = None if columns is None else [c for c in parquet.schema_arrow.names if c in set(columns)]
+            chunks = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=chunk_rows, columns=present))
         else:
             chunks = pd.read_csv(path, sep=sep or sniff_delimiter(path), skipinitialspace=True, chunksize=chunk_rows,
                                  dtype=dict.fromkeys(columns_as_text, str))
@@ -201,9 +205,15 @@ def resolve_schema(frame: pd.DataFrame, path: str | Path, label: str | None, sch
     return Schema(label, kinds, transforms, tuple(ignored))
 
 
-def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path, *, first_row: int = 0,
-                   chunk: bool = False) -> pd.DataFrame:
-    """The feature columns in schema order, numeric ones as float64; raises on empty or mistyped columns.
+def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path) -> pd.DataFrame:
+    """The feature columns in schema order, numeric ones as float64; raises on empty or mistyped columns."""
+    return pd.DataFrame(check_feature_columns(frame, schema, path))
+
+
+def check_feature_columns(frame: pd.DataFrame, schema: Schema, path: str | Path, *, first_row: int = 0,
+                          chunk: bool = False) -> dict[str, pd.Series]:
+    """:func:`check_features` as a dict of columns, which the encoder takes as it is (a DataFrame built
+    from them would copy every numeric column into one block first).
 
     For one ``chunk`` of a longer file, ``first_row`` is the 0-based index of its first row (for the
     row and line numbers in errors), and a column empty in every row of the chunk is left to the
@@ -213,27 +223,35 @@ def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path, *, fir
         if name not in frame.columns:
             raise DataError(path, "column missing (the bundle's schema needs it)", column=name)
         series = frame[name]
-        text = series.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(series) else None
-        empty = series.isna() if text is None else (series.isna() | (text == ""))
-        if bool(empty.all()) and not chunk:
-            raise DataError(path, "the column is empty in every row", column=name)
-        if kind == "numeric" and not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
-            numbers = pd.to_numeric(series.where(~empty), errors="coerce")
-            bad = numbers.isna() & ~empty
-            if bool(bad.any()):
-                index = int(np.argmax(bad.to_numpy()))
-                raise DataError(path, f"expected a number, got {series.iloc[index]!r}", row=first_row + index + 1,
-                                line=line_of(path, first_row + index), column=name)
-            series = numbers
+        numeric_dtype = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        # Within a chunk the encoder finds empty values (strict or lenient), so a column that needs no
+        # parsing is taken as it is: the text scan would cost more than encoding the column.
+        if not (chunk and (kind == "categorical" or numeric_dtype)):
+            text = series.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(series) else None
+            empty = series.isna() if text is None else (series.isna() | (text == ""))
+            if bool(empty.all()) and not chunk:
+                raise DataError(path, "the column is empty in every row", column=name)
+            if kind == "numeric" and not numeric_dtype:
+                numbers = pd.to_numeric(series.where(~empty), errors="coerce")
+                bad = numbers.isna() & ~empty
+                if bool(bad.any()):
+                    index = int(np.argmax(bad.to_numpy()))
+                    raise DataError(path, f"expected a number, got {series.iloc[index]!r}",
+                                    row=first_row + index + 1, line=line_of(path, first_row + index), column=name)
+                series = numbers
         if kind == "numeric":
             series = series.astype(np.float64)
-            infinite = np.isinf(series.to_numpy())
-            if infinite.any():
-                index = int(np.argmax(infinite))
-                raise DataError(path, "expected a finite number, got infinity", row=first_row + index + 1,
-                                line=line_of(path, first_row + index), column=name)
+            _refuse_infinity(series, path, first_row, name)
         columns[name] = series.reset_index(drop=True)
-    return pd.DataFrame(columns)
+    return columns
+
+
+def _refuse_infinity(series: pd.Series, path: str | Path, first_row: int, name: str) -> None:
+    infinite = np.isinf(series.to_numpy())
+    if infinite.any():
+        index = int(np.argmax(infinite))
+        raise DataError(path, "expected a finite number, got infinity", row=first_row + index + 1,
+                        line=line_of(path, first_row + index), column=name)
 
 
 def load_dataset(path: str | Path, label: str | None = None, *, sep: str | None = None,
