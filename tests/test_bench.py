@@ -36,8 +36,8 @@ def bundle_with_litert(tiny_bundle, synthetic_csv, tmp_path_factory):
 
 def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_litert, synthetic_csv, tmp_path):
     records = load_dataset(synthetic_csv).features.iloc[:300].to_dict("records")
-    report = run_benchmark(bundle_with_litert, records, batch_sizes=(1, 16), keras_baseline=True,
-                           keras_predict_rows=5, measure_cold_start=False)
+    report = run_benchmark(bundle_with_litert, records, batch_sizes=(1, 16), raw_batch_sizes=(1, 1000),
+                           keras_baseline=True, keras_predict_rows=5, measure_cold_start=False)
     listed = {(row["variant"], row["backend"]) for row in report["rows"]}
     assert listed == {("fp32", "onnxruntime"), ("litert-fp32", "litert")}
     for row in report["rows"]:
@@ -46,6 +46,9 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
         assert row["predict_us"]["p50"] <= row["predict_us"]["p99.9"]
         assert set(row["throughput_rows_s"]) == {"1", str(os.cpu_count())}
         assert all(set(series) == {"1", "16"} for series in row["throughput_rows_s"].values())
+        # raw-record batches repeat the 300 records up to 1,000; the model alone is faster than encoder + model
+        assert set(row["raw_batch_rows_s"]) == {"1", "1000"}
+        assert all(0 < cell["raw"] < cell["encoded"] for cell in row["raw_batch_rows_s"].values())
     keras = report["baselines"]["keras"]
     assert keras["predict_rows"] == 5 and "model(x" in keras["configuration"]
     assert "predict_p50_over_bare_onnxruntime_p50" in report["bars"]
@@ -60,6 +63,7 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
     text = render_markdown(report, "intent-edge bench x")
     assert "| fp32 / onnxruntime | ok |" in text and "keras model(x)" in text
     assert "Raw-field graphs" in text and "x encoded fp32" in text
+    assert "Raw-record batches" in text and "| batch 1,000 |" in text
     assert [p.name for p in write_plots(report, tmp_path)] == ["latency.png", "throughput.png"]
 
 
@@ -70,7 +74,7 @@ def test_unavailable_backend_keeps_its_row(bundle_with_litert, synthetic_csv, mo
     monkeypatch.setitem(backends.BACKENDS, "litert", backends.Backend("litert", "tflite", "no_such_module_here",
                                                                       original.install_hint, original.load))
     records = load_dataset(synthetic_csv).features.iloc[:200].to_dict("records")
-    report = run_benchmark(bundle_with_litert, records, batch_sizes=(1,), keras_baseline=False,
+    report = run_benchmark(bundle_with_litert, records, batch_sizes=(1,), raw_batch_sizes=(1,), keras_baseline=False,
                            measure_cold_start=False)
     row = next(r for r in report["rows"] if r["backend"] == "litert")
     assert row["status"].startswith("unavailable: pip install")

@@ -149,7 +149,8 @@ def test_bench_refuses_a_damaged_source_model(tiny_bundle, tmp_path):
     (bundle / "model.keras").write_bytes(bytes(data))
     records = load_dataset(_csv(tmp_path)).features.iloc[:50].to_dict("records")
     with pytest.raises(BundleError, match="model.keras"):
-        run_benchmark(bundle, records, batch_sizes=(1,), keras_predict_rows=2, measure_cold_start=False)
+        run_benchmark(bundle, records, batch_sizes=(1,), raw_batch_sizes=(1,), keras_predict_rows=2,
+                      measure_cold_start=False)
 
 
 def test_bench_finds_the_keras_model_by_the_manifest(tiny_bundle, tmp_path):
@@ -162,7 +163,8 @@ def test_bench_finds_the_keras_model_by_the_manifest(tiny_bundle, tmp_path):
     manifest["source_model"]["file"] = describe_file(bundle, "source.keras")
     write_manifest(bundle, manifest)
     records = load_dataset(_csv(tmp_path)).features.iloc[:50].to_dict("records")
-    report = run_benchmark(bundle, records, batch_sizes=(1,), keras_predict_rows=2, measure_cold_start=False)
+    report = run_benchmark(bundle, records, batch_sizes=(1,), raw_batch_sizes=(1,), keras_predict_rows=2,
+                           measure_cold_start=False)
     assert report["baselines"]["keras"]["predict_rows"] == 2
 
 

@@ -49,6 +49,10 @@ def _raw_cell(row: dict, size: str) -> str:
     return f"{raw:,.0f} ({raw / encoded:.2f})"
 
 
+def _raw_batch_cell(measured: dict) -> str:
+    return f"{measured['raw']:,.0f} ({measured['raw'] / measured['encoded']:.2f})"
+
+
 def _raw_sizes(report: dict) -> list[str]:
     """The batch sizes the raw-field table shows: 1, 256 and the largest, where measured."""
     sizes = sorted(report["raw"][0]["throughput_rows_s"], key=int)
@@ -69,6 +73,15 @@ def render_markdown(report: dict, command: str) -> str:
         lines += ["", "| process | seconds to first prediction | peak RSS MiB |", "|---|---|---|"]
         lines += [f"| {kind} | {c['seconds_to_first_prediction']:.2f} | {c['peak_rss_mib']:.0f} |"
                   for kind, c in report["cold_start"].items()]
+    batches = [r for r in report["rows"] if r.get("raw_batch_rows_s")]
+    if batches:
+        sizes = list(batches[0]["raw_batch_rows_s"])
+        lines += ["", "Raw-record batches: `predict_batch` on a DataFrame (encoder + model, 1 thread), rows/s, "
+                      "and in brackets the share of the model alone on the same rows encoded:", "",
+                  "| variant / backend | " + " | ".join(f"batch {int(s):,}" for s in sizes) + " |",
+                  "|---|" + "---|" * len(sizes)]
+        lines += [f"| {_row_label(r)} | " + " | ".join(_raw_batch_cell(r["raw_batch_rows_s"][s]) for s in sizes) + " |"
+                  for r in batches]
     if report.get("raw"):
         lines += ["", "Raw-field graphs (raw fields in, the encoding inside the graph; ONNX Runtime from Python, "
                       "1 thread; throughput beside the encoded fp32 graph measured in the same loop):", "",

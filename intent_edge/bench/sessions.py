@@ -8,6 +8,10 @@ What is measured (all timings with warm-up, percentiles rather than means):
 * ``invoke``: the bare backend call on one ready encoded row (ONNX Runtime ``session.run``, LiteRT
   ``invoke``, Keras ``model(x)`` and ``model.predict``), over distinct rows.
 * throughput: encoded rows per second at batch sizes 1 to 65,536, with one thread and with all cores.
+* raw-record batches: ``predict_batch`` on a DataFrame of raw records (encoder + model, one thread) at
+  batch sizes 1 to 1,000,000, beside the model alone on the same rows encoded, measured in one loop.
+  Batches larger than the distinct records repeat them; the encoder's work per row does not depend
+  on repeats (its category lookups run per distinct value, of which a column has few either way).
 * cold start: a new Python process, from spawn to its first prediction (imports included), and the
   peak resident memory of that process after serving 1,000 predictions: the runtime against Keras.
 
@@ -26,7 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from intent_edge.bench.timing import BATCH_SIZES, host_description, percentiles, rows_per_second, time_each
+from intent_edge.bench.timing import (
+    BATCH_SIZES,
+    RAW_BATCH_SIZES,
+    host_description,
+    percentiles,
+    rows_per_second,
+    time_each,
+)
 from intent_edge.runtime.encoder import _fastencode
 
 # Peak resident memory of the child: VmHWM, which starts afresh at exec. (getrusage's ru_maxrss does not
@@ -94,9 +105,9 @@ def cold_start(kind: str, bundle: Path, variant: str, records: list[dict]) -> di
     return {"seconds_to_first_prediction": ready, "peak_rss_mib": int(peak_kib) / 1024.0}
 
 
-def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_SIZES, keras_baseline: bool = True,
-                  measure_cold_start: bool = True, keras_predict_rows: int = 300,
-                  on_step: Callable[[str], None] | None = None) -> dict:
+def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_SIZES,
+                  raw_batch_sizes=RAW_BATCH_SIZES, keras_baseline: bool = True, measure_cold_start: bool = True,
+                  keras_predict_rows: int = 300, on_step: Callable[[str], None] | None = None) -> dict:
     """Benchmark every variant of ``bundle`` on every available backend; returns the report (JSON-ready)."""
     from intent_edge.runtime import Predictor
     from intent_edge.runtime.backends import BACKENDS
@@ -108,7 +119,8 @@ def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_
     all_threads = os.cpu_count() or 1
     report = {"bundle": str(bundle), "host": host_description(), "records": len(records),
               "encoder": "compiled fast path" if _fastencode is not None else "pure Python (fast path not built)",
-              "batch_sizes": list(batch_sizes), "rows": [], "baselines": {}, "cold_start": {}}
+              "batch_sizes": list(batch_sizes), "raw_batch_sizes": list(raw_batch_sizes), "rows": [], "baselines": {},
+              "cold_start": {}}
     encoded = None
     for variant, entry in manifest["variants"].items():
         for backend in BACKENDS.values():
@@ -137,6 +149,8 @@ def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_
                     str(size): rows_per_second(runner.infer,
                                                np.ascontiguousarray(np.resize(encoded, (size, encoded.shape[1]))))
                     for size in batch_sizes}
+            step(f"{variant} on {backend.name}: raw-record batches")
+            row["raw_batch_rows_s"] = _raw_record_batches(predictor, records, raw_batch_sizes)
             row["status"] = "ok"
     if keras_baseline:
         report["baselines"]["keras"] = _keras_baseline(bundle, manifest, encoded, batch_sizes, keras_predict_rows, step)
@@ -152,6 +166,20 @@ def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_
     report["raw"] = _raw_graphs(bundle, manifest, records, encoded, batch_sizes)
     report["bars"] = _bars(report, manifest)
     return report
+
+
+def _raw_record_batches(predictor, records: list[dict], sizes) -> dict:
+    """``predict_batch`` on a DataFrame of ``size`` raw records, and the model alone on them encoded."""
+    import pandas as pd
+
+    distinct = pd.DataFrame.from_records(records)
+    result = {}
+    for size in sizes:
+        frame = distinct.iloc[np.arange(size) % len(distinct)].reset_index(drop=True)
+        encoded = predictor.encode(frame)
+        result[str(size)] = {"raw": rows_per_second(predictor.predict_batch, frame),
+                             "encoded": rows_per_second(predictor.runner.infer, encoded)}
+    return result
 
 
 def _raw_graphs(bundle: Path, manifest: dict, records: list[dict], encoded: np.ndarray | None, batch_sizes) -> list:

@@ -36,7 +36,8 @@ def bench(
                                                                            "latency [default: 10000].")] = None,
     batch_sizes: Annotated[str | None, typer.Option(
         "--batch-sizes", help="Comma-separated batch sizes for throughput [default: 1,4,16,64,256,1024,4096,16384,"
-                              "65536].")] = None,
+                              "65536; raw-record batches: 1,16,256,4096,65536,1000000]. When given, both use "
+                              "these.")] = None,
     keras_baseline: Annotated[bool | None, typer.Option("--keras/--no-keras", help="Measure plain Keras as the "
                                                                                    "baseline (needs the train extra; "
                                                                                    "default: on).")] = None,
@@ -56,6 +57,7 @@ def bench(
         _bench_streaming(bundle, data, sep, json_out, markdown)
         return
     from intent_edge.bench import benchmark_records, render_markdown, render_table, run_benchmark, write_plots
+    from intent_edge.bench.timing import RAW_BATCH_SIZES
     from intent_edge.errors import UsageError
     from intent_edge.runtime.bundle import read_manifest
 
@@ -67,7 +69,9 @@ def bench(
     rows = benchmark_records(read_manifest(bundle), data, records or 10000, sep=sep)
     with progress() as bar:
         task = bar.add_task("benchmarking", total=None, status="")
-        report = run_benchmark(bundle, rows, batch_sizes=sizes, keras_baseline=keras_baseline is not False,
+        report = run_benchmark(bundle, rows, batch_sizes=sizes,
+                               raw_batch_sizes=sizes if batch_sizes else RAW_BATCH_SIZES,
+                               keras_baseline=keras_baseline is not False,
                                measure_cold_start=cold_start is not False,
                                on_step=lambda m: bar.update(task, status=m))
     report["date"] = dt.date.today().isoformat()
