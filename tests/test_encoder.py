@@ -186,3 +186,20 @@ def test_a_column_error_names_the_earliest_bad_row():
     columns["visitor"] = ["new", None, "x", "new", "new", "new"]
     with pytest.raises(RecordError, match="record at index 1: field 'visitor': is empty"):
         fitted().encode_columns(pd.DataFrame(columns))
+
+
+def test_large_batches_encode_a_chunk_of_rows_at_a_time_with_the_same_result(monkeypatch):
+    """Above ``_CHUNK_ROWS`` rows the batch encoder works chunk by chunk; the result and the row an error
+    names must not change (chunks of 4 here, so that 6 rows make two chunks)."""
+    pd = pytest.importorskip("pandas")
+    from intent_edge.runtime import encoder as encoder_module
+
+    encoder = fitted()
+    whole = encoder.encode_columns(COLUMNS)
+    monkeypatch.setattr(encoder_module, "_CHUNK_ROWS", 4)
+    for batch in (COLUMNS, pd.DataFrame(COLUMNS), {n: np.asarray(v) for n, v in COLUMNS.items()},
+                  {n: pd.Series(v, index=range(10, 16)) for n, v in COLUMNS.items()}):
+        np.testing.assert_array_equal(encoder.encode_columns(batch), whole)
+    bad = {**COLUMNS, "visitor": ["new", "new", "new", "new", "returning", None]}
+    with pytest.raises(RecordError, match="record at index 5: field 'visitor': is empty"):
+        encoder.encode_columns(pd.DataFrame(bad))
