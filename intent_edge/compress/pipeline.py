@@ -75,7 +75,8 @@ class VariantRow:
     def manifest_entry(self, directory: Path, test_rows: int) -> dict:
         """The bundle manifest's description of this (written) variant."""
         return {"format": self.format, "precision": self.precision, "file": describe_file(directory, self.files[0]),
-                "source": self.source, "method": self.method, "config": self.config, "parity": self.parity,
+                "source": self.source, "conversion": self.conversion, "method": self.method, "config": self.config,
+                "parity": self.parity,
                 "accuracy": {"roc_auc": self.roc_auc, "delta_roc_auc": self.delta_roc_auc, "rows": test_rows},
                 "speed": {"latency_us": self.latency_us, "throughput_rows_s": self.throughput_rows_s,
                           "threads": 1, "batch": THROUGHPUT_BATCH},
@@ -197,6 +198,8 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
         carried = [manifest["source_model"]["file"], manifest["golden"]["file"], fp32["file"]]
         if fp32.get("raw", {}).get("status") == "ok":
             carried.append(fp32["raw"]["file"])
+        if "explain" in manifest:
+            carried.append(manifest["explain"]["background"]["file"])
         for entry in carried:
             shutil.copy2(resolve_file(bundle, entry), staging / entry["path"])
 

@@ -101,8 +101,8 @@ def variant_entry(manifest: dict, variant: str | None) -> tuple[str, dict]:
 
 
 def file_entries(manifest: dict) -> list[dict]:
-    """Every file entry a manifest lists: source model, golden file, variants, smaller sources, and a
-    clickstream bundle's streaming steps and context graphs."""
+    """Every file entry a manifest lists: source model, golden file, variants, smaller sources, the
+    explanations' background, and a clickstream bundle's streaming steps and context graphs."""
     def raw(part: dict) -> list[dict]:  # a raw-field graph beside it, where one was written
         return [part["raw"]["file"]] if part.get("raw", {}).get("status", "ok") == "ok" and "raw" in part else []
 
@@ -115,6 +115,8 @@ def file_entries(manifest: dict) -> list[dict]:
     entries += raw(step) + [f for e in step.get("int8", {}).values() for f in raw(e)]
     context = manifest.get("context", {})
     entries += [e["file"] for e in context.get("backends", {}).values()] + raw(context)
+    if "explain" in manifest:
+        entries.append(manifest["explain"]["background"]["file"])
     return entries
 
 

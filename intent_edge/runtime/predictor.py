@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from intent_edge.errors import BundleError, RecordError
 from intent_edge.runtime.backends import backend_for
 from intent_edge.runtime.bundle import read_manifest, resolve_file, variant_entry
 from intent_edge.runtime.encoder import Encoder
+from intent_edge.runtime.explain import BATCH_ROWS, Explanation, ShapleyExplainer, check_background
 
 
 def _is_single_record(value: Any) -> bool:
@@ -29,10 +31,14 @@ class Predictor:
     in a numeric field, say) is always an error.
     """
 
-    def __init__(self, manifest: dict, encoder: Encoder, runner, variant: str, *, strict: bool = True):
+    def __init__(self, manifest: dict, encoder: Encoder, runner, variant: str, *, strict: bool = True,
+                 bundle: Path | None = None, threads: int | None = None):
         self.manifest, self.encoder, self.runner, self.variant, self.strict = manifest, encoder, runner, variant, strict
         self.threshold = float(manifest["threshold"]["value"])
         self._local = threading.local()
+        self._bundle, self._threads = bundle, threads
+        self._explainer = None
+        self._explainer_lock = threading.Lock()
 
     @classmethod
     def load(cls, bundle: str | Path, variant: str | None = None, *, backend: str = "auto", strict: bool = True,
@@ -50,7 +56,7 @@ class Predictor:
             raise BundleError(f"{bundle}: the encoder spec in the manifest is invalid ({exc})") from None
         chosen = backend_for(entry["format"], backend)
         runner = chosen.load_model(resolve_file(bundle, entry["file"]), encoder.width, threads=threads)
-        return cls(manifest, encoder, runner, name, strict=strict)
+        return cls(manifest, encoder, runner, name, strict=strict, bundle=Path(bundle), threads=threads)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -94,3 +100,62 @@ class Predictor:
         if _is_single_record(records):
             return self.predict(records) >= self.threshold
         return self.predict_batch(records) >= self.threshold
+
+    # ---- explanations -----------------------------------------------------------------------
+    def explain(self, record: Mapping[str, Any], background: Any = None, *, samples: int | None = None,
+                seed: int = 0) -> Explanation:
+        """Why ``record`` scored as it did: each field's interventional Shapley value against
+        ``background`` (raw records as a list of dicts or a DataFrame; default: the bundle's own), with
+        ``base`` the mean probability over the background. ``samples`` sets the permutation budget
+        where the values are estimated (see :mod:`intent_edge.runtime.explain`); deterministic per ``seed``."""
+        if not _is_single_record(record):
+            raise RecordError("*", "explain() takes one record (a mapping); use explain_batch() for several")
+        matrix = np.zeros((1, self.encoder.width), dtype=np.float32)
+        self.encoder.encode_record(record, matrix[0], strict=self.strict)
+        return self._explain_rows(matrix, background, samples, seed)[0]
+
+    def explain_batch(self, records: Any, background: Any = None, *, samples: int | None = None,
+                      seed: int = 0) -> list[Explanation]:
+        """:meth:`explain` for a batch (a sequence of records, a dict of columns or a DataFrame)."""
+        return self._explain_rows(self.encode(records), background, samples, seed)
+
+    def _explain_rows(self, rows: np.ndarray, background: Any, samples: int | None, seed: int) -> list[Explanation]:
+        if background is None:
+            encoded, weights = self._bundle_background()
+        else:
+            encoded, weights = check_background(self.encode(background))
+        return self._shapley().explain(rows, encoded, weights, samples=samples, seed=seed)
+
+    def _bundle_background(self) -> tuple[np.ndarray, np.ndarray]:
+        entry = self.manifest.get("explain", {}).get("background")
+        if entry is None:
+            raise BundleError("this bundle has no background set for explanations (bundles from before "
+                              "intent-edge wrote one); pass background= raw records to explain against")
+        cached = getattr(self, "_background", None)
+        if cached is None:
+            data = json.loads(resolve_file(self._bundle, entry["file"]).read_text(encoding="utf-8"))
+            rows = np.asarray(data["rows"], dtype=np.float32)
+            if rows.ndim != 2 or rows.shape[1] != self.encoder.width:
+                raise BundleError(f"{self._bundle}: the background's rows are not {self.encoder.width} wide")
+            cached = self._background = check_background(rows, data["weights"])
+        return cached
+
+    def _shapley(self) -> ShapleyExplainer:
+        """The explainer on this variant's runner, or, for a variant whose output depends on the rows
+        sharing its batch (int8-dynamic quantizes activations per batch), on its float source: the
+        explanation's ``variant`` says which, and its ``probability`` is that model's."""
+        with self._explainer_lock:
+            if self._explainer is None:
+                runner, variant = self.runner, self.variant
+                entry = self.manifest["variants"][variant]
+                if _batch_dependent(variant, entry):
+                    source = entry.get("source", "original")
+                    variant = "fp32" if source == "original" else source
+                    runner = Predictor.load(self._bundle, variant, threads=self._threads).runner
+                self._explainer = ShapleyExplainer(self.encoder, runner.infer, variant=variant,
+                                                   batch_rows=min(BATCH_ROWS, getattr(runner, "max_batch", BATCH_ROWS)))
+            return self._explainer
+
+
+def _batch_dependent(name: str, entry: dict) -> bool:
+    return entry.get("conversion") == "int8-dynamic" or name.endswith("int8-dynamic")

@@ -23,6 +23,7 @@ from intent_edge.raw_graph import raw_metadata, spec_sha256, write_raw_variant
 from intent_edge.runtime.backends import BACKENDS
 from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, sha256_of, write_manifest
 from intent_edge.runtime.encoder import Encoder
+from intent_edge.train.background import write_background
 from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics, summarise_folds
 from intent_edge.train.export import ONNX_OPSET, export_onnx
 from intent_edge.train.mlp import MLPRecipe, fit_mlp, predict_probabilities
@@ -236,6 +237,9 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
                                 metadata=raw_metadata("fp32", fitted.threshold, spec))
         step(f"raw-field graph: {raw['status']}")
 
+        step("summarising the training rows as the explanations' background (k-means)")
+        explain = write_background(staging, encoder.encode_columns(dataset.features.iloc[train], strict=False), seed)
+
         manifest = {
             "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_FORMAT_VERSION,
@@ -255,6 +259,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
             "variants": {"fp32": {"format": "onnx", "precision": "fp32", "file": describe_file(staging, "model.onnx"),
                                   "opset": ONNX_OPSET, "parity": parity, "raw": raw}},
             "golden": {"file": describe_file(staging, "golden.json"), "rows": len(golden["rows"])},
+            "explain": explain,
         }
         write_manifest(staging, manifest)
     return manifest
