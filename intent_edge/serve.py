@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from intent_edge.errors import IntentEdgeError, RecordError
+from intent_edge.errors import BundleError, IntentEdgeError, RecordError
 from intent_edge.runtime import Predictor
 from intent_edge.runtime.encoder import MAX_STANDARD_SCORE, CategoricalFeature, NumericFeature
 
@@ -54,7 +54,7 @@ class RequestProblem(Exception):
 class _Loaded:
     """A predictor with what the service derives from it once: drift columns and the OpenAPI document."""
 
-    def __init__(self, predictor: Predictor, generation: int, max_batch: int):
+    def __init__(self, predictor: Predictor, generation: int, max_batch: int, max_explain: int):
         self.predictor, self.generation = predictor, generation
         encoder = predictor.encoder
         numeric = [(f.name, o) for f, o in zip(encoder.features, encoder.offsets, strict=True)
@@ -65,7 +65,7 @@ class _Loaded:
         self.numeric_columns = np.array([c for _, c in numeric], dtype=np.intp)
         self.categorical_names = [n for n, _ in categorical]
         self.oov_columns = np.array([c for _, c in categorical], dtype=np.intp)
-        self.openapi = openapi_document(predictor, max_batch)
+        self.openapi = openapi_document(predictor, max_batch, max_explain)
 
 
 class Service:
@@ -73,8 +73,9 @@ class Service:
 
     def __init__(self, bundle: str | Path, *, variant: str | None = None, backend: str = "auto",
                  public_key: str | Path | None = None, strict: bool = True, max_body_bytes: int = 1 << 20,
-                 max_batch: int = 10_000, admin_hosts: tuple[str, ...] = LOOPBACK):
+                 max_batch: int = 10_000, max_explain: int = 100, admin_hosts: tuple[str, ...] = LOOPBACK):
         self.bundle, self.variant, self.backend = bundle, variant, backend
+        self.max_explain = max_explain  # records explained per request: each costs ~1 ms of inference
         self.public_key, self.strict = public_key, strict
         self.max_body_bytes, self.max_batch, self.admin_hosts = max_body_bytes, max_batch, admin_hosts
         self.registry = registry = CollectorRegistry()
@@ -96,7 +97,7 @@ class Service:
         self.bundle_generation = Gauge("intent_edge_bundle_generation", "How many times a bundle was loaded",
                                        registry=registry)
         self._reload_lock = threading.Lock()
-        self.current = _Loaded(self._load(), 1, max_batch)
+        self.current = _Loaded(self._load(), 1, max_batch, max_explain)
         self.bundle_generation.set(1)
 
     def _load(self) -> Predictor:
@@ -107,7 +108,7 @@ class Service:
         """Load the bundle again; the old predictor keeps serving if that fails (RequestProblem 409)."""
         with self._reload_lock:
             try:
-                loaded = _Loaded(self._load(), self.current.generation + 1, self.max_batch)
+                loaded = _Loaded(self._load(), self.current.generation + 1, self.max_batch, self.max_explain)
             except (IntentEdgeError, OSError, KeyError, ValueError) as exc:
                 self.reloads.labels("failed").inc()
                 raise RequestProblem(409, "reload_failed", f"the bundle did not load; still serving generation "
@@ -138,6 +139,14 @@ class Service:
         self.records.inc(len(features))
         return loaded, probabilities
 
+    def explain(self, loaded: _Loaded, records: list) -> list[dict]:
+        """Contributions for records already scored by ``loaded`` (the same predictor)."""
+        try:
+            explanations = loaded.predictor.explain_batch(records)
+        except BundleError as exc:
+            raise RequestProblem(400, "explain_unavailable", str(exc)) from None
+        return [{"base": e.base, "contributions": e.contributions} for e in explanations]
+
     def _count_drift(self, loaded: _Loaded, features: np.ndarray) -> None:
         if loaded.numeric_columns.size:
             unusual = (np.abs(features[:, loaded.numeric_columns]) > DRIFT_STANDARD_SCORE).sum(axis=0)
@@ -149,7 +158,7 @@ class Service:
                 self.unknown_categories.labels(loaded.categorical_names[index]).inc(int(unknown[index]))
 
 
-def openapi_document(predictor: Predictor, max_batch: int) -> dict:
+def openapi_document(predictor: Predictor, max_batch: int, max_explain: int = 100) -> dict:
     """OpenAPI 3.0 for this bundle: a record has every feature of the schema, numbers within the range the
     encoder accepts, categories as text, integers or booleans (unseen ones are scored as unknown)."""
     properties: dict[str, dict] = {}
@@ -172,17 +181,26 @@ def openapi_document(predictor: Predictor, max_batch: int) -> dict:
              "properties": {"error": {"type": "string"}, "kind": {"type": "string"},
                             "field": {"type": "string"}, "record": {"type": "integer", "nullable": True}}}
     probability = {"type": "number", "minimum": 0, "maximum": 1}
+    contributions = {"type": "object", "additionalProperties": {"type": "number"},
+                     "description": "each field's Shapley value against the bundle's background; base plus their "
+                                    "sum is the probability"}
+    explanation = {"type": "object", "required": ["base", "contributions"],
+                   "properties": {"base": {"type": "number"}, "contributions": contributions}}
     single = {"type": "object", "required": ["probability", "decision", "variant"],
               "properties": {"probability": probability, "decision": {"type": "boolean"},
-                             "variant": {"type": "string"}}}
+                             "variant": {"type": "string"}, **explanation["properties"]}}
     batch = {"type": "object", "required": ["probabilities", "decisions", "variant"],
              "properties": {"probabilities": {"type": "array", "items": probability},
                             "decisions": {"type": "array", "items": {"type": "boolean"}},
-                            "variant": {"type": "string"}}}
+                            "variant": {"type": "string"},
+                            "explanations": {"type": "array", "items": explanation}}}
+    explain = {"type": "boolean", "default": False,
+               "description": f"add each field's contribution (at most {max_explain} records a request)"}
     error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     errors = {str(code): {"description": text, "content": error_body}
-              for code, text in ((400, "not JSON, or not a {record} / {records} object"),
-                                 (413, "body or batch too large"),
+              for code, text in ((400, "not JSON, or not a {record} / {records} object (with an optional "
+                                       "explain flag), or explain asked of a bundle without a background"),
+                                 (413, "body, batch or records to explain too many"),
                                  (422, "a record the runtime refuses; the error names the field and record"))}
     return {
         "openapi": "3.0.3",
@@ -194,10 +212,11 @@ def openapi_document(predictor: Predictor, max_batch: int) -> dict:
                 "summary": "Score one record or a batch",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
                     {"type": "object", "required": ["record"], "additionalProperties": False,
-                     "properties": {"record": {"$ref": "#/components/schemas/Record"}}},
+                     "properties": {"record": {"$ref": "#/components/schemas/Record"}, "explain": explain}},
                     {"type": "object", "required": ["records"], "additionalProperties": False,
                      "properties": {"records": {"type": "array", "maxItems": max_batch,
-                                                "items": {"$ref": "#/components/schemas/Record"}}}},
+                                                "items": {"$ref": "#/components/schemas/Record"}},
+                                    "explain": explain}},
                 ]}}}},
                 "responses": {"200": {"description": "probability and decision (one record) or lists of them",
                                       "content": {"application/json": {"schema": {"oneOf": [single, batch]}}}},
@@ -229,10 +248,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _records_of(payload: Any, max_batch: int) -> tuple[list, bool]:
+def _records_of(payload: Any, max_batch: int, max_explain: int) -> tuple[list, bool, bool]:
+    """``(records, single, explain)`` of a request body."""
     if not isinstance(payload, dict):
         raise RequestProblem(400, "bad_request", 'expected a JSON object: {"record": {...}} or {"records": [...]}')
-    keys = set(payload)
+    explain = payload.get("explain", False)
+    if not isinstance(explain, bool):
+        raise RequestProblem(400, "bad_request", f'"explain" must be true or false, got {json.dumps(explain)}')
+    records, single = _records_in(payload, max_batch)
+    if explain and len(records) > max_explain:
+        raise RequestProblem(413, "too_large", f"{len(records)} records to explain; the limit is {max_explain} a "
+                                               "request (without explain: {max_batch})".format(max_batch=max_batch))
+    return records, single, explain
+
+
+def _records_in(payload: dict, max_batch: int) -> tuple[list, bool]:
+    keys = set(payload) - {"explain"}
     if keys == {"record"}:
         if not isinstance(payload["record"], dict):
             raise RequestProblem(400, "bad_request", f'"record" must be an object of field values, got '
@@ -277,7 +308,7 @@ def create_app(service: Service) -> Starlette:
             payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise RequestProblem(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
-        records, single = _records_of(payload, service.max_batch)
+        records, single, explain = _records_of(payload, service.max_batch, service.max_explain)
         try:
             if len(records) > _BATCH_IN_THREAD:
                 loaded, probabilities = await run_in_threadpool(service.score, records)
@@ -287,11 +318,14 @@ def create_app(service: Service) -> Starlette:
             raise RequestProblem(422, "bad_record", str(exc), field=exc.field,
                                  record=None if single else exc.row) from None
         threshold, variant = loaded.predictor.threshold, loaded.predictor.variant
+        explanations = await run_in_threadpool(service.explain, loaded, records) if explain and records else []
         if single:
             probability = float(probabilities[0])
-            return JSONResponse({"probability": probability, "decision": probability >= threshold, "variant": variant})
+            return JSONResponse({"probability": probability, "decision": probability >= threshold, "variant": variant,
+                                 **(explanations[0] if explanations else {})})
         return JSONResponse({"probabilities": probabilities.astype(float).tolist(),
-                             "decisions": (probabilities >= threshold).tolist(), "variant": variant})
+                             "decisions": (probabilities >= threshold).tolist(), "variant": variant,
+                             **({"explanations": explanations} if explain else {})})
 
     @observed("/healthz")
     async def healthz(request: Request) -> Response:

@@ -156,6 +156,22 @@ def test_predict_scores_json_records_from_arguments_and_standard_input(tiny_bund
     assert result.exit_code == 2 and "record 1: field 'PageValues': expected a number, got str 'lots'" in result.output
 
 
+def test_predict_explain_adds_the_contributions_and_top_keeps_the_largest(tiny_bundle):
+    from intent_edge.runtime import Predictor
+
+    record = generate_sessions(1, seed=6).drop(columns=["Revenue"]).to_dict("records")[0]
+    expected = Predictor.load(tiny_bundle).explain(record)
+    result = invoke("predict", tiny_bundle, json.dumps(record), "--explain")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert answer["contributions"] == pytest.approx(expected.contributions, abs=1e-6)
+    assert answer["base"] + sum(answer["contributions"].values()) == pytest.approx(answer["probability"], abs=1e-4)
+    result = invoke("predict", tiny_bundle, json.dumps(record), "--explain", "--top", 3)
+    assert list(json.loads(result.output)["contributions"]) == list(expected.top(3))
+    result = invoke("predict", tiny_bundle, json.dumps(record), "--top", 3)
+    assert result.exit_code == 2 and "--top applies with --explain" in result.output
+
+
 def test_clickstream_synth_writes_a_readable_event_log(tmp_path):
     from intent_edge.clickstream.events import read_event_log
 

@@ -191,3 +191,27 @@ def test_openapi_document_describes_the_bundle_schema(client, bundle):
     assert record["required"] == list(manifest["schema"]["kinds"])
     assert record["properties"]["PageValues"]["type"] == "number"
     assert "anyOf" in record["properties"]["Month"]
+
+
+def test_explain_true_returns_the_library_explanations_within_its_own_limit(bundle, records):
+    service = Service(bundle, admin_hosts=("testclient",), max_batch=50, max_explain=5)
+    predictor = Predictor.load(bundle)
+    with TestClient(create_app(service)) as client:
+        answer = client.post("/v1/predict", json={"record": records[0], "explain": True}).json()
+        expected = predictor.explain(records[0])
+        assert answer["base"] == pytest.approx(expected.base, abs=1e-6)
+        assert answer["contributions"] == pytest.approx(expected.contributions, abs=1e-6)
+        assert answer["base"] + sum(answer["contributions"].values()) == pytest.approx(answer["probability"], abs=1e-4)
+        batch = client.post("/v1/predict", json={"records": records[:5], "explain": True}).json()
+        for served, library in zip(batch["explanations"], predictor.explain_batch(records[:5]), strict=True):
+            assert served["contributions"] == pytest.approx(library.contributions, abs=1e-6)
+        assert "explanations" not in client.post("/v1/predict", json={"records": records[:5]}).json()
+        too_many = client.post("/v1/predict", json={"records": records[:6], "explain": True})
+        assert too_many.status_code == 413 and "6 records to explain; the limit is 5" in too_many.json()["error"]
+        assert client.post("/v1/predict", json={"records": records[:6]}).status_code == 200
+        bad = client.post("/v1/predict", json={"record": records[0], "explain": "yes"})
+        assert bad.status_code == 400 and '"explain" must be true or false' in bad.json()["error"]
+        document = client.get("/openapi.json").json()
+        request = document["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert all(option["properties"]["explain"]["type"] == "boolean" for option in request["oneOf"])
+        assert "at most 5 records" in request["oneOf"][0]["properties"]["explain"]["description"]

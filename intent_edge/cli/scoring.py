@@ -38,19 +38,31 @@ def predict(
              "input when none are given.", show_default=False)] = None,
     variant: VariantOption = None,
     lenient: LenientOption = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Add each field's contribution to the probability "
+                                                            "(Shapley values against the bundle's background; "
+                                                            "they add up to probability - base).")] = False,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="With --explain: keep the K largest "
+                                                                 "contributions.")] = None,
     public_key: PublicKeyOption = None,
 ):
     """Score single raw records given as JSON, the way an embedding application calls the runtime: one
     JSON line out per record, with its probability and decision. Files go through `intent-edge score`."""
     from intent_edge.runtime import Predictor
 
+    if top is not None and not explain:
+        raise UsageError("--top applies with --explain")
     predictor = Predictor.load(bundle, variant, strict=not lenient, public_key=public_key)
     for number, record in json_lines(records or sys.stdin, "record"):
         try:
             probability = predictor.predict(record)
+            line = {"probability": round(probability, 6), "decision": probability >= predictor.threshold}
+            if explain:
+                explanation = predictor.explain(record)
+                line["base"] = round(explanation.base, 6)
+                line["contributions"] = {k: round(v, 6) for k, v in explanation.top(top).items()}
         except RecordError as exc:
             raise UsageError(f"record {number}: {exc}") from None
-        print_json_line({"probability": round(probability, 6), "decision": probability >= predictor.threshold})
+        print_json_line(line)
 
 
 @user_errors

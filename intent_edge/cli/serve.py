@@ -26,6 +26,9 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", min=1, help="Largest request body accepted.")]
         = 1 << 20,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Most records in one request.")] = 10_000,
+    max_explain: Annotated[int, typer.Option("--max-explain", min=1, help="Most records one request may ask to "
+                                                                          "explain (\"explain\": true); about a "
+                                                                          "millisecond each.")] = 100,
     public_key: PublicKeyOption = None,
 ):
     """Serve the bundle over HTTP: POST /v1/predict, GET /healthz, /metrics (Prometheus), /openapi.json."""
@@ -33,7 +36,8 @@ def serve(
     from intent_edge.serve import serve as run_service
 
     service = Service(bundle, variant=variant, strict=not lenient, public_key=public_key,
-                      max_body_bytes=max_body_bytes, max_batch=max_batch)
+                      max_body_bytes=max_body_bytes, max_batch=max_batch,
+                      max_explain=max_explain)
     described = service.describe()
     console.print(f"serving {bundle} (variant {described['variant']}, {described['backend']}) on http://{host}:{port}"
                   f"; POST /v1/predict, GET /healthz /metrics /openapi.json; SIGHUP or POST /admin/reload "
