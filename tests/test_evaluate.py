@@ -49,3 +49,34 @@ def test_metrics_use_the_standard_definitions():
 def test_calibration_error():
     assert expected_calibration_error(np.array([0, 1, 0, 1]), np.array([0.5, 0.5, 0.5, 0.5])) == pytest.approx(0.0)
     assert expected_calibration_error(np.array([0, 0]), np.array([0.9, 0.9])) == pytest.approx(0.9)
+
+
+def test_evaluate_explain_ranks_fields_by_mean_absolute_contribution(tiny_bundle, synthetic_csv, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from intent_edge.cli import app
+    from intent_edge.data.io import load_dataset
+    from intent_edge.runtime import Predictor
+
+    report, plots = tmp_path / "report.json", tmp_path / "plots"
+    result = CliRunner().invoke(app, ["evaluate", str(synthetic_csv), "--bundle", str(tiny_bundle), "--explain",
+                                      "--json", str(report), "--plots", str(plots)])
+    assert result.exit_code == 0, result.output
+    assert "contribution" in result.output  # the table (rich wraps its title to the terminal's width)
+    importance = json.loads(report.read_text())["importance"]
+    ranking = [entry["mean_abs_contribution"] for entry in importance["ranking"]]
+    assert ranking == sorted(ranking, reverse=True) and importance["rows"] == 1500
+    # the figures are the mean |contribution| of the library's own explanations
+    predictor = Predictor.load(tiny_bundle, strict=False)
+    explanations = predictor.explain_batch(load_dataset(synthetic_csv).features)
+    top = importance["ranking"][0]
+    assert top["mean_abs_contribution"] == pytest.approx(
+        np.mean([abs(e.contributions[top["field"]]) for e in explanations]), abs=1e-9)
+    written = sorted(p.name for p in plots.glob("*.png"))
+    assert "importance.png" in written
+    assert {f"dependence-{e['field']}.png" for e in importance["ranking"][:3]} == {
+        n for n in written if n.startswith("dependence-")}
+    refused = CliRunner().invoke(app, ["evaluate", str(synthetic_csv), "--cv", "2", "--explain"])
+    assert refused.exit_code == 2 and "--explain needs --bundle" in refused.output

@@ -54,6 +54,11 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Directory for ROC/PR/calibration PNGs (not with "
                                                               "--cv, whose folds each have a model).")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="With --bundle: global importance, mean |contribution| "
+                                                            "per field over DATA's rows (a sample of 5,000 beyond "
+                                                            "that), as a table, and with --plots as importance.png "
+                                                            "and contribution-against-value plots of the top "
+                                                            "fields.")] = False,
 ):
     """Evaluate a bundle on held-out data, or the training recipe by cross-validation or out of time.
 
@@ -68,13 +73,19 @@ def evaluate(
                          + (f" (got {', '.join(chosen)})" if chosen else ""))
     training_options = {"--schema": schema, "--seed": seed, "--test-fraction": test_fraction,
                         "--threshold": threshold, "--max-epochs": max_epochs}
+    if bundle is None and explain:
+        raise UsageError("--explain needs --bundle: cross-validation and out-of-time evaluation leave no one model "
+                         "to explain")
     if bundle is not None and is_clickstream(bundle):
-        refuse({**training_options, "--plots": plots}, "to a clickstream bundle's evaluation")
+        refuse({**training_options, "--plots": plots, "--explain": explain or None},
+               "to a clickstream bundle's evaluation")
         _evaluate_clickstream(bundle, data, label, sep, json_out)
         return
     if bundle is not None:
         refuse({**training_options, "--label": label}, "to a bundle's evaluation (the bundle's schema names the label)")
         report, labels, probabilities = _evaluate_bundle(bundle, data, sep)
+        if explain:
+            report["importance"] = _explain_bundle(bundle, data, sep, plots)
     elif cv is not None:
         refuse({"--test-fraction": test_fraction, "--plots": plots}, "to cross-validation")
         report, labels, probabilities = _evaluate_recipe(data, label, sep, schema, seed, threshold, max_epochs, cv=cv)
@@ -97,6 +108,28 @@ def _evaluate_bundle(bundle: Path, data: Path, sep: str | None):
     report, labels, probabilities = evaluate_bundle_file(bundle, data, sep=sep)
     stdout.print(metrics_table(report["metrics"], f"{bundle} on {data.name} (bundle threshold)"))
     return report, labels, probabilities
+
+
+def _explain_bundle(bundle: Path, data: Path, sep: str | None, plots: Path | None) -> dict:
+    from intent_edge.data.io import load_dataset
+    from intent_edge.data.schema import Schema
+    from intent_edge.runtime import Predictor
+    from intent_edge.train.importance import global_importance, importance_table, write_importance_plots
+
+    predictor = Predictor.load(bundle, strict=False)
+    dataset = load_dataset(data, sep=sep, schema=Schema.from_json(predictor.manifest["schema"]))
+    with progress() as bar:
+        task = bar.add_task("explaining", total=None, status="")
+        importance = global_importance(predictor, dataset.features,
+                                       on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    rows = f"{importance['rows']:,} {'sampled ' if importance['sampled'] else ''}rows"
+    stdout.print(importance_table(importance, f"{bundle}: what drives the probability on {data.name} ({rows})"))
+    if plots:
+        for path in write_importance_plots(importance, plots, f"{bundle.name} on {data.name}"):
+            console.print(f"plot: {path}")
+    else:
+        console.print("give --plots DIR for importance.png and the contribution-against-value plots")
+    return {key: importance[key] for key in ("rows", "sampled", "ranking")}
 
 
 def _evaluate_recipe(data: Path, label, sep, schema, seed, threshold, max_epochs, *, cv: int | None = None,
