@@ -200,6 +200,11 @@ def test_train_a_sequence_model_on_an_event_log(tmp_path):
     scorer = SessionScorer.load(tmp_path / "gru")
     expected = [scorer.update(json.loads(x)["session_id"], json.loads(x)) for x in lines]
     assert [a["probability"] for a in answers] == pytest.approx(expected, abs=1e-6)
+    result = runner.invoke(app, ["stream", str(tmp_path / "gru"), "--explain"], input="\n".join(lines) + "\n")
+    explained = [json.loads(line) for line in result.output.splitlines()]
+    # each event's change is the session's probability after it minus before it; none before a session opens
+    assert [a["change"] for a in explained[:2]] == [None, None]
+    assert explained[2]["change"] == pytest.approx(expected[2] - expected[0], abs=2e-6)
     result = runner.invoke(app, ["stream", str(tmp_path / "gru")], input='{"session_id": "a", "event": "home"}\n')
     assert result.exit_code == 2 and "event 1: field 'timestamp': missing" in result.output
     other = tmp_path / "other-events.csv"

@@ -72,6 +72,9 @@ def stream(
                                                                    "litert or onnxruntime.")] = StepBackend.auto,
     ttl: Annotated[float, typer.Option("--ttl", min=1, help="Seconds a session may idle before it is dropped.")]
         = 1800.0,
+    explain: Annotated[bool, typer.Option("--explain", help="Add to each line how much this event changed the "
+                                                            "session's probability (\"change\"; null for the "
+                                                            "event that opens a session).")] = False,
     public_key: PublicKeyOption = None,
 ):
     """Score a live event stream: JSON lines {"session_id", "event", "timestamp"} on standard input, one JSON
@@ -84,11 +87,14 @@ def stream(
         if not isinstance(event, dict) or not isinstance(event.get("session_id"), str):
             raise UsageError(f"event {number}: expected an object with a text session_id")
         try:
-            probability = scorer.update(event["session_id"], event)
+            probability, change = scorer.update_with_change(event["session_id"], event)
         except RecordError as exc:
             raise UsageError(f"event {number}: {exc}") from None
-        print_json_line({"session_id": event["session_id"], "probability": round(probability, 6),
-                         "decision": probability >= scorer.threshold})
+        line = {"session_id": event["session_id"], "probability": round(probability, 6),
+                "decision": probability >= scorer.threshold}
+        if explain:
+            line["change"] = None if change is None else round(change, 6)
+        print_json_line(line)
 
 
 @user_errors

@@ -37,11 +37,12 @@ TASK = "clickstream"
 
 
 class _Session:
-    __slots__ = ("lock", "states", "last_ms", "events", "touched")
+    __slots__ = ("lock", "states", "last_ms", "events", "touched", "probability")
 
     def __init__(self, states: list[np.ndarray], now: float):
         self.lock = threading.Lock()
         self.states, self.last_ms, self.events, self.touched = states, None, 0, now
+        self.probability: float | None = None  # after the session's latest event
 
 
 StepRunner = Callable[[np.ndarray, np.ndarray, list], list]
@@ -184,6 +185,12 @@ class SessionScorer:
         purchase probability now. An event stamped before the session's previous one counts as 0 s later.
         For a hybrid model, the event that starts a session also carries the session context
         (:attr:`context_columns`); later events of the session need not."""
+        return self.update_with_change(session_id, event)[0]
+
+    def update_with_change(self, session_id: str, event: Mapping[str, Any]) -> tuple[float, float | None]:
+        """:meth:`update`, and how much this event changed the session's probability (None for the event
+        that opens a session: there is no probability before it). The scorer keeps each open session's
+        last probability, so this costs nothing more."""
         token, stamp = self._parse(event)
         now = self._clock()
         with self._lock:
@@ -200,7 +207,9 @@ class SessionScorer:
             entry.touched = now
             self.stats["events"] += 1
         with entry.lock:
-            return self._advance(entry, token, stamp)
+            before = entry.probability
+            after = self._advance(entry, token, stamp)
+            return after, None if before is None else after - before
 
     def _new_session(self, now: float, first_event: Mapping[str, Any]) -> _Session:
         if self._context is None:
@@ -226,7 +235,8 @@ class SessionScorer:
                                                  session.states)
         session.last_ms = stamp if session.last_ms is None else max(stamp, session.last_ms)
         session.events += 1
-        return float(probability[0])
+        session.probability = float(probability[0])
+        return session.probability
 
     def end(self, session_id: str) -> bool:
         """Forget a finished session now; False if it was not open."""
