@@ -47,6 +47,7 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
         assert set(row["throughput_rows_s"]) == {"1", str(os.cpu_count())}
         assert all(set(series) == {"1", "16"} for series in row["throughput_rows_s"].values())
         # raw-record batches repeat the 300 records up to 1,000; the model alone is faster than encoder + model
+        assert 0 < row["predict_us"]["p50"] < row["explain_us"]["p50"] <= row["explain_us"]["p99"]
         assert set(row["raw_batch_rows_s"]) == {"1", "1000"}
         assert all(0 < cell["raw"] < cell["encoded"] for cell in row["raw_batch_rows_s"].values())
     keras = report["baselines"]["keras"]
@@ -64,6 +65,7 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
     assert "| fp32 / onnxruntime | ok |" in text and "keras model(x)" in text
     assert "Raw-field graphs" in text and "x encoded fp32" in text
     assert "Raw-record batches" in text and "| batch 1,000 |" in text
+    assert "Explanations: `explain(record)`" in text and "antithetic permutations (8)" in text
     assert [p.name for p in write_plots(report, tmp_path)] == ["latency.png", "throughput.png"]
 
 

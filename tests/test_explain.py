@@ -18,33 +18,12 @@ from tests.conftest import UCI_CSV, requires_uci
 SMALL_FIELDS = ["Administrative", "ProductRelated_Duration", "BounceRates", "PageValues", "Month", "VisitorType"]
 
 
-class ShapModel:
-    """The predictor as shap sees a model: shap's maskers need numbers, so categorical values travel as
-    codes into a table of the raw values, decoded before predict_batch."""
-
-    def __init__(self, predictor: Predictor, records: list[dict]):
-        self.predictor, self.names = predictor, list(predictor.feature_names)
-        kinds = predictor.manifest["schema"]["kinds"]
-        frame = pd.DataFrame(records)[self.names]
-        self.tables = {n: list(dict.fromkeys(frame[n].tolist())) for n in self.names if kinds[n] == "categorical"}
-
-    def codes(self, records: list[dict]) -> np.ndarray:
-        frame = pd.DataFrame(records)[self.names].copy()
-        for name, values in self.tables.items():
-            frame[name] = [values.index(v) for v in frame[name]]
-        return frame.to_numpy(dtype=np.float64)
-
-    def __call__(self, matrix: np.ndarray) -> np.ndarray:
-        columns = {n: ([self.tables[n][int(c)] for c in matrix[:, i]] if n in self.tables else matrix[:, i])
-                   for i, n in enumerate(self.names)}
-        return self.predictor.predict_batch(columns)
-
-
 def shap_exact(predictor: Predictor, records: list[dict], background: list[dict]) -> np.ndarray:
-    shap = pytest.importorskip("shap", reason="shap (dev extra) checks the explanations")
-    model = ShapModel(predictor, background + records)
-    masker = shap.maskers.Independent(model.codes(background), max_samples=len(background))
-    explained = shap.ExactExplainer(model, masker)(model.codes(records), max_evals=2 ** 18)
+    pytest.importorskip("shap", reason="shap (dev extra) checks the explanations")
+    from intent_edge.bench.shap_reference import shap_explainers
+
+    model, exact, _ = shap_explainers(predictor, records, background)
+    explained = exact(model.codes(records), max_evals=2 ** 18)
     return explained.values, explained.base_values
 
 

@@ -73,6 +73,13 @@ def render_markdown(report: dict, command: str) -> str:
         lines += ["", "| process | seconds to first prediction | peak RSS MiB |", "|---|---|---|"]
         lines += [f"| {kind} | {c['seconds_to_first_prediction']:.2f} | {c['peak_rss_mib']:.0f} |"
                   for kind, c in report["cold_start"].items()]
+    explained = [r for r in report["rows"] if r.get("explain_us")]
+    if explained:
+        lines += ["", "Explanations: `explain(record)` against the bundle's background (1 thread), µs:", "",
+                  "| variant / backend | estimator | p50 | p99 | p50 / predict p50 |", "|---|---|---|---|---|"]
+        lines += [f"| {_row_label(r)} | {r['explain_method']} | {r['explain_us']['p50']:.0f} | "
+                  f"{r['explain_us']['p99']:.0f} | {r['explain_us']['p50'] / r['predict_us']['p50']:.0f}x |"
+                  for r in explained]
     batches = [r for r in report["rows"] if r.get("raw_batch_rows_s")]
     if batches:
         sizes = list(batches[0]["raw_batch_rows_s"])

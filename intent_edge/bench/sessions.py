@@ -7,6 +7,8 @@ What is measured (all timings with warm-up, percentiles rather than means):
   thread), over distinct records.
 * ``invoke``: the bare backend call on one ready encoded row (ONNX Runtime ``session.run``, LiteRT
   ``invoke``, Keras ``model(x)`` and ``model.predict``), over distinct rows.
+* ``explain``: ``Predictor.explain(record)`` against the bundle's background, default estimator, over
+  up to 500 distinct records (where the bundle has a background).
 * throughput: encoded rows per second at batch sizes 1 to 65,536, with one thread and with all cores.
 * raw-record batches: ``predict_batch`` on a DataFrame of raw records (encoder + model, one thread) at
   batch sizes 1 to 1,000,000, beside the model alone on the same rows encoded, measured in one loop.
@@ -39,6 +41,8 @@ from intent_edge.bench.timing import (
     time_each,
 )
 from intent_edge.runtime.encoder import _fastencode
+
+EXPLAIN_RECORDS = 500  # about a millisecond each
 
 # Peak resident memory of the child: VmHWM, which starts afresh at exec. (getrusage's ru_maxrss does not
 # on Linux: it keeps the high-water mark of the forked parent, which here has TensorFlow loaded.)
@@ -140,6 +144,10 @@ def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_
             row["predict_us"] = percentiles(time_each(predictor.predict, records))
             row["invoke_us"] = percentiles(time_each(predictor.runner.infer, single))
             row["configuration"] = predictor.runner.description
+            if "explain" in manifest:
+                step(f"{variant} on {backend.name}: explanations")
+                row["explain_us"] = percentiles(time_each(predictor.explain, records[:EXPLAIN_RECORDS], warmup=50))
+                row["explain_method"] = predictor.explain(records[0]).method
             row["throughput_rows_s"] = {}
             for threads in sorted({1, all_threads}):
                 step(f"{variant} on {backend.name}: throughput, {threads} thread(s)")

@@ -84,6 +84,11 @@ def bench(
                      f"{largest}: {row['throughput_rows_s'][largest]:,.0f} rows/s, "
                      f"{row['throughput_rows_s'][largest] / row['encoded_fp32_rows_s'][largest]:.2f} x the encoded "
                      "fp32 graph")
+    for row in report["rows"]:
+        if row.get("explain_us"):
+            stdout.print(f"explain ({row['variant']} / {row['backend']}, {row['explain_method']}): p50 "
+                         f"{row['explain_us']['p50']:.0f} µs, p99 {row['explain_us']['p99']:.0f} µs; predict p50 "
+                         f"{row['predict_us']['p50']:.1f} µs")
     for name, value in report["bars"].items():
         stdout.print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
     if json_out:
