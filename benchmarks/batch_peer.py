@@ -17,23 +17,15 @@ import datetime as dt
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from batch_encode import best_seconds  # noqa: E402  (beside this script)
+
 from intent_edge.bench import host_description  # noqa: E402
 from intent_edge.data.synth import generate_sessions  # noqa: E402
 from intent_edge.runtime import Predictor  # noqa: E402
-
-
-def best_seconds(call, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def lightgbm_scorer(train_rows: int, categorical: list[str], features: list[str]):

@@ -153,26 +153,34 @@ def folds_table(summary: dict, title: str):
     return table
 
 
-def write_plots(labels: np.ndarray, probabilities: np.ndarray, directory: str | Path, title: str) -> list[Path]:
-    """ROC, precision-recall and calibration curves as PNG files in ``directory``."""
-    import matplotlib
+class PngDirectory:
+    """Figures saved as PNG files into one directory, each written atomically; ``written`` lists them."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn import metrics
+    def __init__(self, directory: str | Path):
+        import matplotlib
 
-    from intent_edge.fileio import atomic_path
+        matplotlib.use("Agg")  # files only, never a window
+        import matplotlib.pyplot as plt
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
+        self.plt, self.directory, self.written = plt, Path(directory), []
+        self.directory.mkdir(parents=True, exist_ok=True)
 
-    def save(figure, name):
-        path = directory / name
+    def save(self, figure, name: str) -> None:
+        from intent_edge.fileio import atomic_path
+
+        path = self.directory / name
         with atomic_path(path) as temporary:
             figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
-        plt.close(figure)
-        written.append(path)
+        self.plt.close(figure)
+        self.written.append(path)
+
+
+def write_plots(labels: np.ndarray, probabilities: np.ndarray, directory: str | Path, title: str) -> list[Path]:
+    """ROC, precision-recall and calibration curves as PNG files in ``directory``."""
+    from sklearn import metrics
+
+    pngs = PngDirectory(directory)
+    plt, save, written = pngs.plt, pngs.save, pngs.written
 
     fpr, tpr, _ = metrics.roc_curve(labels, probabilities)
     figure, axis = plt.subplots(figsize=(5, 5))

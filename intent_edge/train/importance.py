@@ -50,23 +50,10 @@ def importance_table(importance: dict, title: str):
 
 def write_importance_plots(importance: dict, directory: str | Path, title: str) -> list[Path]:
     """importance.png (a bar per field) and dependence-FIELD.png for the top fields."""
-    import matplotlib
+    from intent_edge.train.evaluate import PngDirectory
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from intent_edge.fileio import atomic_path
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-
-    def save(figure, name):
-        path = directory / name
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
-        plt.close(figure)
-        written.append(path)
+    pngs = PngDirectory(directory)
+    plt, save = pngs.plt, pngs.save
 
     ranking = importance["ranking"]
     figure, axis = plt.subplots(figsize=(6, 0.3 * len(ranking) + 1.2))
@@ -94,4 +81,4 @@ def write_importance_plots(importance: dict, directory: str | Path, title: str) 
         axis.axhline(0, color="grey", linewidth=0.8)
         axis.set(ylabel="contribution to the probability", title=f"{field}: contribution against value")
         save(figure, f"dependence-{field}.png")
-    return written
+    return pngs.written
