@@ -1,9 +1,10 @@
 """Explanations beside shap: speed and agreement on the same model and the same background.
 
 In one process, both warmed up: `Predictor.explain(record, background)` (default estimator) against
-shap's PermutationExplainer with its default max_evals, per record, on the bundle's predictor (one
-thread) with a 30-row background of raw records; and, on a few records, the largest difference from
-shap's ExactExplainer (the exact values), with efficiency (base + contributions - predict).
+shap's PermutationExplainer with its default max_evals, per record, on the bundle's predictor (as
+`Predictor.load` gives it; `--threads` to pin inference threads) with a 30-row background of raw
+records; and, on a few records, the largest difference from shap's ExactExplainer (the exact values),
+with efficiency (base + contributions - predict).
 
     .venv/bin/python benchmarks/explain_speed.py BUNDLE DATA [--records 20] [--exact-records 3]
 
@@ -31,11 +32,15 @@ from intent_edge.data.schema import Schema  # noqa: E402
 from intent_edge.runtime import Predictor  # noqa: E402
 
 
-def per_record_seconds(call, items) -> float:
-    started = time.perf_counter()
-    for item in items:
-        call(item)
-    return (time.perf_counter() - started) / len(items)
+def per_record_seconds(call, items, rounds: int = 5) -> float:
+    """The median over ``rounds`` passes of the mean time per item (the machine is noisy)."""
+    means = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for item in items:
+            call(item)
+        means.append((time.perf_counter() - started) / len(items))
+    return float(np.median(means))
 
 
 def main() -> None:
@@ -44,9 +49,11 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--records", type=int, default=20, help="records timed")
     parser.add_argument("--exact-records", type=int, default=3, help="records compared with shap's exact values")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="inference threads of the predictor both use [default: ONNX Runtime's, all cores]")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    predictor = Predictor.load(args.bundle, threads=1)
+    predictor = Predictor.load(args.bundle, threads=args.threads)
     dataset = load_dataset(args.data, schema=Schema.from_json(predictor.manifest["schema"]))
     rows = np.random.default_rng(0).permutation(len(dataset.labels))
     background = dataset.features.iloc[rows[:30]].to_dict("records")
@@ -80,8 +87,10 @@ def main() -> None:
     lines = [f"# Explanations beside shap, {date}", "",
              f"Command: `.venv/bin/python benchmarks/explain_speed.py {' '.join(sys.argv[1:])}`", "",
              f"Host: {host['cpu']}, {host['cores']} cores. {len(names)} fields, a background of "
-             f"{len(background)} raw records, {len(records)} records timed, one process, both warmed up, the "
-             "bundle's predictor with one inference thread as the model of both.", "",
+             f"{len(background)} raw records, {len(records)} records timed (median of 5 passes), one process, both "
+             "warmed up, the "
+             f"bundle's predictor ({predictor.runner.description}, "
+             f"{args.threads or 'default'} inference threads) as the model of both.", "",
              "| explainer | ms per record |", "|---|---|",
              f"| intent-edge `explain` ({method}) | {ours_seconds * 1e3:.2f} |",
              f"| shap PermutationExplainer (default max_evals) | {shap_seconds * 1e3:.1f} |", "",

@@ -65,7 +65,7 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
     assert "| fp32 / onnxruntime | ok |" in text and "keras model(x)" in text
     assert "Raw-field graphs" in text and "x encoded fp32" in text
     assert "Raw-record batches" in text and "| batch 1,000 |" in text
-    assert "Explanations: `explain(record)`" in text and "antithetic permutations (8)" in text
+    assert "Explanations: `explain(record)`" in text and "antithetic permutations (4 per background row)" in text
     assert [p.name for p in write_plots(report, tmp_path)] == ["latency.png", "throughput.png"]
 
 

@@ -66,7 +66,7 @@ def test_permutation_estimate_is_close_to_exact_and_deterministic(small_bundle, 
     background, record = small_records[:30], small_records[35]
     exact = predictor.explain(record, background)
     sampled = predictor.explain(record, background, samples=8, seed=3)
-    assert sampled.method == "antithetic permutations (8)"
+    assert sampled.method == "antithetic permutations (8 per background row)"
     for name in SMALL_FIELDS:
         assert sampled.contributions[name] == pytest.approx(exact.contributions[name], abs=0.02)
     assert predictor.explain(record, background, samples=8, seed=3) == sampled

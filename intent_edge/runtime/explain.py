@@ -10,14 +10,18 @@ fixed-size batches through the variant's own runner (so every backend explains w
 Two estimators:
 
 * exact enumeration of all 2^n coalitions when a bundle has at most ``EXACT_MAX_FIELDS`` fields;
-* beyond that, antithetic permutation sampling: each sampled order of the fields is walked forwards
-  and backwards, adding one field at a time; each walk's steps add up to ``f(x) - base`` exactly, so
-  efficiency holds for any number of samples, and the reversed walk cancels much of the first one's
-  order effect (the variance that remains comes from interactions between fields).
+* beyond that, antithetic permutation walks per background row. Interventional Shapley values are
+  linear in the background: the values against a weighted background are the weighted mean of the
+  values against each of its rows. So each background row gets its own ``samples`` walks (random orders
+  of the fields, each with its reverse), adding one field of the record at a time; a walk's steps add up
+  to f(record) - f(background row) exactly, so efficiency holds for any budget, and independent orders
+  per background row average their order noise away. On a UCI bundle with 30 background rows, 4 walks a
+  row (1,920 coalition rows) came within 0.01 of exact, closer than 8 orders shared by all rows (3,840).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,10 +31,18 @@ from intent_edge.errors import UsageError
 from intent_edge.runtime.encoder import Encoder
 
 EXACT_MAX_FIELDS = 10  # 2^10 coalitions x 30 background rows = 31k rows; 17 fields would be 3.9M
-DEFAULT_PERMUTATIONS = 8  # 4 antithetic pairs: within 0.005 of exact on UCI records (tests/test_explain.py)
+DEFAULT_WALKS = 4  # per background row: two antithetic pairs (see the module's docstring)
 MAX_BACKGROUND_ROWS = 1000
 BATCH_ROWS = 8192  # coalition rows scored per call, always this many (the last batch padded) so that
 # a backend that plans memory per batch shape (LiteRT) plans it once
+
+
+@dataclass(frozen=True)
+class _Plan:
+    orders: np.ndarray | None  # (background rows, walks, fields); None for exact enumeration
+    taken: list[np.ndarray]  # per field, the coalition rows that take it from the record
+    shape: tuple[int, int]  # coalition scores: (coalitions, background rows) exact, else (background rows, coalitions)
+    method: str
 
 
 @dataclass(frozen=True)
@@ -61,53 +73,86 @@ class ShapleyExplainer:
         self.fields = encoder.names
         self._blocks = [(offset, offset + feature.width)  # each field's encoded columns
                         for feature, offset in zip(encoder.features, encoder.offsets, strict=True)]
-        self._bases: dict[bytes, float] = {}  # base per background, keyed by its bytes (tiny; a few entries)
+        self._by_background: dict[bytes, np.ndarray] = {}  # scores per background, keyed by its bytes
+        self._plans: dict[tuple, tuple] = {}
+        self._local = threading.local()
 
     def explain(self, rows: np.ndarray, background: np.ndarray, weights: np.ndarray, *,
                 samples: int | None = None, seed: int = 0) -> list[Explanation]:
         """Explanations for encoded ``rows`` against the encoded ``background`` (weights sum to one)."""
         weights = np.asarray(weights, dtype=np.float64)
-        key = background.tobytes() + weights.tobytes()
-        base = self._bases.get(key)
-        if base is None:
-            if len(self._bases) >= 8:
-                self._bases.clear()
-            base = self._bases[key] = float(self._score(background) @ weights)
-        n = len(self.fields)
-        if n <= EXACT_MAX_FIELDS and samples is None:
-            masks = _all_coalitions(n)
-            method = f"exact ({len(masks)} coalitions)"
-        else:
-            permutations = samples or DEFAULT_PERMUTATIONS
-            if permutations < 2 or permutations % 2:
-                raise UsageError(f"samples must be an even number of permutations (antithetic pairs), got {samples}")
-            orders = _antithetic_orders(n, permutations, seed)
-            masks = _prefix_coalitions(orders)
-            method = f"antithetic permutations ({permutations})"
+        background_scores = self._background_scores(background)
+        base = float(background_scores @ weights)
+        plan = self._plan(len(background), samples, seed)
         explanations = []
         for row in rows:
-            values, probability = self._coalition_values(row, masks, background, weights)
-            if method.startswith("exact"):
-                contributions = _exact_shapley(values, n)
+            scores, probability = self._coalition_scores(row, plan, background)
+            if plan.orders is None:
+                contributions = _exact_shapley(scores @ weights, len(self.fields))
             else:
-                contributions = _permutation_shapley(values, orders, base, probability)
+                contributions = weights @ _walk_shapley(scores, plan.orders, background_scores, probability)
             explanations.append(Explanation(probability, base, dict(zip(self.fields, contributions.tolist(),
-                                                                        strict=True)), method, self.variant))
+                                                                        strict=True)), plan.method, self.variant))
         return explanations
 
-    def _coalition_values(self, row: np.ndarray, masks: np.ndarray, background: np.ndarray,
-                          weights: np.ndarray) -> tuple[np.ndarray, float]:
-        """v(S) for each coalition mask (fields in S from ``row``, the rest from each background row),
-        and the row's own probability, scored in the same call."""
-        rows = np.empty((len(masks) * len(background) + 1, self.encoder.width), dtype=np.float32)
-        coalitions = rows[:-1].reshape(len(masks), len(background), -1)
-        coalitions[:] = background  # every field from the background, then each field's block from the row
-        for field, (start, stop) in enumerate(self._blocks):  # where the coalition holds it
-            coalitions[masks[:, field], :, start:stop] = row[start:stop]
+    def _background_scores(self, background: np.ndarray) -> np.ndarray:
+        """The model's output on each background row, kept per background (a few at most)."""
+        key = background.tobytes()
+        scores = self._by_background.get(key)
+        if scores is None:
+            if len(self._by_background) >= 8:
+                self._by_background.clear()
+            scores = self._by_background[key] = self._score(background).astype(np.float64)
+        return scores
+
+    def _plan(self, background_rows: int, samples: int | None, seed: int) -> _Plan:
+        """The coalitions to score: the same for every record, so made once per (background size,
+        samples, seed)."""
+        key = (background_rows, samples, seed)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        n = len(self.fields)
+        if n <= EXACT_MAX_FIELDS and samples is None:
+            # every coalition against every background row: rows laid out (coalition, background row)
+            coalitions = _all_coalitions(n)
+            taken = [(np.flatnonzero(coalitions[:, field])[:, None] * background_rows
+                      + np.arange(background_rows)).reshape(-1) for field in range(n)]
+            plan = _Plan(None, taken, (len(coalitions), background_rows), f"exact ({len(coalitions)} coalitions)")
+        else:
+            walks = samples or DEFAULT_WALKS
+            if walks < 2 or walks % 2:
+                raise UsageError(f"samples must be an even number of walks (antithetic pairs), got {samples}")
+            orders = _antithetic_orders(background_rows, n, walks, seed)
+            masks = _prefix_coalitions(orders)  # (background row, coalition, field)
+            taken = [np.flatnonzero(masks[:, :, field]) for field in range(n)]
+            plan = _Plan(orders, taken, masks.shape[:2], f"antithetic permutations ({walks} per background row)")
+        if len(self._plans) >= 16:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def _coalition_scores(self, row: np.ndarray, plan: _Plan, background: np.ndarray) -> tuple[np.ndarray, float]:
+        """The model's output on each coalition row (the coalition's fields from ``row``, the others from
+        a background row), shaped as the plan says, and on ``row`` itself, in one call. The rows go into
+        this thread's buffer, reused from call to call (a fresh megabyte each time cost more in page
+        faults than the writing itself), and each field's block is written through integer row indices
+        (three times faster than boolean masks)."""
+        width = self.encoder.width
+        size = plan.shape[0] * plan.shape[1] + 1
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None or len(buffer) < size:
+            buffer = self._local.buffer = np.empty((size, width), dtype=np.float32)
+        rows = buffer[:size]
+        coalitions = rows[:-1].reshape(*plan.shape, width)
+        # every field from the background first (exact: rows by coalition; walks: by background row)
+        coalitions[:] = background[None, :, :] if plan.orders is None else background[:, None, :]
+        flat = rows[:-1]
+        for (start, stop), taken in zip(self._blocks, plan.taken, strict=True):
+            flat[taken, start:stop] = row[start:stop]
         rows[-1] = row
         scores = self._score(rows)
-        values = scores[:-1].reshape(len(masks), len(background)).astype(np.float64) @ weights
-        return values, float(scores[-1])
+        return scores[:-1].reshape(plan.shape).astype(np.float64), float(scores[-1])
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
@@ -142,33 +187,41 @@ def _exact_shapley(values: np.ndarray, n: int) -> np.ndarray:
     return contributions
 
 
-def _antithetic_orders(n: int, permutations: int, seed: int) -> np.ndarray:
+def _antithetic_orders(rows: int, n: int, walks: int, seed: int) -> np.ndarray:
+    """(rows, walks, n): for each background row, ``walks // 2`` random orders of the n fields and their
+    reverses."""
     rng = np.random.default_rng(seed)
-    forward = np.array([rng.permutation(n) for _ in range(permutations // 2)])
-    return np.concatenate([forward, forward[:, ::-1]])
+    forward = rng.permuted(np.broadcast_to(np.arange(n), (rows, walks // 2, n)), axis=2)
+    return np.concatenate([forward, forward[:, :, ::-1]], axis=1)
 
 
 def _prefix_coalitions(orders: np.ndarray) -> np.ndarray:
-    """For each order, the coalitions of its first 1 .. n-1 fields (the empty and the full coalition are
-    the base and the record's own score, the same for every order)."""
-    count, n = orders.shape
-    masks = np.zeros((count, n - 1, n), dtype=bool)
-    inclusion = np.zeros((count, n), dtype=bool)
+    """(rows, walks * (n - 1), n): for each order, the coalitions of its first 1 .. n-1 fields (the empty
+    and the full coalition are the background row's and the record's own scores)."""
+    rows, walks, n = orders.shape
+    masks = np.zeros((rows, walks, n - 1, n), dtype=bool)
+    inclusion = np.zeros((rows, walks, n), dtype=bool)
+    first, second = np.indices((rows, walks))
     for size in range(1, n):
-        inclusion[np.arange(count), orders[:, size - 1]] = True
-        masks[:, size - 1, :] = inclusion
-    return masks.reshape(-1, n)
+        inclusion[first, second, orders[:, :, size - 1]] = True
+        masks[:, :, size - 1, :] = inclusion
+    return masks.reshape(rows, walks * (n - 1), n)
 
 
-def _permutation_shapley(values: np.ndarray, orders: np.ndarray, base: float, probability: float) -> np.ndarray:
-    count, n = orders.shape
-    walk = np.empty((count, n + 1))
-    walk[:, 0], walk[:, n] = base, probability
-    walk[:, 1:n] = values.reshape(count, n - 1)
-    steps = np.diff(walk, axis=1)  # steps[p, k]: what adding field orders[p, k] changed
-    contributions = np.zeros(n)
-    np.add.at(contributions, orders.reshape(-1), steps.reshape(-1))
-    return contributions / count
+def _walk_shapley(scores: np.ndarray, orders: np.ndarray, background_scores: np.ndarray,
+                  probability: float) -> np.ndarray:
+    """(rows, n): each background row's Shapley values, the mean step each field made over its walks.
+    Interventional Shapley values are linear in the background, so the weighted mean of these is the
+    answer; each walk's steps add up to f(record) - f(background row), hence efficiency."""
+    rows, walks, n = orders.shape
+    path = np.empty((rows, walks, n + 1))
+    path[:, :, 0] = background_scores[:, None]
+    path[:, :, n] = probability
+    path[:, :, 1:n] = scores.reshape(rows, walks, n - 1)
+    steps = np.diff(path, axis=2)  # steps[b, w, k]: what adding field orders[b, w, k] changed
+    contributions = np.zeros((rows, n))
+    np.add.at(contributions, (np.arange(rows)[:, None, None], orders), steps)
+    return contributions / walks
 
 
 def check_background(rows: np.ndarray, weights: Sequence[float] | np.ndarray | None = None,
