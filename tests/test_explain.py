@@ -167,3 +167,31 @@ def test_uci_explanations_match_shap_exact(tmp_path_factory):
         for rank in range(3):
             tied = [i for i in top if abs(abs(expected[i]) - abs(expected[top[rank]])) < 0.005]
             assert np.argsort(-np.abs(ours))[rank] in tied
+
+
+def test_litert_keeps_a_planned_interpreter_per_batch_shape(tiny_bundle, synthetic_csv, tmp_path, monkeypatch):
+    """Explain's coalition batches must not make LiteRT re-plan the interpreter predict uses (and back)."""
+    pytest.importorskip("ai_edge_litert", reason="LiteRT (extra 'cpu') runs the .tflite variant")
+    from ai_edge_litert.interpreter import Interpreter
+
+    from intent_edge.compress.pipeline import compress_bundle
+    from intent_edge.data.io import load_dataset
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    dataset = load_dataset(synthetic_csv)
+    compress_bundle(bundle, dataset, methods=["original", "litert-fp32"])
+    records = dataset.features.iloc[:3].to_dict("records")
+    litert = Predictor.load(bundle, "litert-fp32")
+    litert.predict(records[0])
+    explanation = litert.explain(records[1])  # warm: each batch shape planned once
+    plans = []
+    original = Interpreter.allocate_tensors
+    monkeypatch.setattr(Interpreter, "allocate_tensors", lambda self: plans.append(1) or original(self))
+    for record in records:
+        litert.predict(record)
+        litert.explain(record)
+    assert plans == []
+    onnx = Predictor.load(bundle, "fp32").explain(records[1])
+    for name, value in onnx.contributions.items():
+        assert explanation.contributions[name] == pytest.approx(value, abs=1e-5)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,10 +164,13 @@ def _check_onnx(path: Path) -> None:
 
 
 class LiteRTRunner:
-    """LiteRT (ai-edge-litert). An interpreter is not thread-safe, so each thread gets its own, planned
-    for the batch size it last ran (resizing re-plans memory, so only a new batch size does it).
-    Tensors are addressed by index; names come from the model's ``serving_default`` signature where it
-    has one, else from the tensors themselves."""
+    """LiteRT (ai-edge-litert). An interpreter is not thread-safe, so each thread gets its own, one per
+    batch size it runs (up to ``PLANNED_SHAPES``, the least recently used let go): resizing re-plans
+    memory, and predict's single rows alternating with explain's coalition batches would otherwise
+    re-plan on every call. Tensors are addressed by index; names come from the model's
+    ``serving_default`` signature where it has one, else from the tensors themselves."""
+
+    PLANNED_SHAPES = 4
 
     def __init__(self, path: Path, *, threads: int | None = None):
         self.path, self.threads = str(path), threads
@@ -176,7 +180,7 @@ class LiteRTRunner:
             inputs, outputs = _litert_tensors(interpreter)
         except (ValueError, RuntimeError, KeyError) as exc:
             raise BundleError(f"{path}: LiteRT cannot load this model ({exc})") from None
-        self._local.state = [interpreter, None]
+        self._local.planned = OrderedDict({None: interpreter})  # batch size -> interpreter (None: unplanned)
         self.input_names = tuple(inputs)
         self.output_names = tuple(outputs)
         self._inputs, self._outputs = inputs, outputs
@@ -192,16 +196,21 @@ class LiteRTRunner:
 
     def interpreter(self, rows: int):
         """This thread's interpreter, planned for ``rows`` rows in every input (bench's bare invoke uses it)."""
-        state = getattr(self._local, "state", None)
-        if state is None:
-            state = self._local.state = [self._new_interpreter(), None]
-        if state[1] != rows:
-            interpreter = state[0]
-            for detail in self._inputs.values():
-                interpreter.resize_tensor_input(detail["index"], [rows, *list(detail["shape_signature"])[1:]])
-            interpreter.allocate_tensors()
-            state[1] = rows
-        return state[0]
+        planned = getattr(self._local, "planned", None)
+        if planned is None:
+            planned = self._local.planned = OrderedDict()
+        interpreter = planned.get(rows)
+        if interpreter is not None:
+            planned.move_to_end(rows)
+            return interpreter
+        interpreter = planned.pop(None, None) or self._new_interpreter()  # the unplanned one first
+        for detail in self._inputs.values():
+            interpreter.resize_tensor_input(detail["index"], [rows, *list(detail["shape_signature"])[1:]])
+        interpreter.allocate_tensors()
+        planned[rows] = interpreter
+        while len(planned) > self.PLANNED_SHAPES:
+            planned.popitem(last=False)
+        return interpreter
 
     def run(self, feeds, outputs=None):
         interpreter = self.interpreter(len(next(iter(feeds.values()))))
