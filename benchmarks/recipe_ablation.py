@@ -7,7 +7,7 @@ the synthetic data by more than one standard deviation of the baseline there.
 
     .venv/bin/python benchmarks/recipe_ablation.py --steps baseline,unweighted,wider [--seeds 1,2,3]
 
-A step is a name in STEPS: a set of MLPRecipe fields changed from today's defaults. Writes
+A step is a name in STEPS: the MLPRecipe fields it sets, over today's defaults. Writes
 recipe-ablation-DATE.{json,md} into benchmarks/results/ (appending to the day's report).
 """
 
@@ -33,13 +33,17 @@ from intent_edge.train.pipeline import cross_validate  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 UCI = ROOT.parent / "shared" / "data" / "online_shoppers_intention.csv"
 
+# Each step: MLPRecipe fields that differ from today's defaults. "baseline" is the recipe before this
+# ablation (balanced class weights, no teacher); the others change one thing from it or from a kept step.
+BEFORE = {"class_weight": "balanced", "teacher": "none"}
 STEPS = {
-    "baseline": {},
-    "unweighted": {"class_weight": "none"},
-    "wider": {"hidden": (128, 64)},
-    "less-dropout": {"dropout": 0.1},
-    "patience-40": {"patience": 40},
-    "smaller-batch": {"batch_size": 128},
+    "baseline": BEFORE,
+    "unweighted": {**BEFORE, "class_weight": "none"},
+    "wider": {**BEFORE, "hidden": (128, 64)},
+    "less-dropout": {**BEFORE, "dropout": 0.1},
+    "distilled": {},  # unweighted + out-of-fold LightGBM soft targets (weight 0.5): today's default
+    "distilled-0.7": {"teacher_weight": 0.7},
+    "distilled-wider": {"hidden": (128, 64)},
 }
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from intent_edge.data.io import load_dataset, write_table
 from intent_edge.data.synth import generate_sessions
+from intent_edge.errors import UsageError
 from intent_edge.runtime.bundle import read_manifest, sha256_of
 from intent_edge.train.evaluate import ThresholdPolicy
 from intent_edge.train.mlp import MLPRecipe
@@ -155,3 +156,41 @@ def test_killed_training_leaves_the_previous_bundle_loadable(tiny_bundle, synthe
     # the next write to the same place clears the leftover
     train_bundle(load_dataset(synthetic_csv), out, recipe=MLPRecipe(hidden=(8,), max_epochs=2, patience=1), seed=5)
     assert not list(tmp_path.glob(".bundle.*.partial"))
+
+
+def test_an_old_bundles_recipe_keeps_the_behaviour_it_was_trained_with():
+    """Recipes written before class weights changed and the teacher came in lack those fields: they
+    must read back as they trained (balanced weights, no teacher), not as today's defaults."""
+    old = {"hidden": [64, 32], "dropout": 0.2, "l2": 1e-4, "learning_rate": 1e-3, "batch_size": 256,
+           "max_epochs": 200, "patience": 20, "validation_fraction": 0.2, "class_weight": "balanced"}
+    recipe = MLPRecipe.from_json(old)
+    assert (recipe.class_weight, recipe.teacher, recipe.teacher_weight) == ("balanced", "none", 0.0)
+    assert MLPRecipe.from_json({k: v for k, v in old.items() if k != "class_weight"}).class_weight == "balanced"
+    today = MLPRecipe()
+    assert MLPRecipe.from_json(today.to_json()) == today and today.teacher == "lightgbm"
+    with pytest.raises(UsageError, match="teacher must be one of lightgbm, none"):
+        MLPRecipe(teacher="xgboost")
+
+
+def test_the_teacher_sees_fit_rows_only_and_scores_each_out_of_fold(synthetic_csv, monkeypatch):
+    from intent_edge.train import teacher
+
+    dataset = load_dataset(synthetic_csv)
+    seen = []
+    real = teacher.out_of_fold_probabilities
+
+    def spy(features, labels, kinds, *, folds, seed):
+        seen.append(len(features))
+        return real(features, labels, kinds, folds=folds, seed=seed)
+
+    monkeypatch.setattr(teacher, "out_of_fold_probabilities", spy)
+    recipe = MLPRecipe(hidden=(8,), max_epochs=2, patience=1)
+    fitted = fit_model(dataset.features, dataset.labels, dataset.schema, recipe, 0, ThresholdPolicy("max-f1"))
+    assert seen == [fitted.rows["fit"]]  # not the validation rows
+    probabilities = real(dataset.features, dataset.labels, dataset.schema.kinds, folds=5, seed=0)
+    assert probabilities.shape == (len(dataset.labels),) and 0 < probabilities.min() and probabilities.max() < 1
+    assert np.array_equal(probabilities, real(dataset.features, dataset.labels, dataset.schema.kinds, folds=5,
+                                              seed=0))  # deterministic
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(dataset.labels, probabilities) > 0.75  # out of fold, and still informative

@@ -61,7 +61,15 @@ def fit_model(features: pd.DataFrame, labels: np.ndarray, schema: Schema, recipe
     encoder = Encoder.fit(features.iloc[fit_rows], schema.kinds, schema.transforms)
     fit_x = encoder.encode_columns(features.iloc[fit_rows], strict=False)
     validation_x = encoder.encode_columns(features.iloc[validation_rows], strict=False)
-    model, history = fit_mlp(fit_x, labels[fit_rows], (validation_x, labels[validation_rows]), recipe, seed, on_epoch)
+    targets = None
+    if recipe.teacher == "lightgbm":  # the teacher sees the fit rows only, each row's target out of fold
+        from intent_edge.train.teacher import out_of_fold_probabilities
+
+        soft = out_of_fold_probabilities(features.iloc[fit_rows], labels[fit_rows], schema.kinds,
+                                         folds=recipe.teacher_folds, seed=seed)
+        targets = (1.0 - recipe.teacher_weight) * labels[fit_rows] + recipe.teacher_weight * soft
+    model, history = fit_mlp(fit_x, labels[fit_rows], (validation_x, labels[validation_rows]), recipe, seed, on_epoch,
+                             targets=targets)
     validation_p = predict_probabilities(model, validation_x)
     threshold = policy.choose(labels[validation_rows], validation_p)
     return FittedModel(encoder, model, threshold, compute_metrics(labels[validation_rows], validation_p, threshold),
