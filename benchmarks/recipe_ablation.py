@@ -81,7 +81,7 @@ def main() -> None:
     date = dt.date.today().isoformat()
     report_path = args.out / f"recipe-ablation-{date}.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {"date": date, "steps": {}}
-    for step in args.steps.split(","):
+    for step in filter(None, args.steps.split(",")):  # --steps "" renders the day's report again
         recipe = MLPRecipe(**STEPS[step])
         for name, dataset in datasets.items():
             result = run(dataset, recipe, seeds, args.folds)
@@ -101,7 +101,8 @@ def main() -> None:
         for name in ("uci", "synthetic"):
             if name in entry:
                 s = entry[name]["summary"]
-                lines.append(f"| {step} | {json.dumps(entry['changes'])} | {name} | "
+                changes = {k: list(v) if isinstance(v, tuple) else v for k, v in STEPS[step].items()}
+                lines.append(f"| {step} | {json.dumps(changes)} | {name} | "
                              f"{s['roc_auc']['mean']:.4f} ± {s['roc_auc']['std']:.4f} | "
                              f"{s['pr_auc']['mean']:.4f} ± {s['pr_auc']['std']:.4f} | "
                              f"{s['calibration_error']['mean']:.4f} |")
