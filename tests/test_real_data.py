@@ -1,6 +1,6 @@
 """The shared UCI Online Shoppers file: recognised layout, and the accuracy bar of the default recipe.
 
-The bar trains five models (about two minutes on two cores); it is marked slow so `make test-fast`
+The bar trains five models, each with its LightGBM teacher (about a minute and a half on two cores); it is marked slow so `make test-fast`
 can skip it while developing. CI runs it.
 """
 
@@ -29,5 +29,7 @@ def test_default_mlp_meets_the_bar_in_5_fold_cv():
     # 5-fold stratified CV, shuffle, random_state=0, the frozen default recipe.
     result = cross_validate(load_dataset(UCI_CSV), 5, MLPRecipe(), 0, ThresholdPolicy("max-f1"))
     summary = result["summary"]
-    assert summary["roc_auc"]["mean"] >= 0.925
-    assert summary["pr_auc"]["mean"] >= 0.72
+    # measured 0.9340 / 0.7505 (benchmarks/results/accuracy-2026-11-28.md); the margin is for other hosts
+    assert summary["roc_auc"]["mean"] >= 0.932
+    assert summary["pr_auc"]["mean"] >= 0.74
+    assert summary["calibration_error"]["mean"] <= 0.02
