@@ -1,7 +1,7 @@
 """The shared UCI Online Shoppers file: recognised layout, and the accuracy bar of the default recipe.
 
-The bar trains five models, each with its LightGBM teacher (about a minute and a half on two cores); it is marked slow so `make test-fast`
-can skip it while developing. CI runs it.
+The bar trains five models, each with its LightGBM teacher (about a minute on two cores); it is marked
+slow so `make test-fast` can skip it while developing. CI runs it.
 """
 
 import pytest
