@@ -23,7 +23,8 @@ demo: install
 	$(BIN)/intent-edge info $(DEMO)/bundle
 	$(BIN)/intent-edge data synth --rows 1000 --seed 1 --out $(DEMO)/new-sessions.csv
 	$(BIN)/intent-edge score $(DEMO)/bundle $(DEMO)/new-sessions.csv --output $(DEMO)/scored.csv --keep all
-	$(BIN)/intent-edge evaluate $(DEMO)/new-sessions.csv --bundle $(DEMO)/bundle --json $(DEMO)/evaluation.json
+	$(BIN)/intent-edge evaluate $(DEMO)/new-sessions.csv --bundle $(DEMO)/bundle --json $(DEMO)/evaluation.json \
+	  --explain --plots $(DEMO)/explanations
 	$(BIN)/intent-edge data clickstream --sessions 8000 --seed 0 --out $(DEMO)/events.csv
 	$(BIN)/intent-edge train $(DEMO)/events.csv --model gru --out $(DEMO)/gru-bundle
 	printf '%s\n' '{"session_id": "s1", "event": "search", "timestamp": 0}' \
