@@ -33,15 +33,15 @@ from intent_edge.runtime.encoder import Encoder
 EXACT_MAX_FIELDS = 10  # 2^10 coalitions x 30 background rows = 31k rows; 17 fields would be 3.9M
 DEFAULT_WALKS = 4  # per background row: two antithetic pairs (see the module's docstring)
 MAX_BACKGROUND_ROWS = 1000
-BATCH_ROWS = 8192  # coalition rows scored per call, always this many (the last batch padded) so that
-# a backend that plans memory per batch shape (LiteRT) plans it once
+BATCH_ROWS = 8192  # coalition rows scored per call; beyond one call, the last is padded to this many
+# so that a backend that plans memory per batch shape (LiteRT) meets few shapes
 
 
 @dataclass(frozen=True)
 class _Plan:
     orders: np.ndarray | None  # (background rows, walks, fields); None for exact enumeration
-    taken: list[np.ndarray]  # per field, the coalition rows that take it from the record
-    shape: tuple[int, int]  # coalition scores: (coalitions, background rows) exact, else (background rows, coalitions)
+    taken: list[np.ndarray]  # per field, the coalition rows (flat) that take it from the record
+    coalitions: int  # per background row; rows are laid out (background row, coalition)
     method: str
 
 
@@ -60,9 +60,6 @@ class Explanation:
         ranked = sorted(self.contributions.items(), key=lambda item: -abs(item[1]))
         return dict(ranked if count is None else ranked[:count])
 
-    def to_json(self, top: int | None = None) -> dict:
-        return {"base": self.base, "contributions": self.top(top), "method": self.method, "variant": self.variant}
-
 
 class ShapleyExplainer:
     """Shapley values of one encoder's fields for a model given as ``infer(rows) -> probabilities``."""
@@ -74,7 +71,7 @@ class ShapleyExplainer:
         self._blocks = [(offset, offset + feature.width)  # each field's encoded columns
                         for feature, offset in zip(encoder.features, encoder.offsets, strict=True)]
         self._by_background: dict[bytes, np.ndarray] = {}  # scores per background, keyed by its bytes
-        self._plans: dict[tuple, tuple] = {}
+        self._plans: dict[tuple, _Plan] = {}
         self._local = threading.local()
 
     def explain(self, rows: np.ndarray, background: np.ndarray, weights: np.ndarray, *,
@@ -88,7 +85,7 @@ class ShapleyExplainer:
         for row in rows:
             scores, probability = self._coalition_scores(row, plan, background)
             if plan.orders is None:
-                contributions = _exact_shapley(scores @ weights, len(self.fields))
+                contributions = _exact_shapley(weights @ scores, len(self.fields))
             else:
                 contributions = weights @ _walk_shapley(scores, plan.orders, background_scores, probability)
             explanations.append(Explanation(probability, base, dict(zip(self.fields, contributions.tolist(),
@@ -113,20 +110,19 @@ class ShapleyExplainer:
         if plan is not None:
             return plan
         n = len(self.fields)
-        if n <= EXACT_MAX_FIELDS and samples is None:
-            # every coalition against every background row: rows laid out (coalition, background row)
-            coalitions = _all_coalitions(n)
-            taken = [(np.flatnonzero(coalitions[:, field])[:, None] * background_rows
-                      + np.arange(background_rows)).reshape(-1) for field in range(n)]
-            plan = _Plan(None, taken, (len(coalitions), background_rows), f"exact ({len(coalitions)} coalitions)")
+        if n <= EXACT_MAX_FIELDS and samples is None:  # every coalition against every background row
+            orders = None
+            masks = np.broadcast_to(_all_coalitions(n), (background_rows, 2 ** n, n))
+            method = f"exact ({2 ** n} coalitions)"
         else:
             walks = samples or DEFAULT_WALKS
             if walks < 2 or walks % 2:
                 raise UsageError(f"samples must be an even number of walks (antithetic pairs), got {samples}")
             orders = _antithetic_orders(background_rows, n, walks, seed)
-            masks = _prefix_coalitions(orders)  # (background row, coalition, field)
-            taken = [np.flatnonzero(masks[:, :, field]) for field in range(n)]
-            plan = _Plan(orders, taken, masks.shape[:2], f"antithetic permutations ({walks} per background row)")
+            masks = _prefix_coalitions(orders)
+            method = f"antithetic permutations ({walks} per background row)"
+        # masks: (background row, coalition, field)
+        plan = _Plan(orders, [np.flatnonzero(masks[:, :, field]) for field in range(n)], masks.shape[1], method)
         if len(self._plans) >= 16:
             self._plans.clear()
         self._plans[key] = plan
@@ -134,25 +130,24 @@ class ShapleyExplainer:
 
     def _coalition_scores(self, row: np.ndarray, plan: _Plan, background: np.ndarray) -> tuple[np.ndarray, float]:
         """The model's output on each coalition row (the coalition's fields from ``row``, the others from
-        a background row), shaped as the plan says, and on ``row`` itself, in one call. The rows go into
+        a background row), as (background row, coalition), and on ``row`` itself, in one call. The rows go into
         this thread's buffer, reused from call to call (a fresh megabyte each time cost more in page
         faults than the writing itself), and each field's block is written through integer row indices
         (three times faster than boolean masks)."""
         width = self.encoder.width
-        size = plan.shape[0] * plan.shape[1] + 1
+        shape = (len(background), plan.coalitions)
+        size = shape[0] * shape[1] + 1
         buffer = getattr(self._local, "buffer", None)
         if buffer is None or len(buffer) < size:
             buffer = self._local.buffer = np.empty((size, width), dtype=np.float32)
         rows = buffer[:size]
-        coalitions = rows[:-1].reshape(*plan.shape, width)
-        # every field from the background first (exact: rows by coalition; walks: by background row)
-        coalitions[:] = background[None, :, :] if plan.orders is None else background[:, None, :]
+        rows[:-1].reshape(*shape, width)[:] = background[:, None, :]  # every field from the background first
         flat = rows[:-1]
         for (start, stop), taken in zip(self._blocks, plan.taken, strict=True):
             flat[taken, start:stop] = row[start:stop]
         rows[-1] = row
         scores = self._score(rows)
-        return scores[:-1].reshape(plan.shape).astype(np.float64), float(scores[-1])
+        return scores[:-1].reshape(shape).astype(np.float64), float(scores[-1])
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
