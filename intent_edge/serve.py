@@ -258,7 +258,7 @@ def _records_of(payload: Any, max_batch: int, max_explain: int) -> tuple[list, b
     records, single = _records_in(payload, max_batch)
     if explain and len(records) > max_explain:
         raise RequestProblem(413, "too_large", f"{len(records)} records to explain; the limit is {max_explain} a "
-                                               "request (without explain: {max_batch})".format(max_batch=max_batch))
+                                               f"request (without explain: {max_batch})")
     return records, single, explain
 
 
