@@ -83,9 +83,10 @@ def evaluate(
         return
     if bundle is not None:
         refuse({**training_options, "--label": label}, "to a bundle's evaluation (the bundle's schema names the label)")
-        report, labels, probabilities = _evaluate_bundle(bundle, data, sep)
+        report, probabilities, predictor, dataset = _evaluate_bundle(bundle, data, sep)
+        labels = dataset.labels
         if explain:
-            report["importance"] = _explain_bundle(bundle, data, sep, plots)
+            report["importance"] = _explain_bundle(predictor, dataset.features, bundle, data, plots)
     elif cv is not None:
         refuse({"--test-fraction": test_fraction, "--plots": plots}, "to cross-validation")
         report, labels, probabilities = _evaluate_recipe(data, label, sep, schema, seed, threshold, max_epochs, cv=cv)
@@ -105,22 +106,17 @@ def evaluate(
 def _evaluate_bundle(bundle: Path, data: Path, sep: str | None):
     from intent_edge.train.evaluate import evaluate_bundle_file, metrics_table
 
-    report, labels, probabilities = evaluate_bundle_file(bundle, data, sep=sep)
-    stdout.print(metrics_table(report["metrics"], f"{bundle} on {data.name} (bundle threshold)"))
-    return report, labels, probabilities
+    evaluated = evaluate_bundle_file(bundle, data, sep=sep)
+    stdout.print(metrics_table(evaluated[0]["metrics"], f"{bundle} on {data.name} (bundle threshold)"))
+    return evaluated
 
 
-def _explain_bundle(bundle: Path, data: Path, sep: str | None, plots: Path | None) -> dict:
-    from intent_edge.data.io import load_dataset
-    from intent_edge.data.schema import Schema
-    from intent_edge.runtime import Predictor
+def _explain_bundle(predictor, features, bundle: Path, data: Path, plots: Path | None) -> dict:
     from intent_edge.train.importance import global_importance, importance_table, write_importance_plots
 
-    predictor = Predictor.load(bundle, strict=False)
-    dataset = load_dataset(data, sep=sep, schema=Schema.from_json(predictor.manifest["schema"]))
     with progress() as bar:
         task = bar.add_task("explaining", total=None, status="")
-        importance = global_importance(predictor, dataset.features,
+        importance = global_importance(predictor, features,
                                        on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     rows = f"{importance['rows']:,} {'sampled ' if importance['sampled'] else ''}rows"
     stdout.print(importance_table(importance, f"{bundle}: what drives the probability on {data.name} ({rows})"))

@@ -213,7 +213,8 @@ def write_plots(labels: np.ndarray, probabilities: np.ndarray, directory: str | 
 
 def evaluate_bundle_file(bundle: str | Path, data: str | Path, *, sep: str | None = None):
     """A session bundle on a labelled file (read with the bundle's schema), through the runtime with
-    lenient records: ``(report, labels, probabilities)``."""
+    lenient records: ``(report, probabilities, predictor, dataset)``, the last two for further work on
+    the same rows (explanations) without loading them again."""
     from intent_edge.data.io import load_dataset
     from intent_edge.data.schema import Schema
     from intent_edge.runtime import Predictor
@@ -223,4 +224,4 @@ def evaluate_bundle_file(bundle: str | Path, data: str | Path, *, sep: str | Non
     probabilities = np.asarray(predictor.predict_batch(dataset.features), np.float64)
     metrics = compute_metrics(dataset.labels, probabilities, predictor.threshold)
     report = {"kind": "bundle", "bundle": str(bundle), "data": str(data), "metrics": metrics}
-    return report, dataset.labels, probabilities
+    return report, probabilities, predictor, dataset
