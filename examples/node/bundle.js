@@ -4,6 +4,7 @@
 const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
+const readline = require("readline");
 
 function fail(message) {
   process.stderr.write(`error: ${message}\n`);
@@ -52,4 +53,22 @@ async function loadRawGraph(bundle, variant) {
            session: await session(ort, verifiedPath(bundle, entry.file)) };
 }
 
-module.exports = { fail, readManifest, verifiedPath, session, loadRawGraph };
+// JSON lines from a file (or standard input when none), as [number, value]: numbered from 1, blank
+// lines skipped; a line that is not JSON stops the run naming the `what` and its number.
+async function* jsonLines(input, what) {
+  const lines = readline.createInterface({ input: input ? fs.createReadStream(input) : process.stdin });
+  let number = 0;
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    number += 1;
+    let value;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      fail(`${what} ${number}: not valid JSON (${error.message})`);
+    }
+    yield [number, value];
+  }
+}
+
+module.exports = { fail, readManifest, verifiedPath, session, loadRawGraph, jsonLines };

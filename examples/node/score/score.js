@@ -14,9 +14,7 @@
 // the graph imputes them (training median, out-of-vocabulary category).
 "use strict";
 
-const fs = require("fs");
-const readline = require("readline");
-const { loadRawGraph, fail } = require("../bundle");
+const { loadRawGraph, fail, jsonLines } = require("../bundle");
 
 function categoryText(value) {
   // The graph's canonical text: text as given (trimmed, as the Python runtime does), integers as
@@ -63,7 +61,6 @@ async function main() {
   const [bundle, input] = positional;
   const { ort, session, entry, threshold } = await loadRawGraph(bundle, variant);
 
-  const lines = readline.createInterface({ input: input ? fs.createReadStream(input) : process.stdin });
   let batch = [];
   let number = 0;
   const flush = async () => {
@@ -74,15 +71,8 @@ async function main() {
     process.stdout.write(text + "\n");
     batch = [];
   };
-  for await (const line of lines) {
-    if (!line.trim()) continue;
-    number += 1;
-    let record;
-    try {
-      record = JSON.parse(line);
-    } catch (error) {
-      fail(`record ${number}: not valid JSON (${error.message})`);
-    }
+  for await (const [count, record] of jsonLines(input, "record")) {
+    number = count;
     if (record === null || typeof record !== "object" || Array.isArray(record)) {
       fail(`record ${number}: expected an object of field names to values`);
     }

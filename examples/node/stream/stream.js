@@ -12,9 +12,7 @@
 // Graphs are checked against the manifest's sha256 before they are loaded.
 "use strict";
 
-const fs = require("fs");
-const readline = require("readline");
-const { fail, readManifest, verifiedPath, session } = require("../bundle");
+const { fail, readManifest, verifiedPath, session, jsonLines } = require("../bundle");
 
 function contextFeeds(ort, event, fields, number) {
   const feeds = {};
@@ -53,17 +51,7 @@ async function main() {
   const threshold = manifest.threshold.value;
   const open = new Map(); // session id -> {states, last}
 
-  const lines = readline.createInterface({ input: input ? fs.createReadStream(input) : process.stdin });
-  let number = 0;
-  for await (const line of lines) {
-    if (!line.trim()) continue;
-    number += 1;
-    let event;
-    try {
-      event = JSON.parse(line);
-    } catch (error) {
-      fail(`event ${number}: not valid JSON (${error.message})`);
-    }
+  for await (const [number, event] of jsonLines(input, "event")) {
     if (!event || typeof event.session_id !== "string") fail(`event ${number}: expected an object with a text session_id`);
     if (typeof event.event !== "string" || !event.event.trim()) fail(`event ${number}: field 'event': expected the event's name as text`);
     if (typeof event.timestamp !== "number" || !Number.isFinite(event.timestamp)) {
