@@ -24,6 +24,7 @@ from intent_edge.data.io import (
     check_feature_columns,
     iter_record_chunks,
     line_of,
+    parquet_columns,
 )
 from intent_edge.data.schema import Schema
 from intent_edge.errors import DataError, RecordError
@@ -120,16 +121,6 @@ def score_file(predictor: Predictor, input_path: str | Path, output_path: str | 
         if written is not None:
             written.result()
     return ScoreSummary(rows, above, time.perf_counter() - started)
-
-
-def parquet_columns(path: Path) -> list[str]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return list(pq.ParquetFile(path).schema_arrow.names)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(path, f"cannot be read as Parquet: {exc}") from None
 
 
 def _read_ahead(chunks: Iterator[pd.DataFrame], pool: ThreadPoolExecutor) -> Iterator[pd.DataFrame]:

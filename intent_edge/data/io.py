@@ -117,6 +117,17 @@ def iter_record_chunks(path: str | Path, sep: str | None = None, *, chunk_rows: 
         raise DataError(path, "the file is empty" if kind == "JSON Lines" else "the file has a header but no data rows")
 
 
+def parquet_columns(path: Path) -> list[str]:
+    """A Parquet file's column names, from its footer (nothing else is read)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(path, f"cannot be read as Parquet: {exc}") from None
+
+
 def _json_lines_chunks(path: Path, chunk_rows: int):
     records: list[dict] = []
     seen = 0
