@@ -8,7 +8,7 @@ from intent_edge.data.synth import generate_sessions
 from intent_edge.errors import UsageError
 from intent_edge.runtime.bundle import read_manifest, sha256_of
 from intent_edge.train.evaluate import ThresholdPolicy
-from intent_edge.train.mlp import MLPRecipe
+from intent_edge.train.mlp import MLPRecipe, predict_probabilities
 from intent_edge.train.pipeline import cross_validate, fit_model, split_for_test, train_bundle
 
 
@@ -164,12 +164,49 @@ def test_an_old_bundles_recipe_keeps_the_behaviour_it_was_trained_with():
     old = {"hidden": [64, 32], "dropout": 0.2, "l2": 1e-4, "learning_rate": 1e-3, "batch_size": 256,
            "max_epochs": 200, "patience": 20, "validation_fraction": 0.2, "class_weight": "balanced"}
     recipe = MLPRecipe.from_json(old)
-    assert (recipe.class_weight, recipe.teacher, recipe.teacher_weight) == ("balanced", "none", 0.0)
+    assert (recipe.class_weight, recipe.teacher, recipe.teacher_weight, recipe.refit) == ("balanced", "none", 0.0,
+                                                                                          False)
     assert MLPRecipe.from_json({k: v for k, v in old.items() if k != "class_weight"}).class_weight == "balanced"
     today = MLPRecipe()
     assert MLPRecipe.from_json(today.to_json()) == today and today.teacher == "lightgbm"
     with pytest.raises(UsageError, match="teacher must be one of lightgbm, none"):
         MLPRecipe(teacher="xgboost")
+
+
+def test_refit_ships_a_network_trained_on_every_training_row_for_the_chosen_epochs(synthetic_csv):
+    """The selection network picks the epoch count and the threshold on validation rows it never fitted;
+    the shipped network, encoder included, then learns from all training rows for exactly that many epochs."""
+    from intent_edge.runtime.encoder import Encoder
+
+    dataset = load_dataset(synthetic_csv)
+    policy = ThresholdPolicy("max-f1")
+    recipe = MLPRecipe(hidden=(8,), max_epochs=6, patience=2, teacher="none")
+    selected = fit_model(dataset.features, dataset.labels, dataset.schema, MLPRecipe(**{**recipe.to_json(),
+                         "hidden": (8,), "refit": False}), 0, policy)
+    epochs_seen = []
+    refitted = fit_model(dataset.features, dataset.labels, dataset.schema, recipe, 0, policy,
+                         on_epoch=lambda epoch, total, logs: epochs_seen.append((epoch, total, "val_auc" in logs)))
+    assert refitted.rows == {**selected.rows, "refit": len(dataset.labels)}
+    assert refitted.threshold == selected.threshold and refitted.epochs == selected.epochs
+    refit_calls = [call for call in epochs_seen if not call[2]]  # no validation rows while refitting
+    assert refit_calls == [(e, selected.epochs, False) for e in range(1, selected.epochs + 1)]
+    assert refitted.encoder.to_spec() == Encoder.fit(dataset.features, dataset.schema.kinds,
+                                                     dataset.schema.transforms).to_spec()
+    assert refitted.encoder.to_spec() != selected.encoder.to_spec()
+    x = refitted.encoder.encode_columns(dataset.features, strict=False)
+    assert not np.allclose(predict_probabilities(refitted.model, x),
+                           predict_probabilities(selected.model, selected.encoder.encode_columns(dataset.features,
+                                                                                                strict=False)))
+
+
+def test_train_model_takes_validation_rows_or_an_epoch_count_not_both():
+    from intent_edge.train.mlp import build_mlp, train_model
+
+    x, y = np.zeros((8, 3), np.float32), np.array([0, 1] * 4)
+    recipe = MLPRecipe(hidden=(4,))
+    for validation, epochs in (((x, y), 2), (None, None)):
+        with pytest.raises(UsageError, match="validation rows .* or a number of epochs"):
+            train_model(build_mlp(3, recipe), x, y, validation, recipe, epochs=epochs)
 
 
 def test_the_teacher_sees_fit_rows_only_and_scores_each_out_of_fold(synthetic_csv, monkeypatch):
@@ -184,9 +221,13 @@ def test_the_teacher_sees_fit_rows_only_and_scores_each_out_of_fold(synthetic_cs
         return real(features, labels, kinds, folds=folds, seed=seed)
 
     monkeypatch.setattr(teacher, "out_of_fold_probabilities", spy)
-    recipe = MLPRecipe(hidden=(8,), max_epochs=2, patience=1)
+    recipe = MLPRecipe(hidden=(8,), max_epochs=2, patience=1, refit=False)
     fitted = fit_model(dataset.features, dataset.labels, dataset.schema, recipe, 0, ThresholdPolicy("max-f1"))
     assert seen == [fitted.rows["fit"]]  # not the validation rows
+    seen.clear()
+    refitted = fit_model(dataset.features, dataset.labels, dataset.schema, MLPRecipe(hidden=(8,), max_epochs=2,
+                         patience=1), 0, ThresholdPolicy("max-f1"))
+    assert seen == [refitted.rows["fit"], len(dataset.labels)]  # the refit's own teacher, on every training row
     probabilities = real(dataset.features, dataset.labels, dataset.schema.kinds, folds=5, seed=0)
     assert probabilities.shape == (len(dataset.labels),) and 0 < probabilities.min() and probabilities.max() < 1
     assert np.array_equal(probabilities, real(dataset.features, dataset.labels, dataset.schema.kinds, folds=5,

@@ -4,7 +4,8 @@ Recipe (frozen as the default; chosen by ablation on repeated CV with seeds 1-3 
 data, never on the reported folds: `benchmarks/recipe_ablation.py`): two ReLU layers of 64 and 32 units
 with dropout and a small L2 penalty, Adam, early stopping on the ROC-AUC of a stratified validation
 split carved from the training rows, restoring the best epoch, and a distilled target: half the label,
-half an out-of-fold LightGBM probability (:mod:`intent_edge.train.teacher`). Without class weights: on
+half an out-of-fold LightGBM probability (:mod:`intent_edge.train.teacher`); then a fresh network is
+refitted on all training rows for the chosen number of epochs. Without class weights: on
 both data sets they cost PR-AUC and calibration. (With ``class_weight="balanced"`` the odds tilt by
 ``w_pos / w_neg``, and the output bias is shifted back by ``-log(w_pos / w_neg)`` after training.)
 """
@@ -44,6 +45,10 @@ class MLPRecipe:
     teacher: str = "lightgbm"  # soft targets from out-of-fold LightGBM probabilities (intent_edge.train.teacher)
     teacher_weight: float = 0.5  # the fitted target: (1 - w) * label + w * teacher probability
     teacher_folds: int = 5
+    # After early stopping has chosen the epoch on the validation rows, train a fresh network (and encoder
+    # and teacher) on fit + validation rows for that many epochs: the shipped model learns from every
+    # training row. The threshold still comes from the first network's validation predictions.
+    refit: bool = True
 
     def __post_init__(self):
         if self.teacher not in TEACHERS:
@@ -60,7 +65,8 @@ class MLPRecipe:
 
 
 # Fields added to the recipe after bundles were first written, with the behaviour those bundles had.
-BEFORE_FIELDS = {"class_weight": "balanced", "teacher": "none", "teacher_weight": 0.0, "teacher_folds": 5}
+BEFORE_FIELDS = {"class_weight": "balanced", "teacher": "none", "teacher_weight": 0.0, "teacher_folds": 5,
+                 "refit": False}
 
 
 def seed_everything(seed: int) -> None:
@@ -86,23 +92,30 @@ def build_mlp(width: int, recipe: MLPRecipe):
     return keras.Model(inputs, outputs, name="intent_mlp")
 
 
-def fit_mlp(features: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
+def fit_mlp(features: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None,
             recipe: MLPRecipe, seed: int, on_epoch: Callable[[int, int, dict], None] | None = None, *,
-            targets: np.ndarray | None = None):
+            targets: np.ndarray | None = None, epochs: int | None = None):
     """Train a new MLP on encoded ``features`` (towards ``targets`` where given: soft labels);
-    ``validation`` drives early stopping. Returns (model, history)."""
+    ``validation`` drives early stopping, or, without it, the MLP trains for ``epochs``. Returns (model, history)."""
     seed_everything(seed)
     model = build_mlp(features.shape[1], recipe)
-    return model, train_model(model, features, labels, validation, recipe, targets=targets, on_epoch=on_epoch)
+    return model, train_model(model, features, labels, validation, recipe, targets=targets, on_epoch=on_epoch,
+                              epochs=epochs)
 
 
-def train_model(model, features: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
+def best_epoch(history: dict) -> int:
+    """The epoch early stopping restored (1-based): the one with the highest validation AUC."""
+    return int(np.argmax(history["val_auc"])) + 1
+
+
+def train_model(model, features: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None,
                 recipe: MLPRecipe, *, targets: np.ndarray | None = None, callbacks=(), monitor_from_epoch: int = 0,
-                on_epoch: Callable[[int, int, dict], None] | None = None) -> dict:
+                on_epoch: Callable[[int, int, dict], None] | None = None, epochs: int | None = None) -> dict:
     """Train a model in place (compiled here with a fresh optimizer) as the recipe says (the one training loop,
     shared by fitting, pruning and distillation). ``targets`` replaces the hard labels as the fitted target (soft labels
     for distillation; class weights are then off, since soft targets carry calibrated rates).
-    Early stopping watches validation AUC from ``monitor_from_epoch`` on. Returns the history."""
+    Early stopping watches validation AUC from ``monitor_from_epoch`` on; without ``validation`` the model
+    trains for exactly ``epochs``. Returns the history."""
     import keras
 
     class_weight = None
@@ -111,17 +124,22 @@ def train_model(model, features: np.ndarray, labels: np.ndarray, validation: tup
         class_weight = {0: 0.5 / (1.0 - positives), 1: 0.5 / positives}
     elif recipe.class_weight not in ("balanced", "none"):
         raise UsageError(f"class_weight must be 'balanced' or 'none', got {recipe.class_weight!r}")
-    stopping = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=recipe.patience,
-                                             restore_best_weights=True, start_from_epoch=monitor_from_epoch)
-    callbacks = [*callbacks, stopping]
+    if (validation is None) == (epochs is None):
+        raise UsageError("train_model needs validation rows (early stopping) or a number of epochs, not both")
+    callbacks = list(callbacks)
+    if validation is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=recipe.patience,
+                                                       restore_best_weights=True, start_from_epoch=monitor_from_epoch))
+    total = recipe.max_epochs if epochs is None else epochs
     if on_epoch is not None:
         callbacks.append(keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, recipe.max_epochs, logs or {})))
+            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, total, logs or {})))
     model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss="binary_crossentropy",
                   metrics=[keras.metrics.AUC(name="auc")])
     fitted_targets = (labels if targets is None else targets).astype("float32")
-    history = model.fit(features, fitted_targets, validation_data=(validation[0], validation[1].astype("float32")),
-                        epochs=recipe.max_epochs, batch_size=recipe.batch_size, class_weight=class_weight,
+    validation_data = None if validation is None else (validation[0], validation[1].astype("float32"))
+    history = model.fit(features, fitted_targets, validation_data=validation_data, epochs=total,
+                        batch_size=recipe.batch_size, class_weight=class_weight,
                         shuffle=True, callbacks=callbacks, verbose=0)
     if class_weight is not None:
         output = model.get_layer(OUTPUT_NAME)

@@ -26,7 +26,7 @@ from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.background import write_background
 from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics, summarise_folds
 from intent_edge.train.export import ONNX_OPSET, export_onnx
-from intent_edge.train.mlp import MLPRecipe, fit_mlp, predict_probabilities
+from intent_edge.train.mlp import MLPRecipe, best_epoch, fit_mlp, predict_probabilities
 
 EpochCallback = Callable[[int, int, dict], None]
 GOLDEN_ROWS = 256
@@ -53,27 +53,44 @@ def carve_validation(labels: np.ndarray, recipe: MLPRecipe, seed: int) -> tuple[
 
 
 def fit_model(features: pd.DataFrame, labels: np.ndarray, schema: Schema, recipe: MLPRecipe, seed: int,
-              policy: ThresholdPolicy, on_epoch: EpochCallback | None = None) -> FittedModel:
+              policy: ThresholdPolicy, on_epoch: EpochCallback | None = None,
+              on_step: Callable[[str], None] | None = None) -> FittedModel:
     """Fit encoder and MLP on ``features`` (training rows only): a stratified validation split is carved
-    from them for early stopping and the threshold, and the encoder sees only the rest."""
+    from them for early stopping and the threshold, and the encoder sees only the rest. With
+    ``recipe.refit``, a second encoder, teacher and network are then fitted on all of ``features`` for the
+    epoch count early stopping chose; that network is the one returned, with the first one's threshold
+    (chosen on rows the first network never fitted, for a network trained the same way)."""
     features = features.reset_index(drop=True)
     fit_rows, validation_rows = carve_validation(labels, recipe, seed)
-    encoder = Encoder.fit(features.iloc[fit_rows], schema.kinds, schema.transforms)
-    fit_x = encoder.encode_columns(features.iloc[fit_rows], strict=False)
+    encoder, fit_x, targets = _encode_and_target(features.iloc[fit_rows], labels[fit_rows], schema, recipe, seed)
     validation_x = encoder.encode_columns(features.iloc[validation_rows], strict=False)
-    targets = None
-    if recipe.teacher == "lightgbm":  # the teacher sees the fit rows only, each row's target out of fold
-        from intent_edge.train.teacher import out_of_fold_probabilities
-
-        soft = out_of_fold_probabilities(features.iloc[fit_rows], labels[fit_rows], schema.kinds,
-                                         folds=recipe.teacher_folds, seed=seed)
-        targets = (1.0 - recipe.teacher_weight) * labels[fit_rows] + recipe.teacher_weight * soft
     model, history = fit_mlp(fit_x, labels[fit_rows], (validation_x, labels[validation_rows]), recipe, seed, on_epoch,
                              targets=targets)
     validation_p = predict_probabilities(model, validation_x)
     threshold = policy.choose(labels[validation_rows], validation_p)
-    return FittedModel(encoder, model, threshold, compute_metrics(labels[validation_rows], validation_p, threshold),
-                       len(history["loss"]), {"fit": len(fit_rows), "validation": len(validation_rows)})
+    metrics = compute_metrics(labels[validation_rows], validation_p, threshold)
+    rows, epochs = {"fit": len(fit_rows), "validation": len(validation_rows)}, best_epoch(history)
+    if recipe.refit:
+        if on_step:
+            on_step(f"refitting on all {len(labels)} training rows for the {epochs} epochs early stopping chose")
+        encoder, all_x, targets = _encode_and_target(features, labels, schema, recipe, seed)
+        model, _ = fit_mlp(all_x, labels, None, recipe, seed, on_epoch, targets=targets, epochs=epochs)
+        rows["refit"] = len(labels)
+    return FittedModel(encoder, model, threshold, metrics, epochs, rows)
+
+
+def _encode_and_target(features: pd.DataFrame, labels: np.ndarray, schema: Schema, recipe: MLPRecipe,
+                       seed: int) -> tuple[Encoder, np.ndarray, np.ndarray | None]:
+    """An encoder fitted on these rows, the rows encoded, and the fitted target: None for the plain labels,
+    or, with a teacher, the labels blended with the teacher's out-of-fold probabilities on these rows."""
+    encoder = Encoder.fit(features, schema.kinds, schema.transforms)
+    encoded = encoder.encode_columns(features, strict=False)
+    if recipe.teacher != "lightgbm":
+        return encoder, encoded, None
+    from intent_edge.train.teacher import out_of_fold_probabilities
+
+    soft = out_of_fold_probabilities(features, labels, schema.kinds, folds=recipe.teacher_folds, seed=seed)
+    return encoder, encoded, (1.0 - recipe.teacher_weight) * labels + recipe.teacher_weight * soft
 
 
 def _period_order(values: pd.Series, path: str, column: str) -> np.ndarray:
@@ -204,7 +221,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
     train, test, split = split_for_test(dataset, test_fraction, seed, time_column)
     step(f"training on {len(train)} rows ({len(test)} held out, {split['kind']} split)")
     fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset.schema, recipe, seed, policy,
-                           on_epoch)
+                       on_epoch, step)
     encoder, spec = fitted.encoder, fitted.encoder.to_spec()
     spec_digest = spec_sha256(spec)
 
@@ -255,7 +272,9 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
             "label": dataset.schema.label,
             "schema": dataset.schema.to_json(),
             "encoder": spec,
-            "threshold": {"value": fitted.threshold, "policy": policy.to_json(), "chosen_on": "validation"},
+            "threshold": {"value": fitted.threshold, "policy": policy.to_json(),
+                          "chosen_on": "validation, by the network before its refit on all training rows"
+                          if recipe.refit else "validation"},
             "metrics": {"test": test_metrics, "validation": fitted.validation_metrics},
             "training": {"model": "mlp", "recipe": recipe.to_json(), "seed": seed, "epochs": fitted.epochs,
                          "split": record_split(split, test), "rows": {**fitted.rows, "test": len(test)},

@@ -4,9 +4,10 @@ The MLP learns from a mix of the hard labels and a LightGBM model's probabilitie
 teacher probability comes from a LightGBM fitted on the other folds of the training rows (out of fold):
 in-sample probabilities of a boosted model are overconfident where it has memorised rows, and on the UCI
 file the out-of-fold targets were worth +0.0015 ROC-AUC and +0.007 PR-AUC over in-sample ones
-(`benchmarks/results/recipe-ablation-*.md`). The teacher never sees the validation rows that choose the
-epoch, the threshold and (none is needed here) the calibration, nor any test row. LightGBM comes with the
-``train`` extra; the shipped model is still the Keras MLP alone.
+(`benchmarks/results/recipe-ablation-*.md`). The first network's teacher never sees the validation rows
+that choose the epoch, the threshold and (none is needed here) the calibration; the refitted network's
+teacher is fitted anew on all training rows, the same way; no teacher sees a test row. LightGBM comes
+with the ``train`` extra; the shipped model is still the Keras MLP alone.
 """
 
 from __future__ import annotations
