@@ -85,6 +85,23 @@ def test_quantized_models_really_hold_int8(tiny_bundle, rows, original, tmp_path
     assert any(t["dtype"] == np.int8 for t in tensors)
 
 
+def test_litert_conversion_leaves_no_saved_model_behind(original, rows, tmp_path, monkeypatch):
+    """Each conversion exports a SavedModel to a temporary directory first; it must go when the
+    conversion ends (it did not: every compress left two in /tmp)."""
+    import tempfile
+
+    from intent_edge.compress import litert
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    litert.litert_fp32(original, tmp_path / "f.tflite")
+    litert.litert_int8(original, tmp_path / "q.tflite", rows.fit[0], rows=20)
+    assert (tmp_path / "f.tflite").stat().st_size > 0 and (tmp_path / "q.tflite").stat().st_size > 0
+    # (TensorFlow's autograph writes its own generated sources there too; those are not ours to remove)
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("intent-edge-")] == []
+
+
 def test_parity_check_fails_on_a_corrupted_variant(tiny_bundle, rows, tmp_path):
     import onnx
     from onnx import numpy_helper

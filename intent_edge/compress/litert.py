@@ -10,25 +10,33 @@ between is integer, with ranges from a representative dataset of training rows.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 
-def _converter(model):
+def _convert(model, target: Path, configure: Callable) -> None:
+    """Export ``model`` as a SavedModel into a temporary directory, convert it with the converter as
+    ``configure`` sets it up, and write the flatbuffer to ``target``. The directory is removed either
+    way (the converter reads it until ``convert`` returns)."""
     import tensorflow as tf
 
-    directory = tempfile.mkdtemp(prefix="intent-edge-savedmodel-")
-    model.export(directory, format="tf_saved_model", verbose=False)
-    return tf.lite.TFLiteConverter.from_saved_model(directory)
+    with tempfile.TemporaryDirectory(prefix="intent-edge-savedmodel-") as directory:
+        model.export(directory, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(directory)
+        configure(converter)
+        flatbuffer = converter.convert()
+    Path(target).write_bytes(flatbuffer)
 
 
 def litert_fp32(model, target: Path) -> dict:
     import tensorflow as tf
 
-    converter = _converter(model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    Path(target).write_bytes(converter.convert())
+    def configure(converter):
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+
+    _convert(model, target, configure)
     return {"method": "litert-fp32", "ops": "TFLITE_BUILTINS"}
 
 
@@ -36,10 +44,12 @@ def litert_int8(model, target: Path, representative: np.ndarray, rows: int = 100
     import tensorflow as tf
 
     sample = np.ascontiguousarray(representative[:rows], dtype=np.float32)
-    converter = _converter(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([sample[i:i + 1]] for i in range(len(sample)))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    Path(target).write_bytes(converter.convert())
+
+    def configure(converter):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([sample[i:i + 1]] for i in range(len(sample)))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+    _convert(model, target, configure)
     return {"method": "litert-int8", "ops": "TFLITE_BUILTINS_INT8", "representative_rows": len(sample),
             "io": "float32"}
