@@ -71,8 +71,10 @@ def train(
 ):
     """Train a model, evaluate it on held-out data, export it to ONNX with parity and write a bundle.
 
-    The MLP takes one row per session; the sequence models (gru, lstm, cnn, hybrid) take an event log
-    and predict after every event, with a streaming step that updates a session in O(1) per event."""
+    The MLP takes one row per session: a first network chooses the epoch count and the threshold on a
+    validation split, then a fresh one is fitted on all training rows and ships. The sequence models
+    (gru, lstm, cnn, hybrid) take an event log and predict after every event, with a streaming step that
+    updates a session in O(1) per event."""
     from intent_edge.train.evaluate import ThresholdPolicy
 
     policy = ThresholdPolicy.parse(threshold or "max-f1")
