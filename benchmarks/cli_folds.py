@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from intent_edge.bench import host_description  # noqa: E402
-from intent_edge.data.io import read_table, write_table  # noqa: E402
+from intent_edge.data.io import parse_label, read_table, write_table  # noqa: E402
 from intent_edge.runtime import Predictor  # noqa: E402
 
 UCI = ROOT.parent / "shared" / "data" / "online_shoppers_intention.csv"
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     frame = read_table(args.data)
-    labels = frame[args.label].astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).to_numpy()
+    labels = parse_label(args.data, frame[args.label])
     folds = []
     with tempfile.TemporaryDirectory() as work:
         splitter = StratifiedKFold(args.folds, shuffle=True, random_state=args.seed)

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -181,8 +182,7 @@ def test_refit_ships_a_network_trained_on_every_training_row_for_the_chosen_epoc
     dataset = load_dataset(synthetic_csv)
     policy = ThresholdPolicy("max-f1")
     recipe = MLPRecipe(hidden=(8,), max_epochs=6, patience=2, teacher="none")
-    selected = fit_model(dataset.features, dataset.labels, dataset.schema, MLPRecipe(**{**recipe.to_json(),
-                         "hidden": (8,), "refit": False}), 0, policy)
+    selected = fit_model(dataset.features, dataset.labels, dataset.schema, replace(recipe, refit=False), 0, policy)
     epochs_seen = []
     refitted = fit_model(dataset.features, dataset.labels, dataset.schema, recipe, 0, policy,
                          on_epoch=lambda epoch, total, logs: epochs_seen.append((epoch, total, "val_auc" in logs)))
