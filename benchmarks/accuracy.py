@@ -62,12 +62,10 @@ def _folds(dataset, folds: int, seed: int):
 
 def lightgbm_cv(dataset, folds: int, seed: int) -> dict:
     import lightgbm as lgb
-    import pandas as pd
 
-    categorical = [n for n, k in dataset.schema.kinds.items() if k == "categorical"]
-    frame = dataset.features.copy()
-    for column in categorical:
-        frame[column] = pd.Categorical(frame[column].astype(str))
+    from intent_edge.train.teacher import teacher_frame
+
+    frame = teacher_frame(dataset.features, dataset.schema.kinds)  # categories as pandas categories, as the teacher
     results = []
     for train, test in _folds(dataset, folds, seed):
         model = lgb.LGBMClassifier(random_state=seed, verbose=-1).fit(frame.iloc[train], dataset.labels[train])
