@@ -169,8 +169,8 @@ def test_an_old_bundles_recipe_keeps_the_behaviour_it_was_trained_with():
                                                                                           False)
     assert MLPRecipe.from_json({k: v for k, v in old.items() if k != "class_weight"}).class_weight == "balanced"
     today = MLPRecipe()
-    assert MLPRecipe.from_json(today.to_json()) == today and today.teacher == "lightgbm"
-    with pytest.raises(UsageError, match="teacher must be one of lightgbm, none"):
+    assert MLPRecipe.from_json(today.to_json()) == today and today.teacher == "lightgbm+catboost"
+    with pytest.raises(UsageError, match=r"teacher must be one of lightgbm, catboost, lightgbm\+catboost, none"):
         MLPRecipe(teacher="xgboost")
 
 
@@ -216,9 +216,9 @@ def test_the_teacher_sees_fit_rows_only_and_scores_each_out_of_fold(synthetic_cs
     seen = []
     real = teacher.out_of_fold_probabilities
 
-    def spy(features, labels, kinds, *, folds, seed):
+    def spy(features, labels, kinds, *, folds, seed, model):
         seen.append(len(features))
-        return real(features, labels, kinds, folds=folds, seed=seed)
+        return real(features, labels, kinds, folds=folds, seed=seed, model=model)
 
     monkeypatch.setattr(teacher, "out_of_fold_probabilities", spy)
     recipe = MLPRecipe(hidden=(8,), max_epochs=2, patience=1, refit=False)
@@ -235,3 +235,15 @@ def test_the_teacher_sees_fit_rows_only_and_scores_each_out_of_fold(synthetic_cs
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(dataset.labels, probabilities) > 0.75  # out of fold, and still informative
+
+
+def test_a_blended_teacher_averages_its_members_out_of_fold_probabilities(synthetic_csv):
+    from intent_edge.train.teacher import out_of_fold_probabilities
+
+    dataset = load_dataset(synthetic_csv)
+    args = (dataset.features, dataset.labels, dataset.schema.kinds)
+    members = [out_of_fold_probabilities(*args, folds=3, seed=1, model=m) for m in ("lightgbm", "catboost")]
+    blend = out_of_fold_probabilities(*args, folds=3, seed=1, model="lightgbm+catboost")
+    assert not np.allclose(members[0], members[1])  # two different teachers
+    np.testing.assert_allclose(blend, (members[0] + members[1]) / 2, rtol=0, atol=1e-12)
+    assert np.array_equal(members[1], out_of_fold_probabilities(*args, folds=3, seed=1, model="catboost"))

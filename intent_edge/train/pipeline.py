@@ -85,11 +85,12 @@ def _encode_and_target(features: pd.DataFrame, labels: np.ndarray, schema: Schem
     or, with a teacher, the labels blended with the teacher's out-of-fold probabilities on these rows."""
     encoder = Encoder.fit(features, schema.kinds, schema.transforms)
     encoded = encoder.encode_columns(features, strict=False)
-    if recipe.teacher != "lightgbm":
+    if recipe.teacher == "none":
         return encoder, encoded, None
     from intent_edge.train.teacher import out_of_fold_probabilities
 
-    soft = out_of_fold_probabilities(features, labels, schema.kinds, folds=recipe.teacher_folds, seed=seed)
+    soft = out_of_fold_probabilities(features, labels, schema.kinds, folds=recipe.teacher_folds, seed=seed,
+                                     model=recipe.teacher)
     return encoder, encoded, (1.0 - recipe.teacher_weight) * labels + recipe.teacher_weight * soft
 
 
