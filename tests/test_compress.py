@@ -124,7 +124,7 @@ def test_parity_check_fails_on_a_corrupted_variant(tiny_bundle, rows, tmp_path):
 
 
 def test_compress_adds_proven_variants_and_recommends_one(tiny_bundle, synthetic_csv, tmp_path, monkeypatch):
-    from intent_edge.compress import pipeline, quantize
+    from intent_edge.compress import litert, pipeline, quantize
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
@@ -143,14 +143,27 @@ def test_compress_adds_proven_variants_and_recommends_one(tiny_bundle, synthetic
         return result
 
     monkeypatch.setattr(quantize, "fp16", broken_fp16)
+    real_litert_int8 = litert.litert_int8
+
+    def broken_litert_int8(model, target, calibration, rows):  # LiteRT re-reads its file for each batch size
+        import keras
+
+        damaged = keras.models.clone_model(model)
+        damaged.set_weights([w * 3 for w in model.get_weights()])
+        return real_litert_int8(damaged, target, calibration, rows=rows)
+
+    monkeypatch.setattr(litert, "litert_int8", broken_litert_int8)
     manifest = pipeline.compress_bundle(bundle, load_dataset(synthetic_csv), target="cpu",
                                         methods=["original", "units-50", "int8-static", "fp16", "litert-int8",
                                                  "onnx-fp32"])
     table = {row["name"]: row for row in manifest["compression"]["table"]}
     assert set(table) == {"fp32", "int8-static", "fp16", "litert-int8", "units-50", "units-50-int8-static",
                           "units-50-litert-int8"}
-    assert table["fp16"]["status"].startswith("failed parity")
-    assert "fp16" not in manifest["variants"] and not (bundle / "fp16.onnx").exists()
+    for failed, file in (("fp16", "fp16.onnx"), ("litert-int8", "litert-int8.tflite"),
+                         ("units-50-litert-int8", "units-50-litert-int8.tflite")):
+        assert table[failed]["status"].startswith("failed parity"), table[failed]["status"]
+        assert failed not in manifest["variants"] and not (bundle / file).exists()
+        assert table[failed]["latency_us"] is None  # a variant that failed is not timed
     recommended = manifest["compression"]["recommended"]
     assert manifest["default_variant"] == recommended and recommended in manifest["variants"]
     assert table[recommended]["delta_roc_auc"] >= -0.003

@@ -234,15 +234,15 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
                 row.parity = parity.to_json()
                 row.roc_auc = float(roc_auc_score(rows.test_y, runner.infer(rows.test_x)))
                 row.delta_roc_auc = row.roc_auc - original_auc
-                runners[name] = runner
                 if not parity.passed:
                     row.status = f"failed parity: {parity.describe()}"
             except Exception as exc:  # a conversion that breaks keeps its row in the table, with the reason
                 row.status = f"failed: {type(exc).__name__}: {exc}"
-            if row.status != "ok":
+            if row.status != "ok":  # its file goes, so it is not timed: LiteRT re-reads the file per batch size
                 target_path.unlink(missing_ok=True)
                 table.append(row)
                 continue
+            runners[name] = runner
             row.files = [target_path.name]
             if conversion.format == "onnx":
                 step(f"variant '{name}': raw-field graph")
