@@ -1,7 +1,7 @@
 """The shared UCI Online Shoppers file: recognised layout, and the accuracy bar of the default recipe.
 
-The bar trains five models, each twice (the first network, then its refit) with a LightGBM teacher each
-time (about a minute and a half on two cores); it is marked
+The bar trains five models, each twice (the first network, then its refit) with a LightGBM and a CatBoost
+teacher each time (about four minutes on two cores); it is marked
 slow so `make test-fast` can skip it while developing. CI runs it.
 """
 
@@ -30,8 +30,8 @@ def test_default_mlp_meets_the_bar_in_5_fold_cv():
     # 5-fold stratified CV, shuffle, random_state=0, the frozen default recipe.
     result = cross_validate(load_dataset(UCI_CSV), 5, MLPRecipe(), 0, ThresholdPolicy("max-f1"))
     summary = result["summary"]
-    # measured 0.9346 / 0.7533, ECE 0.0162 (benchmarks/results/accuracy-2026-11-28.md); the margin is for
-    # other hosts
-    assert summary["roc_auc"]["mean"] >= 0.933
-    assert summary["pr_auc"]["mean"] >= 0.745
+    # measured 0.9354 / 0.7557, ECE 0.0156 (benchmarks/results/accuracy-2026-11-28.md); the bar is the
+    # tabular-quality issue's, with a little margin for other hosts
+    assert summary["roc_auc"]["mean"] >= 0.934
+    assert summary["pr_auc"]["mean"] >= 0.75
     assert summary["calibration_error"]["mean"] <= 0.02
