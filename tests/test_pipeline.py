@@ -225,8 +225,10 @@ def test_the_teacher_sees_fit_rows_only_and_scores_each_out_of_fold(synthetic_cs
     fitted = fit_model(dataset.features, dataset.labels, dataset.schema, recipe, 0, ThresholdPolicy("max-f1"))
     assert seen == [fitted.rows["fit"]]  # not the validation rows
     seen.clear()
+    steps = []
     refitted = fit_model(dataset.features, dataset.labels, dataset.schema, MLPRecipe(hidden=(8,), max_epochs=2,
-                         patience=1), 0, ThresholdPolicy("max-f1"))
+                         patience=1), 0, ThresholdPolicy("max-f1"), on_step=steps.append)
+    assert steps[0] == f"fitting the lightgbm+catboost teacher on {refitted.rows['fit']} rows (5 folds, out of fold)"
     assert seen == [refitted.rows["fit"], len(dataset.labels)]  # the refit's own teacher, on every training row
     probabilities = real(dataset.features, dataset.labels, dataset.schema.kinds, folds=5, seed=0)
     assert probabilities.shape == (len(dataset.labels),) and 0 < probabilities.min() and probabilities.max() < 1

@@ -62,6 +62,9 @@ def fit_model(features: pd.DataFrame, labels: np.ndarray, schema: Schema, recipe
     (chosen on rows the first network never fitted, for a network trained the same way)."""
     features = features.reset_index(drop=True)
     fit_rows, validation_rows = carve_validation(labels, recipe, seed)
+    if on_step and recipe.teacher != "none":
+        on_step(f"fitting the {recipe.teacher} teacher on {len(fit_rows)} rows ({recipe.teacher_folds} folds, "
+                "out of fold)")
     encoder, fit_x, targets = _encode_and_target(features.iloc[fit_rows], labels[fit_rows], schema, recipe, seed)
     validation_x = encoder.encode_columns(features.iloc[validation_rows], strict=False)
     model, history = fit_mlp(fit_x, labels[fit_rows], (validation_x, labels[validation_rows]), recipe, seed, on_epoch,
