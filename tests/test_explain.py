@@ -150,7 +150,8 @@ def test_uci_explanations_match_shap_exact(tmp_path_factory):
 
     dataset = load_dataset(UCI_CSV, "Revenue")
     bundle = tmp_path_factory.mktemp("uci") / "bundle"
-    train_bundle(dataset, bundle, recipe=MLPRecipe(hidden=(32, 16), max_epochs=8, patience=3), seed=0)
+    train_bundle(dataset, bundle, recipe=MLPRecipe(hidden=(32, 16), max_epochs=8, patience=3,
+                                                            teacher="lightgbm"), seed=0)
     predictor = Predictor.load(bundle, threads=1)
     train, test = rebuild_split(dataset, predictor.manifest["training"])
     background = dataset.features.iloc[train[:30]].to_dict("records")

@@ -81,7 +81,7 @@ def test_node_scores_held_out_uci_records_like_the_python_runtime(node_ready, tm
     from intent_edge.train.pipeline import rebuild_split, train_bundle
 
     dataset = load_dataset(UCI_CSV, "Revenue")
-    manifest = train_bundle(dataset, tmp_path / "uci", recipe=MLPRecipe(max_epochs=3), seed=0)
+    manifest = train_bundle(dataset, tmp_path / "uci", recipe=MLPRecipe(max_epochs=3, teacher="lightgbm"), seed=0)
     _, test = rebuild_split(dataset, manifest["training"])
     records = json.loads(dataset.features.iloc[test].to_json(orient="records"))
     got = _scores(_node("score/score.js", tmp_path / "uci", lines=records))

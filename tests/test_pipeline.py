@@ -138,7 +138,7 @@ def test_killed_training_leaves_the_previous_bundle_loadable(tiny_bundle, synthe
         "    time.sleep(60)\n"  # hold the process inside the write, where the kill lands
         "pipeline.export_onnx = slow\n"
         f"pipeline.train_bundle(load_dataset({str(synthetic_csv)!r}), {str(out)!r},\n"
-        "                      recipe=MLPRecipe(hidden=(8,), max_epochs=2, patience=1), seed=5)\n"
+        "                      recipe=MLPRecipe(hidden=(8,), max_epochs=2, patience=1, teacher='lightgbm'), seed=5)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -155,7 +155,8 @@ def test_killed_training_leaves_the_previous_bundle_loadable(tiny_bundle, synthe
     assert 0 < Predictor.load(out).predict(
         load_dataset(synthetic_csv).features.iloc[0].to_dict()) < 1
     # the next write to the same place clears the leftover
-    train_bundle(load_dataset(synthetic_csv), out, recipe=MLPRecipe(hidden=(8,), max_epochs=2, patience=1), seed=5)
+    train_bundle(load_dataset(synthetic_csv), out, recipe=MLPRecipe(hidden=(8,), max_epochs=2, patience=1,
+                                                                       teacher="lightgbm"), seed=5)
     assert not list(tmp_path.glob(".bundle.*.partial"))
 
 
