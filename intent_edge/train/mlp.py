@@ -5,9 +5,8 @@ data, never on the reported folds: `benchmarks/recipe_ablation.py`): two ReLU la
 with dropout and a small L2 penalty, Adam, early stopping on the ROC-AUC of a stratified validation
 split carved from the training rows, restoring the best epoch, and a distilled target: 0.3 x the label
 + 0.7 x the mean of out-of-fold LightGBM and CatBoost probabilities (:mod:`intent_edge.train.teacher`);
-then a fresh network is
-refitted on all training rows for the chosen number of epochs. Without class weights: on
-both data sets they cost PR-AUC and calibration. (With ``class_weight="balanced"`` the odds tilt by
+then a fresh network is refitted on all training rows for the chosen number of epochs. Without class
+weights: on both data sets they cost PR-AUC and calibration. (With ``class_weight="balanced"`` the odds tilt by
 ``w_pos / w_neg``, and the output bias is shifted back by ``-log(w_pos / w_neg)`` after training.)
 """
 
