@@ -76,10 +76,10 @@ def lightgbm_cv(dataset, folds: int, seed: int) -> dict:
 def catboost_cv(dataset, folds: int, seed: int) -> dict:
     from catboost import CatBoostClassifier
 
+    from intent_edge.train.teacher import catboost_frame
+
     categorical = [n for n, k in dataset.schema.kinds.items() if k == "categorical"]
-    frame = dataset.features.copy()
-    for column in categorical:
-        frame[column] = frame[column].astype(str)
+    frame = catboost_frame(dataset.features, dataset.schema.kinds)  # categories as text, as the teacher
     results = []
     for train, test in _folds(dataset, folds, seed):
         model = CatBoostClassifier(random_seed=seed, verbose=0, thread_count=-1, allow_writing_files=False)

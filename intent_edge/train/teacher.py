@@ -31,6 +31,11 @@ def teacher_frame(features: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame
     return frame
 
 
+def catboost_frame(features: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
+    """:func:`teacher_frame` with the categories as their text: CatBoost takes text, not pandas categories."""
+    return teacher_frame(features, kinds).astype({name: str for name, kind in kinds.items() if kind == "categorical"})
+
+
 def _lightgbm(seed: int, kinds: dict[str, str]):
     import lightgbm as lgb
 
@@ -48,7 +53,7 @@ def _catboost(seed: int, kinds: dict[str, str]):
                               cat_features=[name for name, kind in kinds.items() if kind == "categorical"])
 
 
-MODELS = {"lightgbm": _lightgbm, "catboost": _catboost}
+MODELS = {"lightgbm": (_lightgbm, teacher_frame), "catboost": (_catboost, catboost_frame)}  # (model, its frame)
 
 
 def out_of_fold_probabilities(features: pd.DataFrame, labels: np.ndarray, kinds: dict[str, str], *,
@@ -57,16 +62,12 @@ def out_of_fold_probabilities(features: pd.DataFrame, labels: np.ndarray, kinds:
     from sklearn.model_selection import StratifiedKFold
 
     members = model.split("+")  # "lightgbm+catboost": the mean of both models' probabilities
-    frame = teacher_frame(features, kinds)
-    # CatBoost takes categories as text, not as pandas categories
-    frames = {member: frame if member == "lightgbm" else
-              frame.astype({name: str for name, kind in kinds.items() if kind == "categorical"})
-              for member in members}
+    frames = {member: MODELS[member][1](features, kinds) for member in members}
     probabilities = np.zeros(len(labels))
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    for train, held_out in splitter.split(frame, labels):
+    for train, held_out in splitter.split(np.zeros(len(labels)), labels):
         for member in members:
-            fitted = MODELS[member](seed, kinds)
+            fitted = MODELS[member][0](seed, kinds)
             fitted.fit(frames[member].iloc[train], labels[train])
             probabilities[held_out] += fitted.predict_proba(frames[member].iloc[held_out])[:, 1] / len(members)
     return probabilities
