@@ -7,7 +7,8 @@ import pytest
 
 from intent_edge.errors import BundleError
 from intent_edge.runtime import Predictor
-from intent_edge.runtime.signing import generate_keypair, sign_bundle
+from intent_edge.runtime.bundle import sign_bundle
+from intent_edge.runtime.signing import generate_keypair
 
 pytest.importorskip("cryptography")
 

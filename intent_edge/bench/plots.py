@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from intent_edge.bench.timing import PERCENTILES
 from intent_edge.fileio import atomic_path
+from intent_edge.timing import PERCENTILES
 
 
 def _row_label(row: dict) -> str:

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from intent_edge.bench.timing import (
+from intent_edge.runtime.encoder import _fastencode
+from intent_edge.timing import (
     BATCH_SIZES,
     RAW_BATCH_SIZES,
     host_description,
@@ -40,7 +41,6 @@ from intent_edge.bench.timing import (
     rows_per_second,
     time_each,
 )
-from intent_edge.runtime.encoder import _fastencode
 
 EXPLAIN_RECORDS = 500  # about a millisecond each
 
@@ -266,7 +266,7 @@ def _keras_baseline(bundle: Path, manifest: dict, encoded: np.ndarray, batch_siz
     import keras
     import tensorflow as tf
 
-    from intent_edge.compress.pipeline import load_keras
+    from intent_edge.train.pipeline import load_keras
 
     step("Keras baseline")
     model = load_keras(bundle, manifest)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from intent_edge.bench.timing import host_description, percentiles
+from intent_edge.timing import host_description, percentiles
 
 STREAM_PREFIXES = (10, 50, 200)
 

@@ -57,9 +57,9 @@ def bench(
         _bench_streaming(bundle, data, sep, json_out, markdown)
         return
     from intent_edge.bench import benchmark_records, render_markdown, render_table, run_benchmark, write_plots
-    from intent_edge.bench.timing import RAW_BATCH_SIZES
     from intent_edge.errors import UsageError
     from intent_edge.runtime.bundle import read_manifest
+    from intent_edge.timing import RAW_BATCH_SIZES
 
     try:
         sizes = [int(size) for size in (batch_sizes or "1,4,16,64,256,1024,4096,16384,65536").split(",")

@@ -130,7 +130,8 @@ def sign(
     key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (PEM), e.g. from `intent-edge keygen`.")],
 ):
     """Sign a bundle's manifest, which lists every file's sha256, with an Ed25519 private key."""
-    from intent_edge.runtime.signing import SIGNATURE_NAME, sign_bundle
+    from intent_edge.runtime.bundle import sign_bundle
+    from intent_edge.runtime.signing import SIGNATURE_NAME
 
     sign_bundle(bundle, key)
     console.print(f"signed: {bundle / SIGNATURE_NAME}; load with Predictor.load(..., public_key=PUBLIC_PEM) or "

@@ -26,7 +26,7 @@ import numpy as np
 
 from intent_edge.compress.registry import ConversionInput, SourceInput, plan_for, variant_name
 from intent_edge.data.io import Dataset
-from intent_edge.errors import BundleError, DataError, UsageError
+from intent_edge.errors import DataError, UsageError
 from intent_edge.fileio import atomic_directory
 from intent_edge.parity import PARITY_ROWS, compare
 from intent_edge.raw_graph import raw_metadata, write_raw_variant
@@ -42,7 +42,7 @@ from intent_edge.runtime.bundle import (
 from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.export import export_onnx
 from intent_edge.train.mlp import MLPRecipe, predict_probabilities
-from intent_edge.train.pipeline import carve_validation, library_versions, rebuild_split
+from intent_edge.train.pipeline import carve_validation, library_versions, load_keras, rebuild_split
 
 THROUGHPUT_BATCH = 4096
 OBJECTIVES = ("latency", "throughput")
@@ -134,7 +134,7 @@ def evaluation_rows(manifest: dict, dataset: Dataset, encoder: Encoder) -> Evalu
 
 def measure_speed(runner, features: np.ndarray, *, single_rows: int = 2000) -> tuple[dict, float]:
     """Single-row latency p50/p99 (microseconds) over distinct rows, and rows/s at batch 4,096."""
-    from intent_edge.bench import rows_per_second, time_each
+    from intent_edge.timing import rows_per_second, time_each
 
     rows = [np.ascontiguousarray(features[i % len(features)][None, :]) for i in range(single_rows)]
     p50, p99 = np.percentile(time_each(runner.infer, rows), [50, 99]) / 1000.0
@@ -154,20 +154,6 @@ def _time_all(table: list[VariantRow], runners: dict, features: np.ndarray, roun
             taken = samples[row.name]
             row.latency_us = {key: float(np.median([t[0][key] for t in taken])) for key in ("p50", "p99")}
             row.throughput_rows_s = float(np.median([t[1] for t in taken]))
-
-
-def load_keras(bundle: Path, manifest: dict):
-    """The bundle's Keras source model, verified, in safe mode (no code from the file ever runs)."""
-    import keras
-
-    path = resolve_file(bundle, manifest["source_model"]["file"])
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except ValueError as exc:  # safe mode refuses Lambda layers and other serialised Python code
-        if "safe_mode" not in str(exc) and "Lambda" not in str(exc):
-            raise
-        raise BundleError(f"{bundle}: refused to load {path.name}: it holds code (a Lambda layer or other "
-                          f"Python), which safe mode never runs") from None
 
 
 def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu", objective: str = "latency",

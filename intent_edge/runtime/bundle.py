@@ -74,6 +74,15 @@ def read_manifest(directory: str | Path, public_key: str | Path | None = None) -
     return manifest
 
 
+def sign_bundle(directory: str | Path, private_key: str | Path) -> dict:
+    """Sign ``directory``'s manifest with the private key at ``private_key``; returns the signature record."""
+    from intent_edge.runtime.signing import sign_manifest_bytes
+
+    directory = Path(directory)
+    read_manifest(directory)  # only a readable bundle of a known version is signed
+    return sign_manifest_bytes(directory, (directory / MANIFEST_NAME).read_bytes(), MANIFEST_NAME, private_key)
+
+
 def resolve_file(directory: str | Path, entry: dict) -> Path:
     """The verified path of a manifest file entry: inside the bundle, present, right size and sha256."""
     directory = Path(directory).resolve()

@@ -65,21 +65,19 @@ def _load_key(path: str | Path, private: bool):
     return key
 
 
-def sign_bundle(bundle: str | Path, private_key: str | Path) -> dict:
-    """Sign ``bundle``'s manifest with the private key at ``private_key``; returns the signature record."""
+def sign_manifest_bytes(bundle: Path, manifest_bytes: bytes, signed_file: str, private_key: str | Path) -> dict:
+    """Sign ``manifest_bytes`` (the bundle's file ``signed_file``) with the private key at ``private_key`` and
+    write the signature record beside it; returns the record. :func:`intent_edge.runtime.bundle.sign_bundle`
+    is the entry point: it checks the manifest first."""
     from intent_edge.fileio import atomic_path
-    from intent_edge.runtime.bundle import MANIFEST_NAME, read_manifest
 
     serialization, _, _ = _crypto()
-    bundle = Path(bundle)
-    read_manifest(bundle)  # only a readable bundle of a known version is signed
     key = _load_key(private_key, private=True)
-    manifest_bytes = (bundle / MANIFEST_NAME).read_bytes()
     public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    record = {"algorithm": ALGORITHM, "signed_file": MANIFEST_NAME,
+    record = {"algorithm": ALGORITHM, "signed_file": signed_file,
               "public_key": base64.b64encode(public).decode(),
               "signature": base64.b64encode(key.sign(manifest_bytes)).decode()}
-    with atomic_path(bundle / SIGNATURE_NAME) as temporary:
+    with atomic_path(Path(bundle) / SIGNATURE_NAME) as temporary:
         temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 

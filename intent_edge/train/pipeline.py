@@ -21,7 +21,14 @@ from intent_edge.fileio import atomic_directory
 from intent_edge.parity import PARITY_ROWS, compare
 from intent_edge.raw_graph import raw_metadata, spec_sha256, write_raw_variant
 from intent_edge.runtime.backends import BACKENDS
-from intent_edge.runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, describe_file, sha256_of, write_manifest
+from intent_edge.runtime.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_FORMAT_VERSION,
+    describe_file,
+    resolve_file,
+    sha256_of,
+    write_manifest,
+)
 from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.background import write_background
 from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics, summarise_folds
@@ -163,6 +170,20 @@ def rebuild_split(dataset: Dataset, training: dict) -> tuple[np.ndarray, np.ndar
                           f"{split['test_rows']} "
                           "the bundle was tested on; the split cannot be reproduced here")
     return train, test
+
+
+def load_keras(bundle: Path, manifest: dict):
+    """The bundle's Keras source model, verified, in safe mode (no code from the file ever runs)."""
+    import keras
+
+    path = resolve_file(bundle, manifest["source_model"]["file"])
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ValueError as exc:  # safe mode refuses Lambda layers and other serialised Python code
+        if "safe_mode" not in str(exc) and "Lambda" not in str(exc):
+            raise
+        raise BundleError(f"{bundle}: refused to load {path.name}: it holds code (a Lambda layer or other "
+                          f"Python), which safe mode never runs") from None
 
 
 def cross_validate(dataset: Dataset, folds: int, recipe: MLPRecipe, seed: int, policy: ThresholdPolicy,

@@ -1,6 +1,7 @@
-"""Timing primitives for the benchmarks: percentiles, per-call timings, throughput, the host.
+"""Timing primitives for the benchmarks and compress: percentiles, per-call timings, throughput, the host.
 
-Nothing here renders or plots; :mod:`intent_edge.bench.report` and :mod:`intent_edge.bench.plots` do.
+Nothing here renders, plots or imports the rest of the package, so that both `bench` and `compress` can
+stand on it; :mod:`intent_edge.bench.report` and :mod:`intent_edge.bench.plots` render.
 """
 
 from __future__ import annotations
