@@ -11,10 +11,14 @@ A backend whose library is missing raises :class:`BackendUnavailable` with the e
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
+import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -163,6 +167,41 @@ def _check_onnx(path: Path) -> None:
         raise BundleError(f"{path}: refused by onnx.checker ({str(exc).splitlines()[0][:300]})") from None
 
 
+XNNPACK_BANNER = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_banner_lock = threading.Lock()
+_banner_seen = False
+
+
+@contextlib.contextmanager
+def without_xnnpack_banner() -> Iterator[None]:
+    """Keep LiteRT's XNNPACK banner off standard error and pass everything else on.
+
+    LiteRT prints the banner once per process, with C stdio straight to file descriptor 2, when the first
+    interpreter allocates its tensors; no setting turns it off short of dropping XNNPACK. Until it has been
+    seen, file descriptor 2 is caught around the calls that may print it, and every other line caught
+    (LiteRT's real errors, another thread's output) is written back. After that this costs nothing.
+    """
+    global _banner_seen
+    if _banner_seen:
+        yield
+        return
+    with _banner_lock, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().splitlines(keepends=True)
+            kept = [line for line in lines if line.rstrip(b"\r\n") != XNNPACK_BANNER]
+            _banner_seen = _banner_seen or len(kept) < len(lines)
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 class LiteRTRunner:
     """LiteRT (ai-edge-litert). An interpreter is not thread-safe, so each thread gets its own, one per
     batch size it runs (up to ``PLANNED_SHAPES``, the least recently used let go): resizing re-plans
@@ -176,8 +215,9 @@ class LiteRTRunner:
         self.path, self.threads = str(path), threads
         self._local = threading.local()
         try:
-            interpreter = self._new_interpreter()
-            inputs, outputs = _litert_tensors(interpreter)
+            with without_xnnpack_banner():
+                interpreter = self._new_interpreter()
+                inputs, outputs = _litert_tensors(interpreter)
         except (ValueError, RuntimeError, KeyError) as exc:
             raise BundleError(f"{path}: LiteRT cannot load this model ({exc})") from None
         self._local.planned = OrderedDict({None: interpreter})  # batch size -> interpreter (None: unplanned)
@@ -203,10 +243,11 @@ class LiteRTRunner:
         if interpreter is not None:
             planned.move_to_end(rows)
             return interpreter
-        interpreter = planned.pop(None, None) or self._new_interpreter()  # the unplanned one first
-        for detail in self._inputs.values():
-            interpreter.resize_tensor_input(detail["index"], [rows, *list(detail["shape_signature"])[1:]])
-        interpreter.allocate_tensors()
+        with without_xnnpack_banner():
+            interpreter = planned.pop(None, None) or self._new_interpreter()  # the unplanned one first
+            for detail in self._inputs.values():
+                interpreter.resize_tensor_input(detail["index"], [rows, *list(detail["shape_signature"])[1:]])
+            interpreter.allocate_tensors()
         planned[rows] = interpreter
         while len(planned) > self.PLANNED_SHAPES:
             planned.popitem(last=False)
