@@ -105,3 +105,17 @@ def test_gpu_bar_compares_the_best_engine_with_onnxruntime_at_the_largest_batch(
     assert bars["tensorrt_variant"] == "trt-fp16"
     assert bars["tensorrt_throughput_over_onnxruntime_fp32_batch65536"] == 20.0  # against ORT on all 16 threads
     assert "16 thread(s), batch 65536" in bars["onnxruntime_fp32_configuration"]
+
+
+def test_the_runtime_overhead_ratio_divides_by_the_default_variants_own_bare_call():
+    """With an int8 default, the like-for-like ratio uses the int8 graph's bare call; the fp32 one stays."""
+    from intent_edge.bench.report import bar_line
+    from intent_edge.bench.sessions import _bars
+
+    interleaved = {"predict (litert-int8)": {"p50": 3.0}, "bare onnxruntime session.run (fp32)": {"p50": 6.0},
+                   "bare LiteRT invoke (litert-fp32)": {"p50": 2.0}, "bare LiteRT invoke (litert-int8)": {"p50": 1.5}}
+    bars = _bars({"rows": [], "cold_start": {}, "interleaved": interleaved}, {"variants": {}})
+    assert bars == {"predict_p50_over_own_variant_bare_invoke_p50": 2.0,
+                    "predict_p50_over_bare_onnxruntime_p50": 0.5,
+                    "predict_p50_over_bare_litert_invoke_p50": 1.5}
+    assert bar_line("predict_p50_over_own_variant_bare_invoke_p50", 2.0).startswith("runtime overhead: ")

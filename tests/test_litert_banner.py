@@ -72,12 +72,16 @@ def test_predict_score_evaluate_and_bench_print_no_banner(litert_bundle, records
         "score": run_cli("score", litert_bundle, records_csv, "--output", tmp_path / "scored.csv"),
         "evaluate": run_cli("evaluate", records_csv, "--bundle", litert_bundle),
         "bench": run_cli("bench", litert_bundle, "--data", records_csv, "--records", 100, "--batch-sizes", "1",
-                         "--no-keras", "--no-cold-start", timeout=300),
+                         "--no-keras", "--no-cold-start", "--json", tmp_path / "bench.json", timeout=300),
     }
     for command, result in runs.items():
         assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
         assert BANNER not in result.stderr, f"{command} printed the banner: {result.stderr[-500:]}"
     assert 0 < json.loads(runs["predict"].stdout)["probability"] < 1
+    # the int8 default's runtime overhead is measured against its own graph, beside the fp32 ratio
+    bars = json.loads((tmp_path / "bench.json").read_text())["bars"]
+    assert {"predict_p50_over_own_variant_bare_invoke_p50", "predict_p50_over_bare_onnxruntime_p50"} <= set(bars)
+    assert "runtime overhead: predict(record) p50 over a bare call" in runs["bench"].stdout
 
 
 def test_serve_prints_no_banner(litert_bundle):

@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+# What each ratio in ``report["bars"]`` compares, in words, for the terminal and the Markdown report.
+BAR_LABELS = {
+    "predict_p50_over_own_variant_bare_invoke_p50":
+        "runtime overhead: predict(record) p50 over a bare call of the same variant's graph",
+    "predict_p50_over_bare_onnxruntime_p50":
+        "predict(record) of the default variant, p50, over a bare ONNX Runtime call of the fp32 model",
+    "predict_p50_over_bare_litert_invoke_p50":
+        "predict(record) of the default variant, p50, over a bare LiteRT invoke of the fp32 model "
+        "(includes the default variant's own cost where it is not fp32)",
+}
+
+
+def bar_line(key: str, value) -> str:
+    """One ratio as a line: its plain label where it has one, then its JSON key and value."""
+    shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{BAR_LABELS[key]} (`{key}`): {shown}" if key in BAR_LABELS else f"{key}: {shown}"
+
 
 def _row_label(row: dict) -> str:
     return f"{row['variant']} / {row['backend']}"
@@ -103,8 +120,7 @@ def render_markdown(report: dict, command: str) -> str:
         lines += [f"| {label} | " + " | ".join(f"{v:.1f}" for v in values.values()) + " |"
                   for label, values in report["interleaved"].items()]
     if report["bars"]:
-        lines += ["", "Ratios:", ""] + [f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}"
-                                        for k, v in report["bars"].items()]
+        lines += ["", "Ratios:", ""] + [f"- {bar_line(k, v)}" for k, v in report["bars"].items()]
     return "\n".join(lines) + "\n"
 
 

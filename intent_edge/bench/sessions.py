@@ -224,12 +224,28 @@ def _raw_graphs(bundle: Path, manifest: dict, records: list[dict], encoded: np.n
     return rows
 
 
-def _interleaved(bundle: Path, manifest: dict, records: list[dict], encoded: np.ndarray) -> dict:
-    """The default variant's ``predict(record)`` beside bare ``session.run`` of the fp32 ONNX model and bare
-    LiteRT ``invoke()`` of the fp32 .tflite (when the bundle has one), record by record in one loop, so
-    that all three see the same moments of a noisy machine. Percentiles in microseconds."""
-    from intent_edge.runtime import BackendUnavailable, Predictor
+def _bare_call(backend: str, path: Path, rows: list[np.ndarray]) -> tuple[str, Callable]:
+    """A bare call of the graph at ``path``, as a label and ``call(i)``: LiteRT's ``invoke()`` on an input
+    set once, or ONNX Runtime's ``session.run`` on record ``i``'s ready row."""
     from intent_edge.runtime.backends import BACKENDS
+
+    runner = BACKENDS[backend].load(path, threads=1)
+    if backend == "litert":
+        interpreter = runner.interpreter(rows=1)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], rows[0])
+        return "bare LiteRT invoke", lambda i: interpreter.invoke()
+    session = runner.session
+    name = session.get_inputs()[0].name
+    return "bare onnxruntime session.run", lambda i: session.run(None, {name: rows[i]})
+
+
+def _interleaved(bundle: Path, manifest: dict, records: list[dict], encoded: np.ndarray) -> dict:
+    """The default variant's ``predict(record)`` beside bare calls of the default variant's own graph (what
+    the runtime adds around it), of the fp32 ONNX model and of the fp32 .tflite (when the bundle has one),
+    record by record in one loop, so that all of them see the same moments of a noisy machine. Percentiles
+    in microseconds, by label."""
+    from intent_edge.runtime import BackendUnavailable, Predictor
+    from intent_edge.runtime.backends import BACKENDS, backend_for
     from intent_edge.runtime.bundle import resolve_file
 
     try:
@@ -238,16 +254,15 @@ def _interleaved(bundle: Path, manifest: dict, records: list[dict], encoded: np.
         return {}  # the default variant's backend is missing: its row already says so
     calls: dict[str, Callable] = {f"predict ({predictor.variant})": None}
     rows = [np.ascontiguousarray(encoded[i:i + 1]) for i in range(len(encoded))]
-    if BACKENDS["onnxruntime"].is_available():
-        session = BACKENDS["onnxruntime"].load(resolve_file(bundle, manifest["variants"]["fp32"]["file"]),
-                                               threads=1).session
-        name = session.get_inputs()[0].name
-        calls["bare onnxruntime session.run (fp32)"] = lambda i: session.run(None, {name: rows[i]})
-    if "litert-fp32" in manifest["variants"] and BACKENDS["litert"].is_available():
-        litert = BACKENDS["litert"].load(resolve_file(bundle, manifest["variants"]["litert-fp32"]["file"]), threads=1)
-        interpreter = litert.interpreter(rows=1)
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], rows[0])
-        calls["bare LiteRT invoke (fp32)"] = lambda i: interpreter.invoke()
+    bare = [("fp32", "onnxruntime"), ("litert-fp32", "litert")]
+    own = manifest["variants"][predictor.variant]
+    own_backend = backend_for(own["format"]).name
+    if (predictor.variant, own_backend) not in bare and own_backend in ("onnxruntime", "litert"):
+        bare.append((predictor.variant, own_backend))
+    for variant, backend in bare:
+        if variant in manifest["variants"] and BACKENDS[backend].is_available():
+            label, call = _bare_call(backend, resolve_file(bundle, manifest["variants"][variant]["file"]), rows)
+            calls[f"{label} ({variant})"] = call
     calls[f"predict ({predictor.variant})"] = lambda i: predictor.predict(records[i])
     samples = {label: np.empty(len(records), dtype=np.int64) for label in calls}
     clock = time.perf_counter_ns
@@ -290,11 +305,14 @@ def _bars(report: dict, manifest: dict) -> dict:
     rows = {(r["variant"], r["backend"]): r for r in report["rows"] if r.get("status") == "ok"}
     bars = {}
     interleaved = report.get("interleaved", {})
-    predict = next((v["p50"] for k, v in interleaved.items() if k.startswith("predict")), None)
-    for label, key in (("bare onnxruntime session.run (fp32)", "predict_p50_over_bare_onnxruntime_p50"),
-                       ("bare LiteRT invoke (fp32)", "predict_p50_over_bare_litert_invoke_p50")):
-        if predict is not None and label in interleaved:
-            bars[key] = predict / interleaved[label]["p50"]
+    predict_label = next((k for k in interleaved if k.startswith("predict (")), None)
+    own = next((k for k in interleaved if k.startswith("bare ") and k.endswith(predict_label[len("predict"):])),
+               None) if predict_label else None
+    for label, key in ((own, "predict_p50_over_own_variant_bare_invoke_p50"),
+                       ("bare onnxruntime session.run (fp32)", "predict_p50_over_bare_onnxruntime_p50"),
+                       ("bare LiteRT invoke (litert-fp32)", "predict_p50_over_bare_litert_invoke_p50")):
+        if predict_label is not None and label in interleaved:
+            bars[key] = interleaved[predict_label]["p50"] / interleaved[label]["p50"]
     ort = rows.get(("fp32", "onnxruntime"))
     if ort and "4096" in ort["throughput_rows_s"].get("1", {}):
         budget = manifest.get("compression", {}).get("max_auc_drop", 0.003)

@@ -57,6 +57,7 @@ def bench(
         _bench_streaming(bundle, data, sep, json_out, markdown)
         return
     from intent_edge.bench import benchmark_records, render_markdown, render_table, run_benchmark, write_plots
+    from intent_edge.bench.report import bar_line
     from intent_edge.errors import UsageError
     from intent_edge.runtime.bundle import read_manifest
     from intent_edge.timing import RAW_BATCH_SIZES
@@ -90,7 +91,7 @@ def bench(
                          f"{row['explain_us']['p50']:.0f} µs, p99 {row['explain_us']['p99']:.0f} µs; predict p50 "
                          f"{row['predict_us']['p50']:.1f} µs")
     for name, value in report["bars"].items():
-        stdout.print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
+        stdout.print(bar_line(name, value), markup=False)
     if json_out:
         write_json(json_out, report)
     if markdown:
