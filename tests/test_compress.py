@@ -5,7 +5,10 @@ import shutil
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from intent_edge.cli import app
+from intent_edge.compress.report import compression_markdown
 from intent_edge.data.io import load_dataset
 from intent_edge.errors import DataError
 from intent_edge.runtime import Predictor
@@ -177,6 +180,24 @@ def test_compress_adds_proven_variants_and_recommends_one(tiny_bundle, synthetic
             assert variant["parity"]["passed"] and variant["accuracy"]["rows"] > 0
     assert Predictor.load(bundle).variant == recommended
     assert (bundle / "units-50.keras").exists()
+    # output levels come from each graph's output quantisation; ties are counted on the held-out rows
+    levels = {name: v["output"]["levels"] for name, v in on_disk["variants"].items()}
+    assert levels == {"fp32": None, "units-50": None, "int8-static": 256, "units-50-int8-static": 256}
+    assert table["int8-static"]["tie_share"] == on_disk["variants"]["int8-static"]["output"]["tie_share"]
+    assert table["int8-static"]["tie_share"] > table["fp32"]["tie_share"] and table["fp32"]["tie_share"] < 0.05
+    assert "tie share" in compression_markdown(on_disk, "intent-edge compress x")
+    result = CliRunner().invoke(app, ["info", str(bundle)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0 and "256 (" in result.output and "float32 (" in result.output, result.output
+
+
+def test_output_levels_and_tie_share_are_counted():
+    from intent_edge.compress.levels import quantised_levels, tie_share
+
+    assert quantised_levels(np.int8, 1 / 256, -128) == 256  # LiteRT's int8 logistic
+    assert quantised_levels(np.uint8, 1 / 255, 0) == 256
+    assert quantised_levels(np.int8, 1 / 256, 0) == 128  # only the non-negative half lies in [0, 1]
+    assert tie_share(np.array([0.1, 0.2, 0.2, 0.3, 0.3, 0.3], dtype=np.float32)) == pytest.approx(5 / 6)
+    assert tie_share(np.array([0.1, 0.2])) == 0.0
 
 
 def test_compress_refuses_other_data(tiny_bundle, tmp_path):

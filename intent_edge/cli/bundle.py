@@ -65,15 +65,31 @@ def _info_sessions(bundle: Path, manifest: dict) -> None:
     stdout.print(f"default variant {default}, runtime backend: "
                  + _backend_line(manifest["variants"][default]["format"]), markup=False, highlight=False)
     table = Table(title=f"variants (checksums verified; default: {default})")
-    for column in ("variant", "format", "file", "bytes", "parity max |dp|", "backend here", "raw-field graph"):
+    for column in ("variant", "format", "file", "bytes", "parity max |dp|", "output levels (tie share)",
+                   "backend here", "raw-field graph"):
         table.add_column(column)
     for name, variant in manifest["variants"].items():
         raw = variant.get("raw", {})
         table.add_row(name, variant["format"], variant["file"]["path"], str(variant["file"]["bytes"]),
                       f"{variant['parity']['max_abs_diff']:.2e} ({variant['parity']['rows']} rows)",
-                      _backend_line(variant["format"]).split(" (")[0],
+                      _levels_cell(variant.get("output")), _backend_line(variant["format"]).split(" (")[0],
                       raw["file"]["path"] if raw.get("status") == "ok" else raw.get("status", "-").split(":")[0])
     stdout.print(table)
+    output = manifest["variants"][default].get("output")
+    if output is not None:
+        from intent_edge.compress.levels import describe_levels
+
+        stdout.print(f"default variant's output: {describe_levels(output['levels'])}; "
+                     f"{100 * output['tie_share']:.1f}% of held-out rows share their score with another row",
+                     markup=False, highlight=False)
+
+
+def _levels_cell(output: dict | None) -> str:
+    """A variant's output levels and tie share as `compress` recorded them ("-": not recorded)."""
+    if output is None:
+        return "- (run compress)"
+    levels = "float32" if output["levels"] is None else f"{output['levels']:,}"
+    return f"{levels} ({100 * output['tie_share']:.1f}%)"
 
 
 def _info_clickstream(bundle: Path, manifest: dict) -> None:

@@ -49,7 +49,7 @@ def compress(
     Each variant is checked for parity against its own Keras source, scored for ROC-AUC on the bundle's
     held-out rows, and timed on this host. The recommended variant becomes the bundle's default."""
     from intent_edge.compress.pipeline import compress_file
-    from intent_edge.compress.report import compression_markdown, compression_table, failures
+    from intent_edge.compress.report import LEVELS_NOTE, compression_markdown, compression_table, failures
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     with progress() as bar:
@@ -58,6 +58,7 @@ def compress(
                                  max_auc_drop=max_auc_drop, methods=chosen,
                                  on_step=lambda message: bar.update(task, status=message))
     stdout.print(compression_table(manifest))
+    console.print(LEVELS_NOTE, markup=False, highlight=False)
     for line in failures(manifest):
         console.print(f"not written: {line}", markup=False, highlight=False)
     console.print(f"recommended ({objective.value}, ROC-AUC budget {max_auc_drop:g}): "

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from intent_edge.compress.levels import LEVEL_READERS, output_levels, tie_share
 from intent_edge.compress.registry import ConversionInput, SourceInput, plan_for, variant_name
 from intent_edge.data.io import Dataset
 from intent_edge.errors import DataError, UsageError
@@ -68,9 +69,14 @@ class VariantRow:
     method: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     raw: dict | None = None  # an ONNX variant's raw-field graph: its manifest entry, or why it was not written
+    output_levels: int | None = None  # distinct probabilities its graph can output (None: float32)
+    tie_share: float | None = None  # share of held-out rows whose probability equals another row's
 
     def to_json(self) -> dict:
         return {**self.__dict__, "raw": None if self.raw is None else self.raw["status"]}
+
+    def output_record(self) -> dict:
+        return {"levels": self.output_levels, "tie_share": self.tie_share}
 
     def manifest_entry(self, directory: Path, test_rows: int) -> dict:
         """The bundle manifest's description of this (written) variant."""
@@ -78,6 +84,7 @@ class VariantRow:
                 "source": self.source, "conversion": self.conversion, "method": self.method, "config": self.config,
                 "parity": self.parity,
                 "accuracy": {"roc_auc": self.roc_auc, "delta_roc_auc": self.delta_roc_auc, "rows": test_rows},
+                "output": self.output_record(),
                 "speed": {"latency_us": self.latency_us, "throughput_rows_s": self.throughput_rows_s,
                           "threads": 1, "batch": THROUGHPUT_BATCH},
                 **({"raw": self.raw} if self.raw is not None else {})}
@@ -190,12 +197,16 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
             shutil.copy2(resolve_file(bundle, entry), staging / entry["path"])
 
         fp32_runner = load_runner("onnx", staging / fp32["file"]["path"])
-        original_auc = float(roc_auc_score(rows.test_y, fp32_runner.infer(rows.test_x)))
+        fp32_probabilities = fp32_runner.infer(rows.test_x)
+        original_auc = float(roc_auc_score(rows.test_y, fp32_probabilities))
         table = [VariantRow("fp32", "original", "onnx-fp32", "onnx", "fp32",
                             files=[fp32["file"]["path"]],
                             bytes=fp32["file"]["bytes"], roc_auc=original_auc,
                             delta_roc_auc=0.0, parity=fp32["parity"], raw=fp32.get("raw"),
-                            method={"method": "original"})]
+                            method={"method": "original"},
+                            output_levels=output_levels(staging / fp32["file"]["path"], "onnx"),
+                            tie_share=tie_share(fp32_probabilities))]
+        kept["fp32"] = {**kept["fp32"], "output": table[0].output_record()}
         runners = {"fp32": fp32_runner}
         sources: dict[str, dict] = {}
         built: dict[str, tuple] = {}
@@ -218,8 +229,12 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
                 runner = load_runner(conversion.format, target_path)
                 parity = compare(reference, runner.infer(rows.parity_x), conversion.tolerance)
                 row.parity = parity.to_json()
-                row.roc_auc = float(roc_auc_score(rows.test_y, runner.infer(rows.test_x)))
+                probabilities = runner.infer(rows.test_x)
+                row.roc_auc = float(roc_auc_score(rows.test_y, probabilities))
                 row.delta_roc_auc = row.roc_auc - original_auc
+                row.tie_share = tie_share(probabilities)
+                if conversion.format in LEVEL_READERS:
+                    row.output_levels = output_levels(target_path, conversion.format)
                 if not parity.passed:
                     row.status = f"failed parity: {parity.describe()}"
             except Exception as exc:  # a conversion that breaks keeps its row in the table, with the reason

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 COLUMNS = ("variant", "status", "bytes (% fp32)", "ROC-AUC (Δ)", "parity |dp| p99 / max", "latency µs p50 / p99",
-           "rows/s", "raw-field graph")
+           "rows/s", "output levels", "tie share", "raw-field graph")
+
+
+def _levels(row: dict) -> str:
+    if row["status"] != "ok" or "output_levels" not in row:
+        return "-"
+    return "float32" if row["output_levels"] is None else f"{row['output_levels']:,}"
 
 
 def _cells(row: dict, fp32_bytes: int, recommended: str) -> list[str]:
@@ -19,8 +25,16 @@ def _cells(row: dict, fp32_bytes: int, recommended: str) -> list[str]:
                                                  f"{parity['max_abs_diff']:.2g}",
         "-" if not latency else f"{latency['p50']:.1f} / {latency['p99']:.1f}",
         "-" if row.get("throughput_rows_s") is None else f"{row['throughput_rows_s']:,.0f}",
+        _levels(row),
+        "-" if row.get("tie_share") is None else f"{100 * row['tie_share']:.1f}%",
         "-" if not row.get("raw") else row["raw"].split(":")[0],
     ]
+
+
+LEVELS_NOTE = ("Output levels: the distinct probabilities a variant's graph can output, read from its output "
+               "quantisation (float32: continuous). An int8 variant's 256 levels mean that rows with equal scores tie "
+               "in ranking and that a threshold can only fall between levels; tie share is the share of held-out "
+               "rows whose probability equals another row's.")
 
 
 def failures(manifest: dict) -> list[str]:
@@ -60,6 +74,7 @@ def compression_markdown(manifest: dict, command: str) -> str:
              "one thread. Libraries: " + ", ".join(f"{k} {v}" for k, v in manifest["libraries"].items()) + ".", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells) + " |" for cells in _rows(manifest)]
+    lines += ["", LEVELS_NOTE]
     lines += ["", "Not written (each failed its check):", ""] + [f"- {line}" for line in failures(manifest)] \
         if failures(manifest) else []
     return "\n".join(lines) + "\n"
