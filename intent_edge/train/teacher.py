@@ -19,21 +19,30 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+EMPTY_CATEGORY = "<empty>"  # CatBoost's stand-in for an empty category: it takes no missing text
+
 
 def teacher_frame(features: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     """The raw columns as LightGBM takes them: numbers as they are, categories as pandas categories of
-    their text (so 2, 2.0 and "2" are one category, as in the encoder)."""
+    their text (so 2, 2.0 and "2" are one category, as in the encoder). An empty value stays missing,
+    which LightGBM handles natively, whether the column holds pandas strings or Python objects (whose
+    ``astype(str)`` would make None the category "None")."""
     frame = pd.DataFrame(index=range(len(features)))
     for name, kind in kinds.items():
         column = features[name].reset_index(drop=True)
-        frame[name] = (pd.Categorical(column.astype(str)) if kind == "categorical"
-                       else pd.to_numeric(column, errors="coerce").astype(np.float64))
+        frame[name] = (pd.Categorical(column.astype(str).where(column.notna()).astype(object))
+                       if kind == "categorical" else pd.to_numeric(column, errors="coerce").astype(np.float64))
     return frame
 
 
 def catboost_frame(features: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
-    """:func:`teacher_frame` with the categories as their text: CatBoost takes text, not pandas categories."""
-    return teacher_frame(features, kinds).astype({name: str for name, kind in kinds.items() if kind == "categorical"})
+    """:func:`teacher_frame` with the categories as their text, an empty one as :data:`EMPTY_CATEGORY`:
+    CatBoost takes text, not pandas categories, and refuses a missing category."""
+    frame = teacher_frame(features, kinds)
+    for name, kind in kinds.items():
+        if kind == "categorical":
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), EMPTY_CATEGORY).astype(str)
+    return frame
 
 
 def _lightgbm(seed: int, kinds: dict[str, str]):
