@@ -15,9 +15,11 @@ The contract a host follows (also written into each graph's ``metadata_props``):
   ``"false"`` (``"True"``, ``"TRUE"``, ``"False"``, ``"FALSE"`` are accepted too). The Python runtime
   also trims surrounding white space; a graph does not, so a host trims before it sends.
 * **Odd values**: a NaN number takes the training median and an empty (``""``) or unseen category the
-  out-of-vocabulary column, as ``Predictor.load(..., strict=False)`` does. A graph cannot refuse a
-  record, so where the Python runtime refuses infinities and values more than 1e6 training standard
-  deviations out, the graph clamps the standardised value to +-1e6: it never returns NaN. A strict
+  out-of-vocabulary column, as ``Predictor.load(..., strict=False)`` does. A field that was empty in
+  training (``empty_fraction`` above 0 in the encoder spec) also sets its missing-indicator column for
+  a NaN number, and sends an empty category to its own empty bucket, as the runtime does in either mode.
+  A graph cannot refuse a record, so where the Python runtime refuses infinities and values more than
+  1e6 training standard deviations out, the graph clamps the standardised value to +-1e6: it never returns NaN. A strict
   host checks types and finiteness before it scores (the Node example does).
 * **Output**: ``probability``, float32 ``[N, 1]``.
 
@@ -100,18 +102,25 @@ def _numeric(graph: GraphBuilder, feature: NumericFeature, x: str) -> str:
     """double [N, 1] -> float [N, 1]: the numeric feature's column, as Encoder.encode_columns computes it."""
     from onnx import TensorProto
 
-    filled = graph.node("Where", [graph.node("IsNaN", [x]), graph.constant(feature.fill), x])
+    empty = graph.node("IsNaN", [x])
+    filled = graph.node("Where", [empty, graph.constant(feature.fill), x])
     transformed = TRANSFORMS[feature.transform].onnx(graph, filled)
     score = graph.node("Div", [graph.node("Sub", [transformed, graph.constant(feature.center)]),
                                graph.constant(feature.scale)])
     clamped = graph.node("Clip", [score, graph.constant(-MAX_STANDARD_SCORE), graph.constant(MAX_STANDARD_SCORE)])
-    return graph.node("Cast", [clamped], to=TensorProto.FLOAT)
+    value = graph.node("Cast", [clamped], to=TensorProto.FLOAT)
+    if not feature.may_be_empty:
+        return value
+    return graph.node("Concat", [value, graph.node("Cast", [empty], to=TensorProto.FLOAT)], axis=1)
 
 
 def _categorical(graph: GraphBuilder, feature: CategoricalFeature, text: str) -> str:
-    """string [N, 1] -> float [N, width]: the one-hot block, the last column for empty or unseen text."""
+    """string [N, 1] -> float [N, width]: the one-hot block; unseen text lights the out-of-vocabulary
+    column, and empty text the empty bucket where the field may be empty (else out-of-vocabulary too)."""
     lookup = _with_spellings({v: i for i, v in enumerate(feature.vocabulary)})
-    unknown = len(feature.vocabulary)
+    unknown = feature.unknown_index
+    if feature.may_be_empty:
+        lookup.setdefault("", feature.empty_index)
     if not lookup:  # no category was frequent enough: everything lands in the out-of-vocabulary column
         lookup = {PREFIX + "never": unknown}
     index = graph.node("LabelEncoder", [text], domain=ML_DOMAIN, keys_strings=list(lookup),

@@ -59,7 +59,7 @@ class _Loaded:
         encoder = predictor.encoder
         numeric = [(f.name, o) for f, o in zip(encoder.features, encoder.offsets, strict=True)
                    if isinstance(f, NumericFeature)]
-        categorical = [(f.name, o + f.width - 1) for f, o in zip(encoder.features, encoder.offsets, strict=True)
+        categorical = [(f.name, o + f.unknown_index) for f, o in zip(encoder.features, encoder.offsets, strict=True)
                        if isinstance(f, CategoricalFeature)]
         self.numeric_names = [n for n, _ in numeric]
         self.numeric_columns = np.array([c for _, c in numeric], dtype=np.intp)

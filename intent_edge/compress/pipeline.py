@@ -43,7 +43,7 @@ from intent_edge.runtime.bundle import (
 from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.export import export_onnx
 from intent_edge.train.mlp import MLPRecipe, predict_probabilities
-from intent_edge.train.pipeline import carve_validation, library_versions, load_keras, rebuild_split
+from intent_edge.train.pipeline import carve_validation, library_versions, load_keras, rebuild_split, strict_rows
 
 THROUGHPUT_BATCH = 4096
 OBJECTIVES = ("latency", "throughput")
@@ -135,7 +135,8 @@ def evaluation_rows(manifest: dict, dataset: Dataset, encoder: Encoder) -> Evalu
         validation=(encoder.encode_columns(frame.iloc[validation], strict=False), labels[validation]),
         test_x=encoder.encode_columns(test_frame, strict=False), test_y=dataset.labels[test],
         parity_x=encoder.encode_records(parity_records, strict=False),
-        parity_records=test_frame.iloc[:PARITY_ROWS].dropna().to_dict("records"),
+        parity_records=test_frame.iloc[strict_rows(test_frame, np.arange(min(PARITY_ROWS, len(test_frame))),
+                                                   encoder)].to_dict("records"),
     )
 
 

@@ -10,9 +10,14 @@ Java or C# till to reimplement (the bundle's golden vectors let such a port prov
   result is standardised: ``(t - center) / scale``. A missing value is an error in strict mode and is
   replaced by ``fill`` (the training median, before the transform) otherwise.
 * ``categorical`` feature, ``len(vocabulary) + 1`` columns, one-hot. The value is first made a
-  canonical string (:func:`canonical_category`); one not in the vocabulary lights the last column,
-  the out-of-vocabulary bucket. A missing value is an error in strict mode and goes to that bucket
-  otherwise.
+  canonical string (:func:`canonical_category`); one not in the vocabulary lights column
+  ``len(vocabulary)``, the out-of-vocabulary bucket. A missing value is an error in strict mode and
+  goes to that bucket otherwise.
+* ``empty_fraction`` (spec version 2): the share of training rows in which the field was empty. A field
+  that was ever empty in training may be empty when scored, strict mode included, and has one more
+  column: a numeric field's missing indicator after its value (1 when empty, the value then ``fill``),
+  a categorical field's empty bucket after its out-of-vocabulary bucket. A field never empty in
+  training (``0``, and every field of a version-1 spec) keeps the rules above.
 
 The runtime encodes one record at a time with a compiled fast path (``_fastencode.c``) where it was
 built: it takes only plain dicts of finite floats/ints and categories found as they are, and leaves
@@ -43,7 +48,8 @@ try:  # the compiled single-record fast path (setup.py); without it the checked 
 except ImportError:
     _fastencode = None
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2 added empty_fraction; version 1 specs (no field may be empty) are read as they were
+READABLE_SPEC_VERSIONS = (1, 2)
 _INTEGER_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
 MAX_STANDARD_SCORE = 1e6
 _BLOCK_ROWS = 16384  # rows encode_columns writes at a time (a block stays in cache)
@@ -72,6 +78,12 @@ def canonical_category(value: Any) -> str:
     raise TypeError(f"expected a category (text, integer or boolean), got {type(value).__name__}")
 
 
+def is_empty_category(value: Any) -> bool:
+    """None, NaN, or text that is blank once stripped: what a field that may be empty takes as empty
+    (a field never empty in training keeps blank text as a category, as version-1 specs did)."""
+    return is_missing(value) or (isinstance(value, str) and not value.strip())
+
+
 @dataclass(frozen=True)
 class NumericFeature:
     name: str
@@ -79,25 +91,49 @@ class NumericFeature:
     fill: float
     center: float
     scale: float
+    empty_fraction: float = 0.0
 
-    width = 1
+    @property
+    def may_be_empty(self) -> bool:
+        return self.empty_fraction > 0
+
+    @property
+    def width(self) -> int:
+        return 2 if self.may_be_empty else 1  # the value, then its missing indicator
 
     def to_spec(self) -> dict:
         return {"name": self.name, "kind": "numeric", "transform": self.transform, "fill": self.fill,
-                "center": self.center, "scale": self.scale}
+                "center": self.center, "scale": self.scale, "empty_fraction": self.empty_fraction}
 
 
 @dataclass(frozen=True)
 class CategoricalFeature:
     name: str
     vocabulary: tuple[str, ...]
+    empty_fraction: float = 0.0
+
+    @property
+    def may_be_empty(self) -> bool:
+        return self.empty_fraction > 0
+
+    @property
+    def unknown_index(self) -> int:
+        """The out-of-vocabulary bucket's column within the feature's block."""
+        return len(self.vocabulary)
+
+    @property
+    def empty_index(self) -> int:
+        """The column an empty value lights: its own bucket where the field may be empty, else the
+        out-of-vocabulary one (lenient mode)."""
+        return len(self.vocabulary) + 1 if self.may_be_empty else len(self.vocabulary)
 
     @property
     def width(self) -> int:
-        return len(self.vocabulary) + 1  # the last column is the out-of-vocabulary bucket
+        return len(self.vocabulary) + 1 + self.may_be_empty
 
     def to_spec(self) -> dict:
-        return {"name": self.name, "kind": "categorical", "vocabulary": list(self.vocabulary)}
+        return {"name": self.name, "kind": "categorical", "vocabulary": list(self.vocabulary),
+                "empty_fraction": self.empty_fraction}
 
 
 Feature = NumericFeature | CategoricalFeature
@@ -144,7 +180,8 @@ class Encoder:
         # The single-record plan: what encode_record walks, flattened so the common value types (float
         # and int numbers, str and int categories) take one dict lookup or one multiply each.
         numeric = [(f, o) for f, o in zip(self.features, self.offsets, strict=True) if isinstance(f, NumericFeature)]
-        self._numeric_plan = tuple((f.name, f, f.transform == "log1p", f.center, f.scale) for f, _ in numeric)
+        self._numeric_plan = tuple((f.name, f, f.transform == "log1p", f.center, f.scale,
+                                    o + 1 if f.may_be_empty else None) for f, o in numeric)
         offsets = [o for _, o in numeric]
         # Numeric columns usually lead the layout: then one slice assignment writes them all.
         self._numeric_offsets = (slice(0, len(offsets)) if offsets == list(range(len(offsets)))
@@ -180,18 +217,21 @@ class Encoder:
 
     @classmethod
     def from_spec(cls, spec: Mapping) -> Encoder:
-        if spec.get("spec_version") != SPEC_VERSION:
+        if spec.get("spec_version") not in READABLE_SPEC_VERSIONS:
             raise SpecError(f"encoder spec version {spec.get('spec_version')!r} is not supported "
-                             f"(this intent-edge reads version {SPEC_VERSION})")
+                             f"(this intent-edge reads versions {', '.join(map(str, READABLE_SPEC_VERSIONS))})")
         features: list[Feature] = []
         for item in spec["features"]:
+            empty = float(item.get("empty_fraction", 0.0))
+            if not 0.0 <= empty < 1.0:
+                raise SpecError(f"feature '{item.get('name')}': empty_fraction must lie in [0, 1), got {empty}")
             if item["kind"] == "numeric":
                 if item["transform"] not in TRANSFORMS:
                     raise SpecError(f"feature '{item['name']}': unknown transform {item['transform']!r}")
                 features.append(NumericFeature(item["name"], item["transform"], float(item["fill"]),
-                                               float(item["center"]), float(item["scale"])))
+                                               float(item["center"]), float(item["scale"]), empty))
             elif item["kind"] == "categorical":
-                features.append(CategoricalFeature(item["name"], tuple(item["vocabulary"])))
+                features.append(CategoricalFeature(item["name"], tuple(item["vocabulary"]), empty))
             else:
                 raise SpecError(f"feature '{item.get('name')}': unknown kind {item['kind']!r}")
         encoder = cls(features)
@@ -221,16 +261,21 @@ class Encoder:
                 fill = float(np.median(present))
                 transformed = _transform(np.where(np.isnan(values), fill, values), transform)
                 center, scale = float(transformed.mean()), float(transformed.std())
-                features.append(NumericFeature(name, transform, fill, center, scale if scale > 0 else 1.0))
+                features.append(NumericFeature(name, transform, fill, center, scale if scale > 0 else 1.0,
+                                               (values.size - present.size) / values.size))
             elif kind == "categorical":
                 counts: dict[str, int] = {}
+                rows = empty = 0
                 for value in iter_values(columns[name]):
-                    if not is_missing(value):
+                    rows += 1
+                    if is_empty_category(value):
+                        empty += 1
+                    else:
                         key = canonical_category(value)
                         counts[key] = counts.get(key, 0) + 1
                 kept = sorted((v for v, c in counts.items() if c >= min_category_count),
                               key=lambda v: (-counts[v], v))
-                features.append(CategoricalFeature(name, tuple(kept)))
+                features.append(CategoricalFeature(name, tuple(kept), empty / max(rows, 1)))
             else:
                 raise SpecError(f"column '{name}': unknown kind {kind!r}")
         return cls(features)
@@ -265,7 +310,13 @@ class Encoder:
         for feature, offset in zip(self.features, self.offsets, strict=True):
             column = columns[feature.name]
             if isinstance(feature, NumericFeature):
-                values = numeric_column(feature.name, column, strict=strict, fill=feature.fill)
+                if feature.may_be_empty:
+                    values = numeric_column(feature.name, column, strict=False, fill=np.nan)
+                    empty = np.isnan(values)
+                    values = np.where(empty, feature.fill, values)
+                    numeric.append((offset + 1, empty.astype(np.float32)))
+                else:
+                    values = numeric_column(feature.name, column, strict=strict, fill=feature.fill)
                 scores = (_transform(values, feature.transform) - feature.center) / feature.scale
                 outside = np.abs(scores) > MAX_STANDARD_SCORE
                 if outside.any():
@@ -310,8 +361,8 @@ class Encoder:
         if not isinstance(record, Mapping):
             raise RecordError("*", f"expected a mapping of field names to values, got {type(record).__name__}",
                               row=row)
-        numbers = []
-        for name, feature, logged, center, scale in self._numeric_plan:
+        numbers, hot = [], []
+        for name, feature, logged, center, scale, indicator in self._numeric_plan:
             try:
                 value = record[name]
             except KeyError:
@@ -321,6 +372,9 @@ class Encoder:
                 number = value
             elif kind is int and -EXACT_INT <= value <= EXACT_INT:
                 number = float(value)
+            elif indicator is not None and is_missing(value):  # a field that may be empty: imputed, flagged
+                number = feature.fill
+                hot.append(indicator)
             else:
                 number = _numeric_value(feature, value, strict, row)
             if logged:
@@ -329,7 +383,6 @@ class Encoder:
             if not -MAX_STANDARD_SCORE <= score <= MAX_STANDARD_SCORE:
                 raise _out_of_range(feature, value, row)
             numbers.append(score)
-        hot = []
         for name, feature, offset, by_text, by_int in self._categorical_plan:
             try:
                 value = record[name]
@@ -347,15 +400,15 @@ class Encoder:
         return out
 
     def _category_index(self, feature: CategoricalFeature, value: Any, strict: bool, row: int | None) -> int:
-        if is_missing(value):
-            if strict:
+        if is_missing(value) or (feature.may_be_empty and is_empty_category(value)):
+            if strict and not feature.may_be_empty:
                 raise RecordError(feature.name, "is empty (None or NaN); expected a category", row=row)
-            return len(feature.vocabulary)
+            return feature.empty_index
         try:
             key = canonical_category(value)
         except TypeError as exc:
             raise RecordError(feature.name, str(exc), row=row) from None
-        return self._lookups[feature.name].get(key, len(feature.vocabulary))
+        return self._lookups[feature.name].get(key, feature.unknown_index)
 
     def _category_indices(self, feature: CategoricalFeature, column: Any, strict: bool) -> np.ndarray:
         """Each value's column within the feature's one-hot block. The canonical-text rules run once per
@@ -369,8 +422,8 @@ class Encoder:
                 table[code] = self._category_index(feature, value, strict, None)
             except RecordError as exc:
                 errors.append((int(np.argmax(codes == code)), exc.detail))
-        table[-1] = len(feature.vocabulary)  # code -1: missing (lenient: the out-of-vocabulary bucket)
-        if strict and len(codes) and codes.min() < 0:
+        table[-1] = feature.empty_index  # code -1: missing
+        if strict and not feature.may_be_empty and len(codes) and codes.min() < 0:
             errors.append((int(np.argmax(codes < 0)), "is empty (None or NaN); expected a category"))
         if errors:
             row, detail = min(errors, key=lambda error: error[0])

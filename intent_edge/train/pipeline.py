@@ -29,6 +29,7 @@ from intent_edge.runtime.bundle import (
     sha256_of,
     write_manifest,
 )
+from intent_edge.runtime.columns import is_missing
 from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.background import write_background
 from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics, summarise_folds
@@ -232,9 +233,11 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _complete_rows(features: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    complete = features.iloc[rows].notna().all(axis=1).to_numpy()
-    return rows[complete]
+def strict_rows(features: pd.DataFrame, rows: np.ndarray, encoder: Encoder) -> np.ndarray:
+    """Those of ``rows`` that the strict runtime takes: every field never empty in training is present
+    (a field that may be empty may be empty here too, so the golden vectors and parity rows cover it)."""
+    required = [f.name for f in encoder.features if not f.may_be_empty]
+    return rows[features.iloc[rows][required].notna().all(axis=1).to_numpy()]
 
 
 def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None = None, seed: int = 0,
@@ -269,8 +272,10 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
         test_p = runner.infer(encoder.encode_columns(test_frame, strict=False))
         test_metrics = compute_metrics(dataset.labels[test], test_p, fitted.threshold)
 
-        golden_rows = _complete_rows(dataset.features, test)[:GOLDEN_ROWS]
-        golden_records = dataset.features.iloc[golden_rows].to_dict("records")
+        accepted = strict_rows(dataset.features, test, encoder)
+        golden_rows = accepted[:GOLDEN_ROWS]
+        golden_records = [{name: None if is_missing(value) else value for name, value in record.items()}
+                          for record in dataset.features.iloc[golden_rows].to_dict("records")]  # JSON: null
         golden_x = encoder.encode_records(golden_records)
         golden = {"description": "raw records, their encoded model input (float32) and probabilities from the "
                                  "fp32 ONNX variant; a port of the encoder must reproduce 'encoded' exactly and "
@@ -282,8 +287,8 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
 
         step("writing the raw-field ONNX graph and checking it against the runtime")
         raw = write_raw_variant(encoder, staging / "model.onnx", staging, "model.raw.onnx",
-                                records=dataset.features.iloc[_complete_rows(dataset.features, test)[:PARITY_ROWS]]
-                                .to_dict("records"), reference=runner, precision="fp32",
+                                records=dataset.features.iloc[accepted[:PARITY_ROWS]].to_dict("records"),
+                                reference=runner, precision="fp32",
                                 metadata=raw_metadata("fp32", fitted.threshold, spec))
         step(f"raw-field graph: {raw['status']}")
 
