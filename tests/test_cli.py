@@ -131,7 +131,7 @@ def test_any_session_csv_trains_with_label_alone_and_scores_parquet(tmp_path):
     bundle = tmp_path / "bundle"
     result = invoke("train", data, "--label", "bought", "--out", bundle, "--max-epochs", 3)
     assert result.exit_code == 0, result.output
-    assert "ignored (identifier-like or forced): visit" in result.output
+    assert "ignored: visit: an identifier: 400 distinct values in 400" in result.output
     records = pd.read_csv(data, sep=";").drop(columns=["bought"])
     records.to_parquet(tmp_path / "new.parquet")
     result = invoke("score", bundle, tmp_path / "new.parquet", "--output", tmp_path / "scored.parquet")

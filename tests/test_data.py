@@ -96,14 +96,19 @@ def test_header_only_file(tmp_path):
 
 
 def test_column_empty_in_every_row(tmp_path):
+    """Inferred, an empty column is constant and left out with its reason; forced to be a feature, it is
+    an error naming the column."""
     text = "a,b,y\n" + "".join(f"{i},,{i % 2}\n" for i in range(6))
+    schema = load_dataset(write(tmp_path, text), "y").schema
+    assert schema.ignored == ("b",) and schema.reasons["b"] == "constant: empty in every row"
+    (tmp_path / "schema.json").write_text('{"columns": {"b": "numeric"}}')
     with pytest.raises(DataError, match="data.csv, column 'b': the column is empty in every row"):
-        load_dataset(write(tmp_path, text), "y")
+        load_dataset(write(tmp_path, text), "y", schema_file=tmp_path / "schema.json")
 
 
 def test_text_in_numeric_column_names_row_line_and_column(tmp_path):
-    rows = [f"{i},{i * 1.5},{i % 2}" for i in range(30)]
-    rows[16] = "16,abc,0"
+    rows = [f"{i % 7},{i * 1.5},{i % 2}" for i in range(30)]
+    rows[16] = "2,abc,0"
     with pytest.raises(DataError, match=r"data.csv, row 17 \(line 18\), column 'b': expected a number, got 'abc'"):
         load_dataset(write(tmp_path, "a,b,y\n" + "\n".join(rows) + "\n"), "y")
 

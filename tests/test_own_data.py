@@ -198,3 +198,77 @@ def test_a_table_with_empty_values_goes_through_every_command(tmp_path):
         reply = client.post("/v1/predict", json={"record": empty_record})
         assert reply.status_code == 200, reply.text
         assert reply.json()["probability"] == pytest.approx(answer["probability"], abs=1e-6)
+
+
+def table_with_roles(rows: int = 600, seed: int = 5) -> pd.DataFrame:
+    """A synthetic session table with an integer ID, day-first dates, epoch seconds, a store code, a
+    constant column and a column written after the purchase."""
+    frame = generate_sessions(rows, seed=seed)
+    rng = np.random.default_rng(seed)
+    frame.insert(0, "ID", rng.permutation(100 * rows)[:rows] + 1000)
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, rows), unit="D")
+    frame["visit_date"] = days.strftime("%d-%m-%Y")
+    frame["created_at"] = (days - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    frame["store_id"] = rng.integers(1, 6, rows)
+    frame["channel"] = "web"
+    frame["order_total"] = np.where(frame["Revenue"], rng.uniform(10, 200, rows), 0.0)
+    return frame
+
+
+@pytest.mark.parametrize("dtype", STRING_DTYPES)
+def test_identifiers_dates_and_constants_are_left_out_with_their_reason(tmp_path, dtype):
+    from intent_edge.data.io import load_dataset, resolve_schema
+
+    frame = text_columns_as(table_with_roles(), dtype)
+    frame["ID"] = frame["ID"].astype(np.int64)
+    schema = resolve_schema(frame, "t.csv", "Revenue", None)
+    assert set(schema.ignored) == {"ID", "visit_date", "created_at", "channel"}
+    assert schema.reasons["ID"].startswith("an identifier")
+    assert schema.reasons["visit_date"] == "dates (%d-%m-%Y); the runtime does not parse dates"
+    assert schema.reasons["created_at"].startswith("epoch times")
+    assert schema.reasons["channel"] == "constant: 'web' in every row"
+    assert schema.kinds["store_id"] == "categorical" and schema.kinds["order_total"] == "numeric"
+    # an integer ID that is not named id is still an identifier: 95% of its values are distinct
+    renamed = resolve_schema(frame.rename(columns={"ID": "visitor_no"}), "t.csv", "Revenue", None)
+    assert renamed.reasons["visitor_no"] == "an identifier: 600 distinct values in 600"
+    # the schema file's new kinds force a role, and a forced feature stays a feature
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    (tmp_path / "schema.json").write_text('{"columns": {"store_id": "identifier", "ID": "categorical", '
+                                          '"order_total": "date"}}')
+    forced = load_dataset(path, "Revenue", schema_file=tmp_path / "schema.json").schema
+    assert forced.reasons["store_id"] == "identifier, as the schema file says"
+    assert forced.reasons["order_total"] == "date, as the schema file says"
+    assert forced.kinds["ID"] == "categorical"
+
+
+@pytest.mark.parametrize("layout", ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%m/%d/%Y", "%d.%m.%Y %H:%M"])
+def test_date_layouts_are_recognised(layout):
+    from intent_edge.data.schema import infer_role
+
+    days = pd.Timestamp("2023-05-01") + pd.to_timedelta(np.arange(200) % 90, unit="D")
+    assert infer_role("when", pd.Series(days.strftime(layout)))[0] == "date"
+    assert infer_role("Month", pd.Series(["Feb", "Mar", "Nov"] * 50))[0] == "categorical"
+    durations = pd.Series(np.arange(200) * 3.5)  # a duration named after time is not an instant
+    assert infer_role("time_on_page", durations)[0] == "numeric"
+
+
+def test_train_reports_data_quality_and_warns_of_a_leaking_column(tmp_path, tiny_recipe):
+    from intent_edge.data.io import load_dataset
+    from intent_edge.train.pipeline import train_bundle
+
+    frame = with_blanks(table_with_roles(800), ["VisitorType", "PageValues"])
+    frame = pd.concat([frame, frame.iloc[:7]], ignore_index=True)  # 7 duplicate rows
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    steps = []
+    manifest = train_bundle(load_dataset(path, "Revenue"), tmp_path / "bundle", recipe=tiny_recipe, seed=0,
+                            on_step=steps.append)
+    quality = manifest["data_quality"]
+    assert quality["rows"] == 807 and quality["duplicate_rows"] == 7
+    assert quality["columns"]["PageValues"] == {"kind": "numeric", "role": "feature", "empty": 40,
+                                                "distinct": frame["PageValues"].nunique()}
+    assert quality["columns"]["ID"]["role"] == "ignored" and "ID" in quality["ignored"]
+    assert len(quality["warnings"]) == 1 and "'order_total' alone reaches ROC-AUC" in quality["warnings"][0]
+    assert "data: 807 rows, 7 duplicate rows" in steps and any(s.startswith("warning: column 'order_total'")
+                                                               for s in steps)

@@ -130,8 +130,8 @@ def print_schema(dataset) -> None:
     console.print(f"label: {dataset.schema.label} ({dataset.labels.mean():.1%} positive, {len(dataset.labels)} rows)")
     console.print(f"numeric: {', '.join(numeric) or '-'}", highlight=False)
     console.print(f"categorical: {', '.join(categorical) or '-'}", highlight=False)
-    if dataset.schema.ignored:
-        console.print(f"ignored (identifier-like or forced): {', '.join(dataset.schema.ignored)}", highlight=False)
+    for name in dataset.schema.ignored:
+        console.print(f"ignored: {name}: {dataset.schema.reasons.get(name, 'forced')}", markup=False, highlight=False)
 
 
 def is_clickstream(bundle: Path, public_key: Path | None = None) -> bool:

@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from intent_edge.data.schema import KINDS, UCI_SCHEMA, Schema, guess_kind, is_uci_layout, load_schema_file
+from intent_edge.data.schema import (
+    FEATURE_KINDS,
+    KINDS,
+    UCI_SCHEMA,
+    Schema,
+    infer_role,
+    is_uci_layout,
+    load_schema_file,
+)
 from intent_edge.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -193,27 +201,30 @@ def resolve_schema(frame: pd.DataFrame, path: str | Path, label: str | None, sch
     for name in overrides["columns"]:
         if name not in frame.columns:
             raise DataError(path, f"the schema file names column '{name}', which the file does not have")
-    kinds, transforms, ignored = {}, {}, []
+    kinds, transforms, reasons = {}, {}, {}
     for name in frame.columns:
         name = str(name)
         if name == label:
             continue
+        reason = None
         if name in overrides["columns"]:
             kind, transform = overrides["columns"][name]
+            reason = f"{kind}, as the schema file says"
         elif uci and name in UCI_SCHEMA.kinds:
             kind, transform = UCI_SCHEMA.kinds[name], UCI_SCHEMA.transforms.get(name, "auto")
         else:
-            kind, transform = guess_kind(name, frame[name]), "auto"
+            (kind, reason), transform = infer_role(name, frame[name]), "auto"
         assert kind in KINDS
-        if kind == "ignore":
-            ignored.append(name)
+        if kind not in FEATURE_KINDS:
+            reasons[name] = reason or kind
             continue
         kinds[name] = kind
         if kind == "numeric":
             transforms[name] = transform
     if not kinds:
-        raise DataError(path, f"no feature columns besides the label '{label}'")
-    return Schema(label, kinds, transforms, tuple(ignored))
+        raise DataError(path, f"no feature columns besides the label '{label}'"
+                              + "".join(f"; {name}: {why}" for name, why in reasons.items()))
+    return Schema(label, kinds, transforms, tuple(reasons), reasons)
 
 
 def check_features(frame: pd.DataFrame, schema: Schema, path: str | Path) -> pd.DataFrame:

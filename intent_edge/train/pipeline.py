@@ -15,6 +15,7 @@ import pandas as pd
 
 from intent_edge import __version__
 from intent_edge.data.io import Dataset
+from intent_edge.data.quality import data_quality, leakage_warnings, quality_lines
 from intent_edge.data.schema import Schema
 from intent_edge.errors import BundleError, DataError, UsageError
 from intent_edge.fileio import atomic_directory
@@ -247,6 +248,10 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
     recipe, policy = recipe or MLPRecipe(), policy or ThresholdPolicy("max-f1")
     step = on_step or (lambda _message: None)
     train, test, split = split_for_test(dataset, test_fraction, seed, time_column)
+    quality = data_quality(dataset.frame, dataset.schema)
+    quality["warnings"] += leakage_warnings(dataset.features.iloc[train], dataset.labels[train], dataset.schema)
+    for line in quality_lines(quality):
+        step(line)
     step(f"training on {len(train)} rows ({len(test)} held out, {split['kind']} split)")
     fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset.schema, recipe, seed, policy,
                        on_epoch, step)
@@ -301,6 +306,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "label": dataset.schema.label,
             "schema": dataset.schema.to_json(),
+            "data_quality": quality,
             "encoder": spec,
             "threshold": {"value": fitted.threshold, "policy": policy.to_json(),
                           "chosen_on": "validation, by the network before its refit on all training rows"
