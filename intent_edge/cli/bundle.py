@@ -120,6 +120,15 @@ def _info_clickstream(bundle: Path, manifest: dict) -> None:
                      f"{step['raw']['file']['path']}" + (f"; context: {manifest['context']['raw']['file']['path']}"
                                                          if "raw" in manifest.get("context", {}) else ""),
                      markup=False)
+    reading = manifest.get("events")
+    if reading:
+        columns = reading["columns"]
+        named = {"session": columns["session"], "user": columns["user"], "event": columns["event"],
+                 "time": f"{columns['timestamp']} ({reading['time_unit']})"}
+        gap = "" if columns["session"] else f"; sessions end after {reading['session_gap_seconds']:g} s idle"
+        stdout.print(f"event layout {reading['layout']} (what stream reads): "
+                     + ", ".join(f"{role} {name}" for role, name in named.items() if name) + gap,
+                     markup=False, highlight=False)
     if "context" in manifest:
         stdout.print("session context, read from each session's first event: "
                      + ", ".join(manifest["context"]["columns"]), highlight=False)

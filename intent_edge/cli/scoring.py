@@ -77,20 +77,25 @@ def stream(
                                                             "event that opens a session).")] = False,
     public_key: PublicKeyOption = None,
 ):
-    """Score a live event stream: JSON lines {"session_id", "event", "timestamp"} on standard input, one JSON
-    line out per event with the session's purchase probability so far (O(1) work per event). For a hybrid
-    bundle the first event of each session also carries the session context fields (see intent-edge info)."""
+    """Score a live event stream: JSON lines on standard input, one event a line, in the layout the bundle's
+    training log had (plain: {"session_id", "event", "timestamp"}; a REES46 bundle reads {"user_session",
+    "event_type", "event_time", ...}; see intent-edge info), with no flags. One JSON line out per event
+    with the session's purchase probability so far (O(1) work per event). For a hybrid bundle the first
+    event of each session also carries the session context fields."""
+    from intent_edge.runtime.events import EventRouter
     from intent_edge.runtime.streaming import SessionScorer
 
     scorer = SessionScorer.load(bundle, backend=backend.value, ttl_seconds=ttl, public_key=public_key)
+    router = EventRouter.from_reading(scorer.manifest.get("events"))
     for number, event in json_lines(sys.stdin, "event"):
-        if not isinstance(event, dict) or not isinstance(event.get("session_id"), str):
-            raise UsageError(f"event {number}: expected an object with a text session_id")
+        if not isinstance(event, dict):
+            raise UsageError(f"event {number}: expected an object with {', '.join(router.fields())}")
         try:
-            probability, change = scorer.update_with_change(event["session_id"], event)
+            session, routed = router.route(event)
+            probability, change = scorer.update_with_change(session, {**event, **routed})
         except RecordError as exc:
             raise UsageError(f"event {number}: {exc}") from None
-        line = {"session_id": event["session_id"], "probability": round(probability, 6),
+        line = {"session_id": session, "probability": round(probability, 6),
                 "decision": probability >= scorer.threshold}
         if explain:
             line["change"] = None if change is None else round(change, 6)

@@ -58,8 +58,9 @@ def train(
     plots: Annotated[Path | None, typer.Option("--plots", help="mlp: directory for ROC/PR/calibration PNGs of the "
                                                               "test set.")] = None,
     model: Annotated[ModelKind, typer.Option("--model", help="mlp: session table, one row a session. gru, lstm or "
-                                                             "cnn: an event log, one row an event (plain session_id,"
-                                                             "timestamp,event or the Coveo layout), scored per click. "
+                                                             "cnn: an event log, one row an event, in a tracker's "
+                                                             "layout (see the README) or mapped with the options "
+                                                             "below, scored per click. "
                                                              "hybrid: a GRU that also reads the session context.")]
         = ModelKind.mlp,
     max_length: Annotated[int | None, typer.Option("--max-length", min=2, help="Sequence models: events per "
@@ -68,6 +69,35 @@ def train(
     context_columns: Annotated[str | None, typer.Option(
         "--context-columns", help="hybrid: the event log's session context columns, comma-separated, or 'auto' "
                                   "(every other column that never changes within a session; the default).")] = None,
+    session_column: Annotated[str | None, typer.Option(
+        "--session-column", help="Event logs: the session id column (the layout's, where one is recognised).",
+        rich_help_panel="Event-log layout")] = None,
+    event_column: Annotated[str | None, typer.Option(
+        "--event-column", help="Event logs: the event name (page or action type) column.",
+        rich_help_panel="Event-log layout")] = None,
+    timestamp_column: Annotated[str | None, typer.Option(
+        "--timestamp-column", help="Event logs: the event time column: epoch numbers or date-time text.",
+        rich_help_panel="Event-log layout")] = None,
+    user_column: Annotated[str | None, typer.Option(
+        "--user-column", help="Event logs: the user id column; without a session column, a user's events are cut "
+                              "into sessions at --session-gap.", rich_help_panel="Event-log layout")] = None,
+    product_column: Annotated[str | None, typer.Option(
+        "--product-column", help="Event logs: the product id column (optional).",
+        rich_help_panel="Event-log layout")] = None,
+    purchase_events: Annotated[str | None, typer.Option(
+        "--purchase-events", help="Event logs: the purchase events, comma-separated [default: purchase, transaction, "
+                                  "order, buy or 'Order Completed', any case, singular or plural].",
+        rich_help_panel="Event-log layout")] = None,
+    time_unit: Annotated[str | None, typer.Option(
+        "--time-unit", help="Event logs: numeric timestamps are s, ms or us [default: the layout's, or told apart by "
+                            "magnitude].", rich_help_panel="Event-log layout")] = None,
+    session_gap: Annotated[float, typer.Option(
+        "--session-gap", min=1, help="Event logs without a session column: seconds of inactivity that end a "
+                                     "session (30 minutes, the web analytics convention).",
+        rich_help_panel="Event-log layout")] = 1800.0,
+    buys: Annotated[Path | None, typer.Option(
+        "--buys", help="YooChoose (RecSys 2015): the buys file; DATA is then the clicks file (neither has a header).",
+        rich_help_panel="Event-log layout")] = None,
 ):
     """Train a model, evaluate it on held-out data, export it to ONNX with parity and write a bundle.
 
@@ -83,11 +113,19 @@ def train(
                f"to a {model.value} model, which reads an event log")
         if model is not ModelKind.hybrid:
             refuse({"--context-columns": context_columns}, f"to a {model.value} model (only hybrid reads context)")
+        reading = {"mapping": {"session": session_column, "event": event_column, "timestamp": timestamp_column,
+                               "user": user_column, "product": product_column},
+                   "time_unit": time_unit, "session_gap": session_gap, "buys": buys,
+                   "purchase_events": None if purchase_events is None else tuple(
+                       name.strip() for name in purchase_events.split(",") if name.strip())}
         _train_sequence(data, out, model.value, seed=seed or 0, sep=sep, label=label, policy=policy,
                         max_epochs=max_epochs, max_length=max_length or 64, test_fraction=test_fraction,
-                        context_columns=context_columns or "auto")
+                        context_columns=context_columns or "auto", reading=reading)
         return
-    refuse({"--max-length": max_length, "--context-columns": context_columns}, "to the mlp, which reads a table")
+    refuse({"--max-length": max_length, "--context-columns": context_columns, "--session-column": session_column,
+            "--event-column": event_column, "--timestamp-column": timestamp_column, "--user-column": user_column,
+            "--product-column": product_column, "--purchase-events": purchase_events, "--time-unit": time_unit,
+            "--buys": buys}, "to the mlp, which reads a table")
     from intent_edge.data.io import load_dataset
     from intent_edge.train.evaluate import metrics_table
     from intent_edge.train.pipeline import plot_held_out, train_bundle
@@ -112,7 +150,7 @@ def train(
 
 def _train_sequence(data: Path, out: Path, kind: str, *, seed: int, sep: str | None, label: str | None, policy,
                     max_epochs: int | None, max_length: int, test_fraction: float | None,
-                    context_columns: str) -> None:
+                    context_columns: str, reading: dict) -> None:
     from intent_edge.clickstream.models import SequenceRecipe
     from intent_edge.clickstream.pipeline import TEST_FRACTION, train_event_file
 
@@ -123,5 +161,5 @@ def _train_sequence(data: Path, out: Path, kind: str, *, seed: int, sep: str | N
                          recipe=SequenceRecipe() if max_epochs is None else SequenceRecipe(max_epochs=max_epochs),
                          max_length=max_length, policy=policy,
                          test_fraction=TEST_FRACTION if test_fraction is None else test_fraction,
-                         on_step=lambda message: console.print(message, markup=False))
+                         reading=reading, on_step=lambda message: console.print(message, markup=False))
     console.print(f"bundle written to {out}")

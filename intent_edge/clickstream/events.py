@@ -34,44 +34,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from intent_edge.data.io import line_of, parse_label, read_table
+from intent_edge.clickstream.layouts import (
+    COVEO,
+    LAYOUTS,
+    PLAIN,
+    SESSION_GAP_SECONDS,
+    EventColumns,
+    Layout,
+    detect_layout,
+    purchase_mask,
+    read_otto,
+    read_yoochoose,
+    sessionise,
+    timestamps_ms,
+)
+from intent_edge.data.io import JSON_LINES_SUFFIXES, line_of, parse_label, read_table
 from intent_edge.errors import DataError, UsageError
 from intent_edge.runtime.sequence import SequenceSpec
 
-PURCHASE_EVENTS = ("purchase",)
-
-
-@dataclass(frozen=True)
-class EventColumns:
-    """Which columns of an event log hold what. ``action`` refines ``event`` where ``event`` equals
-    ``action_when`` (the Coveo layout); ``label`` names a per-session label column, if the log has one;
-    ``context`` the session-level columns a hybrid model reads."""
-
-    session: str
-    timestamp: str
-    event: str
-    product: str | None = None
-    label: str | None = None
-    action: str | None = None
-    action_when: str = "event"
-    context: tuple[str, ...] = ()
-
-    def mapped(self) -> set[str]:
-        """The columns this mapping gives a role other than context."""
-        return {c for c in (self.session, self.timestamp, self.event, self.product, self.label, self.action) if c}
-
-
-PLAIN = EventColumns("session_id", "timestamp", "event", product="product")
-COVEO = EventColumns("session_id_hash", "server_timestamp_epoch_ms", "event_type", product="product_skus_hash",
-                     action="product_action")
-
-
-def detect_layout(columns) -> EventColumns:
-    """The Coveo layout if its columns are there, else the plain one (its columns are then required)."""
-    names = set(map(str, columns))
-    if {COVEO.session, COVEO.timestamp, COVEO.event} <= names:
-        return COVEO
-    return PLAIN
+__all__ = ["COVEO", "LAYOUTS", "PLAIN", "EventColumns", "EventLog", "event_log_from_frame", "read_event_log"]
 
 
 @dataclass
@@ -86,6 +67,7 @@ class EventLog:
     labels: np.ndarray
     notes: list[str] = field(default_factory=list)
     context: pd.DataFrame | None = None  # one row per session, with EventColumns.context columns
+    reading: dict = field(default_factory=dict)  # how the log was read: the bundle's manifest key "events"
 
     def __len__(self) -> int:
         return len(self.session_ids)
@@ -102,39 +84,85 @@ class EventLog:
 
 
 def read_event_log(path: str | Path, columns: EventColumns | None = None, *, sep: str | None = None,
-                   time_unit: str = "ms", purchase_events: tuple[str, ...] = PURCHASE_EVENTS,
-                   context: tuple[str, ...] | str = (), label: str | None = None) -> EventLog:
-    """Read and check an event log (CSV or Parquet) into time-ordered sessions with labels. ``context``
-    names session context columns to keep (in addition to ``columns.context``), or ``"auto"`` for every
-    unmapped column that is constant within each session (:func:`session_constant_columns`). ``label``
-    names a per-session label column (overriding ``columns.label``)."""
-    frame = read_table(path, sep)
-    columns = columns or detect_layout(frame.columns)
+                   time_unit: str | None = None, purchase_events: tuple[str, ...] | None = None,
+                   context: tuple[str, ...] | str = (), label: str | None = None,
+                   session_gap: float = SESSION_GAP_SECONDS, buys: str | Path | None = None,
+                   mapping: dict[str, str] | None = None) -> EventLog:
+    """Read and check an event log (CSV, Parquet or JSON lines) into time-ordered sessions with labels.
+
+    The layout is found from the columns (:data:`LAYOUTS`) unless ``columns`` is given; ``mapping`` (keys
+    ``session``, ``event``, ``timestamp``, ``user``, ``product``) names columns over the layout's, or,
+    where no layout matches, instead of one. ``buys`` is YooChoose's buys file, which selects that layout.
+    ``context`` names session context columns to keep (in addition to ``columns.context``), or ``"auto"``
+    for every unmapped column that is constant within each session (:func:`session_constant_columns`).
+    ``label`` names a per-session label column (overriding ``columns.label``)."""
+    layout, frame = _read_layout(Path(path), sep, buys)
+    mapping = {key: value for key, value in (mapping or {}).items() if value}
+    if columns is None:
+        if layout is None and mapping and not _matches_a_layout(frame.columns):
+            known = set(map(str, frame.columns))
+            columns = EventColumns(mapping.get("session") or (PLAIN.session if PLAIN.session in known else None),
+                                   mapping.get("timestamp", PLAIN.timestamp), mapping.get("event", PLAIN.event),
+                                   product=mapping.get("product"), user=mapping.get("user"))
+            layout, mapping = Layout("custom", columns, "auto"), {}
+        elif layout is None:
+            layout = detect_layout(frame.columns, path)
+        columns = replace(layout.columns, **mapping)
+    else:
+        layout = Layout("custom", columns, "ms")
     if label is not None:
         columns = replace(columns, label=label)
     if context == "auto":
         context = session_constant_columns(frame, columns) if columns.session in frame.columns else ()
     if context:
         columns = replace(columns, context=tuple(dict.fromkeys((*columns.context, *context))))
-    return event_log_from_frame(frame, path, columns, time_unit=time_unit, purchase_events=purchase_events)
+    return event_log_from_frame(frame, path, columns, time_unit=time_unit or layout.time_unit,
+                                purchase_events=purchase_events, session_gap=session_gap, layout=layout.name)
+
+
+def _matches_a_layout(columns) -> bool:
+    names = set(map(str, columns))
+    return any(layout.reader == "table" and layout.required() <= names for layout in LAYOUTS.values())
+
+
+def _read_layout(path: Path, sep: str | None, buys) -> tuple[Layout | None, pd.DataFrame]:
+    """The file as a table, with its layout where the way it is read decides it (OTTO, YooChoose)."""
+    if buys is not None:
+        return LAYOUTS["yoochoose"], read_yoochoose(path, buys)
+    if path.suffix.lower() in JSON_LINES_SUFFIXES:
+        with open(path, encoding="utf-8") as handle:
+            first = handle.readline()
+        if '"events"' in first and '"session"' in first:
+            return LAYOUTS["otto"], read_otto(path)
+        return None, pd.read_json(path, lines=True, dtype=False)
+    return None, read_table(path, sep)
 
 
 def event_log_from_frame(frame: pd.DataFrame, path: str | Path, columns: EventColumns, *, time_unit: str = "ms",
-                         purchase_events: tuple[str, ...] = PURCHASE_EVENTS) -> EventLog:
-    if time_unit not in ("ms", "s"):
-        raise UsageError(f"time_unit must be 'ms' or 's', got {time_unit!r}")
-    for name in (columns.session, columns.timestamp, columns.event, columns.label, columns.action, *columns.context):
+                         purchase_events: tuple[str, ...] | None = None, session_gap: float = SESSION_GAP_SECONDS,
+                         layout: str = "custom") -> EventLog:
+    if session_gap <= 0:
+        raise UsageError(f"--session-gap must be a positive number of seconds, got {session_gap:g}")
+    if columns.session is None and columns.user is None:
+        raise UsageError("an event log needs a session column or a user column to cut sessions from")
+    for name in (columns.session, columns.user, columns.timestamp, columns.event, columns.label, columns.action,
+                 *columns.context):
         if name is not None and name not in frame.columns:
             raise DataError(path, f"column missing; the columns are: {', '.join(map(str, frame.columns))}",
                             column=name)
     frame = frame.reset_index(drop=True)
-    sessions = _text_column(frame, columns.session, path)
     events = _text_column(frame, columns.event, path)
     if columns.action is not None:
         action = frame[columns.action]
         refined = (events == columns.action_when) & action.notna() & (action.astype(str).str.strip() != "")
         events = events.where(~refined, action.astype(str).str.strip())
-    timestamps = _timestamp_column(frame, columns.timestamp, path) * (1000.0 if time_unit == "s" else 1.0)
+    timestamps = timestamps_ms(frame[columns.timestamp], time_unit, path, columns.timestamp)
+    if columns.session is None:
+        sessions = pd.Series(sessionise(_text_column(frame, columns.user, path), timestamps, session_gap))
+    elif columns.user is not None:
+        sessions = _text_column(frame, columns.user, path) + "/" + _text_column(frame, columns.session, path)
+    else:
+        sessions = _text_column(frame, columns.session, path)
     products = (frame[columns.product].fillna("").astype(str).to_numpy(dtype=object)
                 if columns.product is not None and columns.product in frame.columns
                 else np.full(len(frame), "", dtype=object))
@@ -156,7 +184,7 @@ def event_log_from_frame(frame: pd.DataFrame, path: str | Path, columns: EventCo
 
     keep = np.ones(len(codes), dtype=bool)
     labels = np.zeros(len(starts) - 1, dtype=np.int8)
-    is_purchase = np.isin(events.astype(str), list(purchase_events))
+    is_purchase = purchase_mask(events, purchase_events)
     for index, (start, stop) in enumerate(zip(starts[:-1], starts[1:], strict=True)):
         if given is not None:
             session_labels = given[order[start:stop]]  # order: the original row of each sorted event
@@ -188,7 +216,10 @@ def event_log_from_frame(frame: pd.DataFrame, path: str | Path, columns: EventCo
     return EventLog(session_ids=session_names[kept_sessions],
                     starts=new_starts.astype(np.int64), events=events[keep].astype(object),
                     timestamps_ms=timestamps[keep], products=products[keep], labels=labels[kept_sessions],
-                    notes=notes, context=context)
+                    notes=notes, context=context,
+                    reading={"layout": layout, "columns": columns.to_json(), "time_unit": time_unit,
+                             "purchase_events": None if purchase_events is None else list(purchase_events),
+                             "session_gap_seconds": float(session_gap)})
 
 
 def _session_context(frame: pd.DataFrame, names: tuple[str, ...], order: np.ndarray, starts: np.ndarray,
@@ -228,19 +259,6 @@ def _text_column(frame: pd.DataFrame, name: str, path) -> pd.Series:
         row = int(np.argmax(empty.to_numpy()))
         raise DataError(path, "is empty; every event needs one", row=row + 1, line=line_of(path, row), column=name)
     return text
-
-
-def _timestamp_column(frame: pd.DataFrame, name: str, path) -> np.ndarray:
-    column = frame[name]
-    if pd.api.types.is_bool_dtype(column):
-        raise DataError(path, "expected numeric timestamps, got booleans", column=name)
-    numbers = pd.to_numeric(column, errors="coerce")
-    bad = numbers.isna() | ~np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan))
-    if bad.any():
-        row = int(np.argmax(bad.to_numpy()))
-        raise DataError(path, f"expected a numeric timestamp (epoch milliseconds or seconds), got "
-                              f"{column.iloc[row]!r}", row=row + 1, line=line_of(path, row), column=name)
-    return numbers.to_numpy(dtype=np.float64)
 
 
 def fit_sequence_spec(log: EventLog, *, max_length: int = 64, min_count: int = 5) -> SequenceSpec:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +173,8 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             "golden": {"file": describe_file(staging, "golden.json"), "sessions": len(golden["sessions"])},
         }
         manifest["step"] = manifest_step
+        if log.reading:
+            manifest["events"] = log.reading  # how the log was read: stream and evaluate read the same way
         if context is not None:
             manifest["context"] = context
         write_manifest(staging, manifest)
@@ -356,16 +358,22 @@ def _golden_session(log: EventLog, index: int, data: Sequences, test_position: i
 
 def train_event_file(path: str | Path, out: str | Path, *, kind: str, sep: str | None = None, label: str | None = None,
                      context_columns: str | tuple[str, ...] = "auto", on_step: Callable[[str], None] | None = None,
-                     **options) -> dict:
+                     reading: Mapping | None = None, **options) -> dict:
     """Read an event log (with its session context for a hybrid model: ``"auto"`` or the columns named)
-    and train a bundle on it (``options`` as for :func:`train_sequence_bundle`). Notes on the reading
-    (sessions reordered, dropped) and the log's size go to ``on_step``."""
+    and train a bundle on it (``options`` as for :func:`train_sequence_bundle`; ``reading`` as for
+    :func:`intent_edge.clickstream.events.read_event_log`: ``mapping``, ``time_unit``, ``purchase_events``,
+    ``session_gap``, ``buys``). Notes on the reading (layout, sessions reordered, dropped) and the log's
+    size go to ``on_step``."""
     from intent_edge.clickstream.events import read_event_log
 
     step = on_step or (lambda message: None)
     if kind not in KINDS:
         raise UsageError(f"unknown sequence model {kind!r}; choose one of {', '.join(KINDS)}")
-    log = read_event_log(path, sep=sep, label=label, context=context_columns if kind == "hybrid" else ())
+    log = read_event_log(path, sep=sep, label=label, context=context_columns if kind == "hybrid" else (),
+                         **(reading or {}))
+    columns = log.reading["columns"]
+    step(f"layout {log.reading['layout']}: session {columns['session'] or '-'}, user {columns['user'] or '-'}, "
+         f"time {columns['timestamp']} ({log.reading['time_unit']}), event {columns['event']}")
     for note in log.notes:
         step(f"note: {note}")
     step(f"{len(log):,} sessions, {log.lengths().sum():,} events, {log.labels.mean():.1%} buy")
@@ -374,9 +382,18 @@ def train_event_file(path: str | Path, out: str | Path, *, kind: str, sep: str |
 
 def read_log_for_bundle(bundle: str | Path, path: str | Path, *, sep: str | None = None,
                         label: str | None = None) -> EventLog:
-    """A labelled event log read as a clickstream bundle needs it (with its session context columns)."""
+    """A labelled event log read as a clickstream bundle needs it: in the layout, units and session gap its
+    training log was read with, with its session context columns."""
     from intent_edge.clickstream.events import read_event_log
+    from intent_edge.clickstream.layouts import EventColumns
     from intent_edge.runtime.bundle import read_manifest
 
-    context = tuple(read_manifest(bundle).get("context", {}).get("columns", ()))
-    return read_event_log(path, sep=sep, label=label, context=context)
+    manifest = read_manifest(bundle)
+    context = tuple(manifest.get("context", {}).get("columns", ()))
+    reading = manifest.get("events")
+    if not reading:  # bundles from before the layouts were recorded: found from the columns, as then
+        return read_event_log(path, sep=sep, label=label, context=context)
+    purchases = reading.get("purchase_events")
+    return read_event_log(path, EventColumns(**reading["columns"]), sep=sep, label=label, context=context,
+                          time_unit=reading["time_unit"], session_gap=reading["session_gap_seconds"],
+                          purchase_events=None if purchases is None else tuple(purchases))
