@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
-from intent_edge.cli.common import PublicKeyOption, console, stdout, user_errors
+from intent_edge.cli.common import PublicKeyOption, console, refuse, stdout, user_errors
 from intent_edge.errors import UsageError
 
 
 class ExportFormat(enum.StrEnum):
     triton = "triton"
+    c = "c"
 
 
 def register(app: typer.Typer) -> None:
@@ -169,15 +170,41 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="Directory to write (replaced atomically if it exists).")],
     format: Annotated[ExportFormat, typer.Option("--format", help="What to write: triton (a Triton Inference Server "
                                                                   "model repository with config.pbtxt and an encoding "
-                                                                  "guide).")] = ExportFormat.triton,
-    variant: Annotated[str | None, typer.Option("--variant", help="ONNX variant to export (default: the bundle's "
-                                                                  "default if it is ONNX, else fp32).")] = None,
-    model_name: Annotated[str, typer.Option("--model-name", help="Model name in the repository.")] = "intent_edge",
-    max_batch_size: Annotated[int, typer.Option("--max-batch-size", min=1, help="Triton max_batch_size.")] = 4096,
-    instances: Annotated[int, typer.Option("--instances", min=1, help="Model instances (instance_group count).")] = 1,
-    gpu: Annotated[bool, typer.Option("--gpu/--cpu", help="Instance kind: KIND_GPU or KIND_CPU.")] = False,
+                                                                  "guide) or c (a dependency-free C99 library: "
+                                                                  "encoder and network, with its test harness).")]
+        = ExportFormat.triton,
+    variant: Annotated[str | None, typer.Option("--variant", help="Variant to export (default: the bundle's default "
+                                                                  "where the format takes it, else fp32).")] = None,
+    model_name: Annotated[str, typer.Option("--model-name", help="triton: model name in the repository.")]
+        = "intent_edge",
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", min=1, help="triton: max_batch_size.")] = 4096,
+    instances: Annotated[int, typer.Option("--instances", min=1, help="triton: instance_group count.")] = 1,
+    gpu: Annotated[bool, typer.Option("--gpu/--cpu", help="triton: KIND_GPU or KIND_CPU instances.")] = False,
+    prefix: Annotated[str, typer.Option("--prefix", help="c: the prefix of every file and symbol.")]
+        = "intent_edge_model",
+    build: Annotated[bool, typer.Option("--build", help="c: compile with the host's cc, run the harness, and write "
+                                                        "PREFIX_build.json (sizes, stack, ns per record, parity).")]
+        = False,
 ):
-    """Export a bundle variant for a serving engine (Triton Inference Server)."""
+    """Export a bundle variant for a serving engine (Triton) or as a C library for any host with a C compiler."""
+    if format is ExportFormat.c:
+        from intent_edge.export.c import export_c
+
+        summary = export_c(bundle, out, variant=variant, prefix=prefix)
+        console.print(f"C library of variant {summary['variant']} written to {out}: {', '.join(summary['files'])} "
+                      f"(harness: {summary['cases']['golden']} golden, {summary['cases']['lenient']} lenient and "
+                      f"{summary['cases']['bad']} bad records)", markup=False)
+        if build:
+            from intent_edge.export.c_build import build_c
+
+            report = build_c(out, prefix)
+            console.print(f"built with {report['compiler']}: {report['size_bytes']['Os']:,} bytes at -Os, "
+                          f"{report['size_bytes']['O2']:,} at -O2, largest stack frame {report['stack_bytes']} "
+                          f"bytes; {report['ns_per_record']:.0f} ns a record; harness: {report['parity']['cases']} "
+                          f"cases, max |dp| {report['parity']['max_abs_diff']:.2g} against the Python runtime",
+                          markup=False)
+        return
+    refuse({"--build": build or None}, "to a Triton export")
     from intent_edge.triton import export_triton
 
     model_dir = export_triton(bundle, out, variant=variant, model_name=model_name, max_batch_size=max_batch_size,

@@ -1,0 +1,449 @@
+"""`intent-edge export --format c`: a bundle variant as one dependency-free C99 library, raw record in,
+probability out: the compiled encoder spec and the network, with a test harness of golden records.
+
+Written files (``P`` is the prefix, ``intent_edge_model`` by default):
+
+* ``P.h``: the API, documented at its top, with the sizes and constants as ``#define``s;
+* ``P.c``: the encoder tables, the weights as exact literals, and the functions;
+* ``ie_kernel.h``: the network kernel, a byte-for-byte copy of the runtime's own
+  (``intent_edge/runtime/kernel/ie_kernel.h``), which the native backend also builds;
+* ``P_test.c``: the harness: golden records, records with empty values and unseen categories (lenient),
+  and generated bad records, each with the output or the status and field the Python runtime gives;
+  it exits non-zero on any mismatch;
+* ``BUILD.md``: how to build it.
+
+The library has no heap, no writable globals and no symbol without the prefix (the kernel's functions
+are ``static``), so two bundles link into one program. The export never touches the bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from intent_edge.errors import BundleError, UsageError
+from intent_edge.export.c_harness import harness, harness_cases
+from intent_edge.export.c_source import STATUSES, c_double, c_float, c_string, floats_literal
+from intent_edge.export.network import DenseLayer, dense_layers
+from intent_edge.raw_graph import input_names
+from intent_edge.runtime.bundle import MANIFEST_NAME, read_manifest, resolve_file, sha256_of, verify_files
+from intent_edge.runtime.encoder import MAX_STANDARD_SCORE, CategoricalFeature, Encoder, NumericFeature
+
+SUPPORTED_VARIANTS = ("fp32", "distilled", "units-50", "sparse-80")
+KERNEL_NAME = "ie_kernel.h"
+SPARSE_BELOW = 0.5  # a layer with more zero weights than this is written sparse
+_C_KEYWORDS = frozenset((
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+    "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
+    "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
+))
+# Python's str.isspace() set, which str.strip() removes: what the C library strips from category text
+UNICODE_SPACES = (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x85, 0xA0, 0x1680,
+                  *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
+
+
+def kernel_source() -> bytes:
+    """The runtime's kernel source, as shipped in the package."""
+    return resources.files("intent_edge.runtime").joinpath("kernel", KERNEL_NAME).read_bytes()
+
+
+def choose_variant(manifest: dict, variant: str | None) -> str:
+    if variant is None:
+        default = manifest.get("default_variant", "fp32")
+        return default if default in SUPPORTED_VARIANTS else "fp32"
+    if variant not in manifest["variants"]:
+        raise UsageError(f"no variant {variant!r} in the bundle; it has: {', '.join(manifest['variants'])}")
+    if variant not in SUPPORTED_VARIANTS:
+        raise UsageError(f"variant {variant!r} cannot be compiled to C; the supported variants are: "
+                         f"{', '.join(SUPPORTED_VARIANTS)}")
+    return variant
+
+
+def member_names(fields) -> dict[str, str]:
+    """Each field's C identifier: the raw-field graph's input names, with C keywords suffixed."""
+    names = input_names(fields)
+    return {field: name + "_" if name in _C_KEYWORDS else name for field, name in names.items()}
+
+
+def export_c(bundle: str | Path, out: str | Path, *, variant: str | None = None,
+             prefix: str = "intent_edge_model") -> dict:
+    """Write the C library of ``bundle``'s ``variant`` into ``out``; returns a summary (files, variant)."""
+    from intent_edge.fileio import atomic_directory
+
+    if not prefix.isidentifier() or not prefix.isascii():
+        raise UsageError(f"--prefix must be a C identifier, got {prefix!r}")
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    if manifest.get("task", "sessions") != "sessions":
+        raise UsageError(f"{bundle}: a {manifest['task']} bundle; the C export takes session bundles for now")
+    verify_files(bundle, manifest)
+    name = choose_variant(manifest, variant)
+    entry = manifest["variants"][name]
+    if entry["format"] != "onnx":
+        raise UsageError(f"variant {name!r} is {entry['format']}, not a dense ONNX graph")
+    layers = dense_layers(resolve_file(bundle, entry["file"]))
+    encoder = Encoder.from_spec(manifest["encoder"])
+    if layers[0].weights.shape[0] != encoder.width:
+        raise BundleError(f"{bundle}: variant {name} takes {layers[0].weights.shape[0]} inputs, the encoder gives "
+                          f"{encoder.width}")
+    cases = harness_cases(bundle, manifest, name, encoder)
+    facts = {"prefix": prefix, "variant": name, "threshold": float(manifest["threshold"]["value"]),
+             "manifest_sha256": sha256_of(bundle / MANIFEST_NAME)}
+    members = member_names(encoder.names)
+    with atomic_directory(out) as staging:
+        (staging / f"{prefix}.h").write_text(header(encoder, layers, members, facts), encoding="utf-8")
+        (staging / f"{prefix}.c").write_text(library(encoder, layers, members, facts), encoding="utf-8")
+        (staging / KERNEL_NAME).write_bytes(kernel_source())
+        (staging / f"{prefix}_test.c").write_text(harness(encoder, cases, facts), encoding="utf-8")
+        (staging / "BUILD.md").write_text(build_note(facts), encoding="utf-8")
+    return {**facts, "files": [f"{prefix}.h", f"{prefix}.c", KERNEL_NAME, f"{prefix}_test.c", "BUILD.md"],
+            "cases": {kind: sum(1 for c in cases if c["kind"] == kind) for kind in ("golden", "lenient", "bad")}}
+
+
+# ---- the header ---------------------------------------------------------------------------------------
+def header(encoder: Encoder, layers: list[DenseLayer], members: dict, facts: dict) -> str:
+    p, P = facts["prefix"], facts["prefix"].upper()
+    widest = max(max(layer.weights.shape) for layer in layers)
+    fields = "\n".join(f"    {'double' if isinstance(f, NumericFeature) else 'const char *'} {members[f.name]};"
+                       f"  /* {json.dumps(f.name)[1:-1].replace('*/', '* /')} */" for f in encoder.features)
+    statuses = "\n".join(f"#define {P}_{status} {code}" for status, code in STATUSES.items())
+    return f"""/* {p}.h: purchase-intent model '{facts['variant']}' compiled by intent-edge,
+ * raw record in, probability out.
+ *
+ * Build: cc -std=c99 -O2 -ffp-contract=off -c {p}.c   (link with -lm). No heap, no writable globals,
+ * reentrant and thread-safe; every exported symbol starts with {p}_. See BUILD.md.
+ *
+ * Values: a numeric field is a double (NaN for empty), a categorical field UTF-8 text (NULL for empty).
+ * Text is matched as the Python runtime matches it: surrounding white space stripped (Python's
+ * str.strip), true/false in any case as lower case, integers as decimal text ("2").
+ *
+ * Strict functions refuse what the Python runtime refuses, returning a status and setting *bad_field to
+ * the field's index: {P}_ERR_MISSING (an empty category the field never had in training), {P}_ERR_NAN
+ * (an empty number the field never had), {P}_ERR_INFINITE, {P}_ERR_OUT_OF_RANGE (more than 1e6 training
+ * standard deviations out). A field that was empty in training takes empty values in strict mode too.
+ * Lenient functions impute empty values as Predictor.load(..., strict=False) does.
+ */
+#ifndef {P}_H
+#define {P}_H
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+{statuses}
+
+#define {P}_FIELD_COUNT {len(encoder.features)}
+#define {P}_INPUT_WIDTH {encoder.width}
+#define {P}_LAYER_COUNT {len(layers)}
+#define {P}_WIDEST_LAYER {widest}
+/* working memory of one call, on the caller's stack: the encoded row and two activation buffers */
+#define {P}_WORKING_FLOATS ({P}_INPUT_WIDTH + 2 * {P}_WIDEST_LAYER)
+#define {P}_KIND_NUMERIC 0
+#define {P}_KIND_CATEGORICAL 1
+#define {P}_THRESHOLD {c_float(facts['threshold'])}
+#define {P}_VARIANT {c_string(facts['variant'])}
+#define {P}_MANIFEST_SHA256 "{facts['manifest_sha256']}"
+
+typedef struct {p}_record {{
+{fields}
+}} {p}_record;
+
+int {p}_predict(const {p}_record *record, float *probability, int *bad_field);
+int {p}_predict_lenient(const {p}_record *record, float *probability, int *bad_field);
+
+/* For FFI hosts: both arrays have {p}_field_count() entries, by field index. */
+int {p}_field_count(void);
+const char *{p}_field_name(int field);
+int {p}_field_kind(int field);
+int {p}_predict_values(const double *numbers, const char *const *texts, float *probability, int *bad_field);
+int {p}_predict_values_lenient(const double *numbers, const char *const *texts, float *probability,
+                               int *bad_field);
+
+#ifdef __cplusplus
+}}
+#endif
+
+#endif /* {P}_H */
+"""
+
+
+# ---- the library --------------------------------------------------------------------------------------
+def _layer_source(index: int, layer: DenseLayer) -> tuple[str, str]:
+    """The layer's tables and its call (input ``a``, output ``b``)."""
+    inputs, outputs = layer.weights.shape
+    activation = {"relu": "IE_ACTIVATION_RELU", "sigmoid": "IE_ACTIVATION_SIGMOID"}[layer.activation]
+    bias = f"static const float layer{index}_bias[{outputs}] = {{\n{floats_literal(layer.bias)}\n}};\n"
+    if layer.sparsity > SPARSE_BELOW and outputs <= 65535:
+        rows, columns = np.nonzero(layer.weights)
+        starts = np.searchsorted(rows, np.arange(inputs + 1))
+        values = layer.weights[rows, columns]
+        tables = (bias + f"static const int layer{index}_starts[{inputs + 1}] = {{{', '.join(map(str, starts))}}};\n"
+                  f"static const unsigned short layer{index}_columns[{max(len(columns), 1)}] = "
+                  f"{{{', '.join(map(str, columns)) or '0'}}};\n"
+                  f"static const float layer{index}_values[{max(len(values), 1)}] = "
+                  f"{{\n{floats_literal(values) or '0.0f'}\n}};\n")
+        call = (f"ie_sparse({{in}}, {inputs}, layer{index}_starts, layer{index}_columns, layer{index}_values, "
+                f"layer{index}_bias, {outputs}, {activation}, {{out}});")
+    else:
+        tables = bias + (f"static const float layer{index}_weights[{inputs * outputs}] = "
+                         f"{{\n{floats_literal(layer.weights)}\n}};\n")
+        call = f"ie_dense({{in}}, {inputs}, layer{index}_weights, layer{index}_bias, {outputs}, {activation}, {{out}});"
+    return tables, call
+
+
+def library(encoder: Encoder, layers: list[DenseLayer], members: dict, facts: dict) -> str:
+    p, P = facts["prefix"], facts["prefix"].upper()
+    tables, calls, buffers = [], [], ["row", "first", "second"]
+    for index, layer in enumerate(layers):
+        source, call = _layer_source(index, layer)
+        tables.append(source)
+        into = "probability_out" if index == len(layers) - 1 else buffers[1 + index % 2]
+        calls.append("    " + call.format(**{"in": buffers[0] if index == 0 else buffers[1 + (index - 1) % 2],
+                                              "out": into}))
+    vocabularies, field_rows = [], []
+    for position, (feature, offset) in enumerate(zip(encoder.features, encoder.offsets, strict=True)):
+        if isinstance(feature, CategoricalFeature):
+            ordered = sorted(range(len(feature.vocabulary)), key=lambda i: feature.vocabulary[i].encode("utf-8"))
+            words = [feature.vocabulary[i] for i in ordered] or [""]
+            vocabularies.append(
+                f"static const char *const vocabulary{position}[] = {{{', '.join(c_string(w) for w in words)}}};\n"
+                f"static const unsigned int vocabulary{position}_lengths[] = "
+                f"{{{', '.join(str(len(w.encode('utf-8'))) for w in words)}}};\n"
+                f"static const int vocabulary{position}_columns[] = {{{', '.join(map(str, ordered)) or '0'}}};\n")
+            field_rows.append(f"    {{{c_string(feature.name)}, 1, {offset}, {int(feature.may_be_empty)}, 0, 0.0, 0.0, "
+                              f"0.0, {len(feature.vocabulary)}, vocabulary{position}, vocabulary{position}_lengths, "
+                              f"vocabulary{position}_columns}}")
+        else:
+            field_rows.append(f"    {{{c_string(feature.name)}, 0, {offset}, {int(feature.may_be_empty)}, "
+                              f"{int(feature.transform == 'log1p')}, {c_double(feature.fill)}, "
+                              f"{c_double(feature.center)}, {c_double(feature.scale)}, 0, 0, 0, 0}}")
+    numeric = [isinstance(f, NumericFeature) for f in encoder.features]
+    numbers_from_record = "\n".join(f"    numbers[{i}] = {'record->' + members[f.name] if numeric[i] else '0.0'};"
+                                    for i, f in enumerate(encoder.features))
+    texts_from_record = "\n".join(f"    texts[{i}] = {'NULL' if numeric[i] else 'record->' + members[f.name]};"
+                                  for i, f in enumerate(encoder.features))
+    spaces = ", ".join(f"0x{code:X}" for code in UNICODE_SPACES)
+    return f"""/* {p}.c: generated by intent-edge from the bundle manifest with sha256
+ * {facts['manifest_sha256']}, variant {facts['variant']}.
+ * Do not edit: regenerate with `intent-edge export BUNDLE --format c`. */
+#include "{p}.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "{KERNEL_NAME}"
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+typedef struct {{
+    const char *name;
+    int kind;              /* {P}_KIND_NUMERIC or {P}_KIND_CATEGORICAL */
+    int offset;            /* first column of the field in the encoded row */
+    int may_be_empty;      /* empty in training: imputed in strict mode too, with an indicator or bucket */
+    int log1p;             /* numeric: log1p(max(x, 0)) before standardising */
+    double fill, center, scale;
+    int vocabulary_size;   /* categorical: the out-of-vocabulary column, the empty bucket after it */
+    const char *const *vocabulary;          /* sorted by bytes */
+    const unsigned int *vocabulary_lengths;
+    const int *vocabulary_columns;          /* each sorted entry's column within the field */
+}} {p}_field;
+
+{''.join(vocabularies)}
+static const {p}_field {p}_fields[{P}_FIELD_COUNT] = {{
+{(',' + chr(10)).join(field_rows)}
+}};
+
+{''.join(tables)}
+static const unsigned int {p}_spaces[] = {{{spaces}}};
+
+/* The code point starting at s[0] (length n >= 1) and its byte length; malformed UTF-8 reads as one
+ * byte that is not a space. */
+static unsigned int {p}_code_point(const unsigned char *s, size_t n, size_t *length)
+{{
+    if (s[0] < 0x80 || n < 2) {{ *length = 1; return s[0]; }}
+    if ((s[0] & 0xE0) == 0xC0 && (s[1] & 0xC0) == 0x80) {{
+        *length = 2;
+        return ((s[0] & 0x1Fu) << 6) | (s[1] & 0x3Fu);
+    }}
+    if (n >= 3 && (s[0] & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {{
+        *length = 3;
+        return ((s[0] & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
+    }}
+    *length = 1;
+    return 0xFFFFFFFFu;
+}}
+
+static int {p}_is_space(unsigned int code)
+{{
+    size_t i;
+    if (code < 0x80) return code == 0x20 || (code >= 0x09 && code <= 0x0D) || (code >= 0x1C && code <= 0x1F);
+    for (i = 0; i < sizeof {p}_spaces / sizeof {p}_spaces[0]; i++)
+        if ({p}_spaces[i] == code) return 1;
+    return 0;
+}}
+
+/* text without the white space Python's str.strip() removes, as (start, length) */
+static const char *{p}_strip(const char *text, size_t *length)
+{{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = strlen(text), step, i, end = 0;
+    while (n > 0 && {p}_is_space({p}_code_point(s, n, &step))) {{ s += step; n -= step; }}
+    while (n > 0 && s[n - 1] < 0x80 && {p}_is_space(s[n - 1])) n--;  /* ASCII at the end: the usual case */
+    if (n == 0 || s[n - 1] < 0x80) {{ *length = n; return (const char *)s; }}
+    for (i = 0; i < n; i += step)  /* text ending in a multi-byte character: decode it from the start */
+        if (!{p}_is_space({p}_code_point(s + i, n - i, &step))) end = i + step;
+    *length = end;
+    return (const char *)s;
+}}
+
+static int {p}_same_ignoring_case(const char *text, size_t length, const char *lower)
+{{
+    size_t i;
+    if (strlen(lower) != length) return 0;
+    for (i = 0; i < length; i++) {{
+        char c = text[i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        if (c != lower[i]) return 0;
+    }}
+    return 1;
+}}
+
+/* the category's column within its one-hot block: its vocabulary column, or out-of-vocabulary */
+static int {p}_category_column(const {p}_field *field, const char *text, size_t length)
+{{
+    int low = 0, high = field->vocabulary_size - 1;
+    if ({p}_same_ignoring_case(text, length, "true")) {{ text = "true"; length = 4; }}
+    else if ({p}_same_ignoring_case(text, length, "false")) {{ text = "false"; length = 5; }}
+    while (low <= high) {{
+        int middle = low + (high - low) / 2, order;
+        size_t other = field->vocabulary_lengths[middle];
+        order = memcmp(text, field->vocabulary[middle], length < other ? length : other);
+        if (order == 0) order = length < other ? -1 : length > other ? 1 : 0;
+        if (order == 0) return field->vocabulary_columns[middle];
+        if (order < 0) high = middle - 1; else low = middle + 1;
+    }}
+    return field->vocabulary_size;
+}}
+
+/* The encoded row, checking numeric fields first, then categorical ones, as the Python runtime does. */
+static int {p}_encode(const double *numbers, const char *const *texts, int lenient, float *row, int *bad_field)
+{{
+    int i, pass;
+    memset(row, 0, sizeof(float) * {P}_INPUT_WIDTH);
+    for (pass = 0; pass < 2; pass++) {{
+        for (i = 0; i < {P}_FIELD_COUNT; i++) {{
+            const {p}_field *field = &{p}_fields[i];
+            if (field->kind != pass) continue;
+            if (field->kind == {P}_KIND_NUMERIC) {{
+                double value = numbers[i], score;
+                if (isnan(value)) {{
+                    if (!field->may_be_empty && !lenient) {{ *bad_field = i; return {P}_ERR_NAN; }}
+                    if (field->may_be_empty) row[field->offset + 1] = 1.0f;
+                    value = field->fill;
+                }} else if (isinf(value)) {{
+                    *bad_field = i;
+                    return {P}_ERR_INFINITE;
+                }}
+                if (field->log1p) value = value > 0.0 ? log1p(value) : 0.0;
+                score = (value - field->center) / field->scale;
+                if (!(score >= -{MAX_STANDARD_SCORE:.1f} && score <= {MAX_STANDARD_SCORE:.1f})) {{
+                    *bad_field = i;
+                    return {P}_ERR_OUT_OF_RANGE;
+                }}
+                row[field->offset] = (float)score;
+            }} else {{
+                int column;
+                size_t length = 0;
+                const char *text = texts[i] == NULL ? NULL : {p}_strip(texts[i], &length);
+                if (text == NULL || (field->may_be_empty && length == 0)) {{
+                    if (!field->may_be_empty && !lenient) {{ *bad_field = i; return {P}_ERR_MISSING; }}
+                    column = field->vocabulary_size + field->may_be_empty;
+                }} else {{
+                    column = {p}_category_column(field, text, length);
+                }}
+                row[field->offset + column] = 1.0f;
+            }}
+        }}
+    }}
+    return {P}_OK;
+}}
+
+static int {p}_run(const double *numbers, const char *const *texts, int lenient, float *probability, int *bad_field)
+{{
+    float row[{P}_INPUT_WIDTH], first[{P}_WIDEST_LAYER], second[{P}_WIDEST_LAYER], probability_out[1];
+    int status = {p}_encode(numbers, texts, lenient, row, bad_field);
+    (void)first; (void)second;
+    if (status != {P}_OK) return status;
+{chr(10).join(calls)}
+    *probability = probability_out[0];
+    *bad_field = -1;
+    return {P}_OK;
+}}
+
+int {p}_field_count(void) {{ return {P}_FIELD_COUNT; }}
+
+const char *{p}_field_name(int field)
+{{
+    return field >= 0 && field < {P}_FIELD_COUNT ? {p}_fields[field].name : NULL;
+}}
+
+int {p}_field_kind(int field)
+{{
+    return field >= 0 && field < {P}_FIELD_COUNT ? {p}_fields[field].kind : -1;
+}}
+
+int {p}_predict_values(const double *numbers, const char *const *texts, float *probability, int *bad_field)
+{{
+    return {p}_run(numbers, texts, 0, probability, bad_field);
+}}
+
+int {p}_predict_values_lenient(const double *numbers, const char *const *texts, float *probability, int *bad_field)
+{{
+    return {p}_run(numbers, texts, 1, probability, bad_field);
+}}
+
+static int {p}_run_record(const {p}_record *record, int lenient, float *probability, int *bad_field)
+{{
+    double numbers[{P}_FIELD_COUNT];
+    const char *texts[{P}_FIELD_COUNT];
+{numbers_from_record}
+{texts_from_record}
+    return {p}_run(numbers, texts, lenient, probability, bad_field);
+}}
+
+int {p}_predict(const {p}_record *record, float *probability, int *bad_field)
+{{
+    return {p}_run_record(record, 0, probability, bad_field);
+}}
+
+int {p}_predict_lenient(const {p}_record *record, float *probability, int *bad_field)
+{{
+    return {p}_run_record(record, 1, probability, bad_field);
+}}
+"""
+
+
+def build_note(facts: dict) -> str:
+    p = facts["prefix"]
+    return f"""# {p}: the C library of intent-edge variant `{facts['variant']}`
+
+Generated from the bundle manifest with sha256 `{facts['manifest_sha256']}`. C99, no dependencies but
+`libm`, no heap, no writable globals: any C compiler builds it.
+
+```sh
+cc -std=c99 -O2 -ffp-contract=off -Wall -Wextra -pedantic -c {p}.c          # the library
+cc -std=c99 -O2 -ffp-contract=off {p}.c {p}_test.c -lm -o {p}_test && ./{p}_test   # its harness
+```
+
+- `-ffp-contract=off` keeps every multiply and add separate, as the Python runtime and the native backend
+  compute them (GCC ignores `#pragma STDC FP_CONTRACT OFF`; Clang honours it).
+- `-DIE_SCALAR` builds the network without GCC/Clang vector types; it gives the same bits.
+- `{p}.h` documents the API: `{p}_predict` on a record struct, `{p}_predict_values` on arrays for FFI
+  hosts, their `_lenient` forms, the status codes and the constants.
+"""

@@ -1,0 +1,121 @@
+/* intent-edge network kernel: the layers of a session model, in portable C99.
+ *
+ * One source serves two builds: the runtime's native backend (intent_edge/runtime/_native.c) includes
+ * it, and `intent-edge export --format c` copies it byte for byte beside the generated library. Every
+ * function is static, so two generated libraries link into one program without clashing.
+ *
+ * Arithmetic: each output unit's sum starts from its bias and adds input i's product for i = 0, 1, ...
+ * in that order, in float, with contraction into fused multiply-adds switched off (the pragma below;
+ * GCC ignores it, so build with -ffp-contract=off). The vector path (GCC and Clang vector types) works
+ * across output units, so every sum keeps its order and the scalar path (-DIE_SCALAR) gives the same
+ * bits. Zero inputs and, in a sparse layer, zero weights are skipped: adding 0 * x to a finite sum
+ * leaves it as it was (but for the sign of a zero sum, which no activation here can see), so the
+ * sparse layer gives the dense layer's bits.
+ */
+#ifndef IE_KERNEL_H
+#define IE_KERNEL_H
+
+#include <math.h>
+#include <string.h>
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* a library uses the layer kinds its network has; the others are not warned of */
+#if defined(__GNUC__)
+#define IE_MAYBE_UNUSED __attribute__((unused))
+#else
+#define IE_MAYBE_UNUSED
+#endif
+
+#define IE_CHUNK 64 /* inputs whose zeros are sorted out at a time (a fixed stack array) */
+#define IE_ACTIVATION_NONE 0
+#define IE_ACTIVATION_RELU 1
+#define IE_ACTIVATION_SIGMOID 2
+
+#if defined(__GNUC__) && !defined(IE_SCALAR)
+#define IE_VECTOR_WIDTH 4  /* 128 bits: SSE2 and NEON registers, so no target flag is needed */
+typedef float ie_vector __attribute__((vector_size(IE_VECTOR_WIDTH * sizeof(float))));
+#endif
+
+IE_MAYBE_UNUSED static void ie_activate(float *out, int outputs, int activation)
+{
+    int j;
+    for (j = 0; j < outputs; j++) {
+        if (activation == IE_ACTIVATION_RELU && !(out[j] > 0.0f)) out[j] = 0.0f;
+        else if (activation == IE_ACTIVATION_SIGMOID) out[j] = (float)(1.0 / (1.0 + exp(-(double)out[j])));
+    }
+}
+
+/* out[j] = activation(bias[j] + sum over i of in[i] * weights[i * outputs + j]): weights row-major
+ * [inputs][outputs], as ONNX MatMul stores them. The loop runs over inputs and, inside, over output
+ * units, so the sums advance side by side (no long chain of dependent adds) and each keeps its order.
+ * A zero input is skipped: most of an encoded row is one-hot zeros, and adding 0 * w leaves a sum as
+ * it was (the sign of a zero sum aside, which neither activation can see). */
+IE_MAYBE_UNUSED static void ie_dense(const float *in, int inputs, const float *weights, const float *bias,
+                                     int outputs, int activation, float *out)
+{
+    int active[IE_CHUNK], start, count, k, j;
+    memcpy(out, bias, sizeof(float) * (size_t)outputs);
+    for (start = 0; start < inputs; start += IE_CHUNK) {
+        const int stop = start + IE_CHUNK < inputs ? start + IE_CHUNK : inputs;
+        /* the non-zero inputs of this chunk, listed without a branch: which inputs are zero changes
+         * from record to record, and a mispredicted branch per input costs more than the work it saves */
+        for (count = 0, k = start; k < stop; k++) {
+            active[count] = k;
+            count += in[k] != 0.0f;
+        }
+        j = 0;
+#ifdef IE_VECTOR_WIDTH
+        /* a tile of 4 vectors of output units stays in registers while the inputs stream past */
+        for (; j + 4 * IE_VECTOR_WIDTH <= outputs; j += 4 * IE_VECTOR_WIDTH) {
+            ie_vector s0, s1, s2, s3, w0, w1, w2, w3;
+            memcpy(&s0, out + j, sizeof s0);
+            memcpy(&s1, out + j + IE_VECTOR_WIDTH, sizeof s1);
+            memcpy(&s2, out + j + 2 * IE_VECTOR_WIDTH, sizeof s2);
+            memcpy(&s3, out + j + 3 * IE_VECTOR_WIDTH, sizeof s3);
+            for (k = 0; k < count; k++) {
+                const float x = in[active[k]];
+                const float *row = weights + (long)active[k] * outputs + j;
+                memcpy(&w0, row, sizeof w0);
+                memcpy(&w1, row + IE_VECTOR_WIDTH, sizeof w1);
+                memcpy(&w2, row + 2 * IE_VECTOR_WIDTH, sizeof w2);
+                memcpy(&w3, row + 3 * IE_VECTOR_WIDTH, sizeof w3);
+                s0 += x * w0;
+                s1 += x * w1;
+                s2 += x * w2;
+                s3 += x * w3;
+            }
+            memcpy(out + j, &s0, sizeof s0);
+            memcpy(out + j + IE_VECTOR_WIDTH, &s1, sizeof s1);
+            memcpy(out + j + 2 * IE_VECTOR_WIDTH, &s2, sizeof s2);
+            memcpy(out + j + 3 * IE_VECTOR_WIDTH, &s3, sizeof s3);
+        }
+#endif
+        for (; j < outputs; j++) {
+            float sum = out[j];
+            for (k = 0; k < count; k++) sum += in[active[k]] * weights[(long)active[k] * outputs + j];
+            out[j] = sum;
+        }
+    }
+    ie_activate(out, outputs, activation);
+}
+
+/* ie_dense with only the non-zero weights: input i's weights are values[starts[i] .. starts[i + 1]) for
+ * output units columns[...] (ascending). */
+IE_MAYBE_UNUSED static void ie_sparse(const float *in, int inputs, const int *starts,
+                                      const unsigned short *columns, const float *values, const float *bias,
+                                      int outputs, int activation, float *out)
+{
+    int i, k;
+    memcpy(out, bias, sizeof(float) * (size_t)outputs);
+    for (i = 0; i < inputs; i++) {
+        const float x = in[i];
+        if (x == 0.0f) continue;
+        for (k = starts[i]; k < starts[i + 1]; k++) out[columns[k]] += x * values[k];
+    }
+    ie_activate(out, outputs, activation);
+}
+
+#endif /* IE_KERNEL_H */
