@@ -8,7 +8,8 @@ DEMO := demo-output
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py intent_edge/runtime/_fastencode.c
+$(VENV)/.installed: pyproject.toml setup.py intent_edge/runtime/_fastencode.c intent_edge/runtime/_native.c \
+		intent_edge/runtime/kernel/ie_kernel.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[train,cpu,dev]'

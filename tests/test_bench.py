@@ -9,6 +9,7 @@ import pytest
 
 from intent_edge.bench import percentiles, render_markdown, run_benchmark, time_each, write_plots
 from intent_edge.data.io import load_dataset
+from intent_edge.runtime.bundle import read_manifest
 
 
 def test_percentiles_are_numpy_percentiles_in_microseconds():
@@ -39,7 +40,7 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
     report = run_benchmark(bundle_with_litert, records, batch_sizes=(1, 16), raw_batch_sizes=(1, 1000),
                            keras_baseline=True, keras_predict_rows=5, measure_cold_start=False)
     listed = {(row["variant"], row["backend"]) for row in report["rows"]}
-    assert listed == {("fp32", "onnxruntime"), ("litert-fp32", "litert")}
+    assert listed == {("fp32", "onnxruntime"), ("fp32", "native"), ("litert-fp32", "litert")}
     for row in report["rows"]:
         assert row["status"] == "ok" and row["configuration"]
         assert set(row["predict_us"]) == set(row["invoke_us"]) == {"p50", "p90", "p99", "p99.9"}
@@ -54,7 +55,12 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
     assert keras["predict_rows"] == 5 and "model(x" in keras["configuration"]
     assert "predict_p50_over_bare_onnxruntime_p50" in report["bars"]
     assert "predict_p50_over_bare_litert_invoke_p50" in report["bars"]
-    assert len(report["interleaved"]) == 3
+    default = read_manifest(bundle_with_litert)["default_variant"]  # chosen by timing: either may win
+    own = {"fp32": {"bare native kernel call (fp32)"}, "litert-fp32": set()}[default]
+    assert set(report["interleaved"]) == {f"predict ({default})", "bare onnxruntime session.run (fp32)",
+                                          "bare LiteRT invoke (litert-fp32)", "predict (fp32 on the native backend)",
+                                          *own}
+    assert "native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50" in report["bars"]
     assert report["encoder"] in ("compiled fast path", "pure Python (fast path not built)")
     json.dumps(report)  # the JSON report is plain JSON
     raw = {row["variant"]: row for row in report["raw"]}

@@ -153,7 +153,7 @@ def test_onnx_model_reading_files_outside_the_bundle_is_refused(tiny_bundle, tmp
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     # Two layers refuse it: onnx.checker first (where installed), ONNX Runtime's own path check after.
     with pytest.raises(BundleError, match="refused by onnx.checker|escapes model directory"):
-        Predictor.load(bundle)
+        Predictor.load(bundle, backend="onnxruntime")
 
 
 def test_a_flipped_byte_in_parquet_pandas_metadata_is_a_data_error(parquet_bytes, tmp_path):

@@ -11,6 +11,7 @@ from intent_edge.data.synth import generate_sessions
 from intent_edge.errors import BackendUnavailable, BundleError, RecordError
 from intent_edge.runtime import Predictor
 from intent_edge.runtime.backends import BACKENDS, Backend
+from intent_edge.runtime.bundle import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -107,21 +108,27 @@ def _copy(tiny_bundle, tmp_path):
     return target
 
 
-def test_flipped_byte_in_the_model_is_refused(tiny_bundle, tmp_path):
+# each backend's own file: the ONNX graph, and the native backend's weights
+MODEL_FILES = [("model.onnx", "onnxruntime"), ("fp32.native.npz", "native")]
+
+
+@pytest.mark.parametrize("name, backend", MODEL_FILES)
+def test_flipped_byte_in_the_model_is_refused(tiny_bundle, tmp_path, name, backend):
     bundle = _copy(tiny_bundle, tmp_path)
-    data = bytearray((bundle / "model.onnx").read_bytes())
+    data = bytearray((bundle / name).read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (bundle / "model.onnx").write_bytes(bytes(data))
-    with pytest.raises(BundleError, match="model.onnx is damaged: its sha256 does not match"):
-        Predictor.load(bundle)
+    (bundle / name).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"{name} is damaged: its sha256 does not match"):
+        Predictor.load(bundle, backend=backend)
 
 
-def test_truncated_model_is_refused(tiny_bundle, tmp_path):
+@pytest.mark.parametrize("name, backend", MODEL_FILES)
+def test_truncated_model_is_refused(tiny_bundle, tmp_path, name, backend):
     bundle = _copy(tiny_bundle, tmp_path)
-    data = (bundle / "model.onnx").read_bytes()
-    (bundle / "model.onnx").write_bytes(data[:100])
-    with pytest.raises(BundleError, match="model.onnx is damaged: 100 bytes"):
-        Predictor.load(bundle)
+    data = (bundle / name).read_bytes()
+    (bundle / name).write_bytes(data[:100])
+    with pytest.raises(BundleError, match=f"{name} is damaged: 100 bytes"):
+        Predictor.load(bundle, backend=backend)
 
 
 def _edit_manifest(bundle, change):
@@ -137,12 +144,14 @@ def test_future_manifest_version_is_refused(tiny_bundle, tmp_path):
         Predictor.load(bundle)
 
 
-def test_manifest_paths_cannot_leave_the_bundle(tiny_bundle, tmp_path):
+@pytest.mark.parametrize("key, backend", [("file", "onnxruntime"), ("native", "native")])
+def test_manifest_paths_cannot_leave_the_bundle(tiny_bundle, tmp_path, key, backend):
     bundle = _copy(tiny_bundle, tmp_path)
-    shutil.copy(bundle / "model.onnx", tmp_path / "outside.onnx")
-    _edit_manifest(bundle, lambda m: m["variants"]["fp32"]["file"].update(path="../outside.onnx"))
+    inside = read_manifest(bundle)["variants"]["fp32"][key]["path"]
+    shutil.copy(bundle / inside, tmp_path / "outside")
+    _edit_manifest(bundle, lambda m: m["variants"]["fp32"][key].update(path="../outside"))
     with pytest.raises(BundleError, match="not a plain file name in the bundle"):
-        Predictor.load(bundle)
+        Predictor.load(bundle, backend=backend)
 
 
 def test_missing_or_damaged_manifest(tiny_bundle, tmp_path):
@@ -178,7 +187,7 @@ def test_missing_backend_library_says_which_extra_to_install(tiny_bundle, monkey
                                                          BACKENDS["onnxruntime"].install_hint,
                                                          BACKENDS["onnxruntime"].load))
     with pytest.raises(BackendUnavailable, match=r"pip install 'intent-edge\[cpu\]'"):
-        Predictor.load(tiny_bundle)
+        Predictor.load(tiny_bundle, backend="onnxruntime")
 
 
 def test_cpu_and_gpu_onnxruntime_together_are_refused(tiny_bundle, monkeypatch):
@@ -186,7 +195,7 @@ def test_cpu_and_gpu_onnxruntime_together_are_refused(tiny_bundle, monkeypatch):
 
     monkeypatch.setattr(backends, "onnxruntime_distributions", lambda: ["onnxruntime", "onnxruntime-gpu"])
     with pytest.raises(BackendUnavailable, match="both onnxruntime and onnxruntime-gpu are installed"):
-        Predictor.load(tiny_bundle)
+        Predictor.load(tiny_bundle, backend="onnxruntime")
 
 
 def test_providers_are_asked_for_in_order_and_checked(tiny_bundle, monkeypatch):
@@ -202,6 +211,6 @@ def test_providers_are_asked_for_in_order_and_checked(tiny_bundle, monkeypatch):
     monkeypatch.setattr(ort, "get_available_providers",
                         lambda: ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"])
     monkeypatch.setattr(ort, "InferenceSession", recording_session)
-    predictor = Predictor.load(tiny_bundle)
+    predictor = Predictor.load(tiny_bundle, backend="onnxruntime")
     assert asked["providers"] == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     assert "offered but not taken: TensorrtExecutionProvider, CUDAExecutionProvider" in predictor.runner.description

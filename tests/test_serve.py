@@ -104,8 +104,13 @@ def test_drift_signals_are_counted_per_field(client, records):
 
 
 def test_reload_rolls_back_on_a_damaged_bundle_and_takes_a_good_one(client, bundle, tiny_bundle, records):
+    from intent_edge.runtime.backends import backend_for
+    from intent_edge.runtime.bundle import read_manifest
+
     before = client.post("/v1/predict", json={"record": records[0]}).json()["probability"]
-    model = bundle / "model.onnx"
+    manifest = read_manifest(bundle)
+    served = backend_for(manifest["variants"][manifest["default_variant"]])[1]["path"]  # the file it runs
+    model = bundle / served
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
@@ -113,7 +118,7 @@ def test_reload_rolls_back_on_a_damaged_bundle_and_takes_a_good_one(client, bund
     assert answer.status_code == 409 and "still serving generation 1" in answer.json()["error"]
     assert "sha256 does not match" in answer.json()["error"]
     assert client.post("/v1/predict", json={"record": records[0]}).json()["probability"] == before
-    shutil.copyfile(tiny_bundle / "model.onnx", model)
+    shutil.copyfile(tiny_bundle / served, model)
     answer = client.post("/admin/reload")
     assert answer.status_code == 200 and answer.json()["generation"] == 2
     assert client.get("/healthz").json()["generation"] == 2

@@ -8,6 +8,9 @@ BAR_LABELS = {
         "runtime overhead: predict(record) p50 over a bare call of the same variant's graph",
     "predict_p50_over_bare_onnxruntime_p50":
         "predict(record) of the default variant, p50, over a bare ONNX Runtime call of the fp32 model",
+    "native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50":
+        "compiled path: predict(record) of fp32 on the native backend, p50, over a bare LiteRT invoke of the "
+        "fp32 model",
     "predict_p50_over_bare_litert_invoke_p50":
         "predict(record) of the default variant, p50, over a bare LiteRT invoke of the fp32 model "
         "(includes the default variant's own cost where it is not fp32)",

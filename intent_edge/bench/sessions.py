@@ -42,6 +42,7 @@ from intent_edge.timing import (
     time_each,
 )
 
+NATIVE_PREDICT = "predict (fp32 on the native backend)"
 EXPLAIN_RECORDS = 500  # about a millisecond each
 
 # Peak resident memory of the child: VmHWM, which starts afresh at exec. (getrusage's ru_maxrss does not
@@ -128,7 +129,8 @@ def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_
     encoded = None
     for variant, entry in manifest["variants"].items():
         for backend in BACKENDS.values():
-            if backend.model_format != entry["format"]:
+            file = backend.variant_file(entry)
+            if file is None:
                 continue
             row = {"variant": variant, "backend": backend.name, "format": entry["format"],
                    "precision": entry.get("precision", "fp32")}
@@ -151,8 +153,7 @@ def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_
             row["throughput_rows_s"] = {}
             for threads in sorted({1, all_threads}):
                 step(f"{variant} on {backend.name}: throughput, {threads} thread(s)")
-                runner = backend.load_model(resolve_file(bundle, entry["file"]), predictor.encoder.width,
-                                            threads=threads)
+                runner = backend.load_model(resolve_file(bundle, file), predictor.encoder.width, threads=threads)
                 row["throughput_rows_s"][str(threads)] = {
                     str(size): rows_per_second(runner.infer,
                                                np.ascontiguousarray(np.resize(encoded, (size, encoded.shape[1]))))
@@ -230,6 +231,8 @@ def _bare_call(backend: str, path: Path, rows: list[np.ndarray]) -> tuple[str, C
     from intent_edge.runtime.backends import BACKENDS
 
     runner = BACKENDS[backend].load(path, threads=1)
+    if backend == "native":
+        return "bare native kernel call", lambda i: runner.infer_one(rows[i])
     if backend == "litert":
         interpreter = runner.interpreter(rows=1)
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], rows[0])
@@ -256,14 +259,18 @@ def _interleaved(bundle: Path, manifest: dict, records: list[dict], encoded: np.
     rows = [np.ascontiguousarray(encoded[i:i + 1]) for i in range(len(encoded))]
     bare = [("fp32", "onnxruntime"), ("litert-fp32", "litert")]
     own = manifest["variants"][predictor.variant]
-    own_backend = backend_for(own["format"]).name
-    if (predictor.variant, own_backend) not in bare and own_backend in ("onnxruntime", "litert"):
+    own_backend = backend_for(own)[0].name
+    if (predictor.variant, own_backend) not in bare and own_backend in ("onnxruntime", "litert", "native"):
         bare.append((predictor.variant, own_backend))
     for variant, backend in bare:
-        if variant in manifest["variants"] and BACKENDS[backend].is_available():
-            label, call = _bare_call(backend, resolve_file(bundle, manifest["variants"][variant]["file"]), rows)
+        file = BACKENDS[backend].variant_file(manifest["variants"].get(variant, {}))
+        if file is not None and BACKENDS[backend].is_available():
+            label, call = _bare_call(backend, resolve_file(bundle, file), rows)
             calls[f"{label} ({variant})"] = call
     calls[f"predict ({predictor.variant})"] = lambda i: predictor.predict(records[i])
+    if BACKENDS["native"].variant_file(manifest["variants"]["fp32"]) and BACKENDS["native"].is_available():
+        native = Predictor.load(bundle, "fp32", backend="native")
+        calls[NATIVE_PREDICT] = lambda i: native.predict(records[i])
     samples = {label: np.empty(len(records), dtype=np.int64) for label in calls}
     clock = time.perf_counter_ns
     for i in range(min(200, len(records))):
@@ -308,6 +315,9 @@ def _bars(report: dict, manifest: dict) -> dict:
     predict_label = next((k for k in interleaved if k.startswith("predict (")), None)
     own = next((k for k in interleaved if k.startswith("bare ") and k.endswith(predict_label[len("predict"):])),
                None) if predict_label else None
+    if NATIVE_PREDICT in interleaved and "bare LiteRT invoke (litert-fp32)" in interleaved:
+        bars["native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50"] = (
+            interleaved[NATIVE_PREDICT]["p50"] / interleaved["bare LiteRT invoke (litert-fp32)"]["p50"])
     for label, key in ((own, "predict_p50_over_own_variant_bare_invoke_p50"),
                        ("bare onnxruntime session.run (fp32)", "predict_p50_over_bare_onnxruntime_p50"),
                        ("bare LiteRT invoke (litert-fp32)", "predict_p50_over_bare_litert_invoke_p50")):

@@ -38,12 +38,12 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")], publ
         _info_sessions(bundle, manifest)
 
 
-def _backend_line(model_format: str) -> str:
+def _backend_line(entry: dict) -> str:
     from intent_edge.errors import BackendUnavailable
     from intent_edge.runtime.backends import backend_for
 
     try:
-        return backend_for(model_format).name
+        return backend_for(entry)[0].name
     except BackendUnavailable as exc:
         return f"unavailable here ({exc})"
 
@@ -64,7 +64,7 @@ def _info_sessions(bundle: Path, manifest: dict) -> None:
                  f"{test['pr_auc']:.4f}, F1 {test['f1']:.4f} on {test['rows']} rows; single-record encoder: "
                  f"{'compiled fast path' if _fastencode is not None else 'pure Python'}")
     stdout.print(f"default variant {default}, runtime backend: "
-                 + _backend_line(manifest["variants"][default]["format"]), markup=False, highlight=False)
+                 + _backend_line(manifest["variants"][default]), markup=False, highlight=False)
     table = Table(title=f"variants (checksums verified; default: {default})")
     for column in ("variant", "format", "file", "bytes", "parity max |dp|", "output levels (tie share)",
                    "backend here", "raw-field graph"):
@@ -73,7 +73,7 @@ def _info_sessions(bundle: Path, manifest: dict) -> None:
         raw = variant.get("raw", {})
         table.add_row(name, variant["format"], variant["file"]["path"], str(variant["file"]["bytes"]),
                       f"{variant['parity']['max_abs_diff']:.2e} ({variant['parity']['rows']} rows)",
-                      _levels_cell(variant.get("output")), _backend_line(variant["format"]).split(" (")[0],
+                      _levels_cell(variant.get("output")), _backend_line(variant).split(" (")[0],
                       raw["file"]["path"] if raw.get("status") == "ok" else raw.get("status", "-").split(":")[0])
     stdout.print(table)
     output = manifest["variants"][default].get("output")

@@ -28,6 +28,7 @@ from intent_edge.compress.levels import LEVEL_READERS, output_levels, tie_share
 from intent_edge.compress.registry import ConversionInput, SourceInput, plan_for, variant_name
 from intent_edge.data.io import Dataset
 from intent_edge.errors import DataError, UsageError
+from intent_edge.export.network import write_native_variant
 from intent_edge.fileio import atomic_directory
 from intent_edge.parity import PARITY_ROWS, compare
 from intent_edge.raw_graph import raw_metadata, write_raw_variant
@@ -69,11 +70,13 @@ class VariantRow:
     method: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     raw: dict | None = None  # an ONNX variant's raw-field graph: its manifest entry, or why it was not written
+    native: dict | None = None  # the native backend's weights file entry, for a dense fp32 ONNX graph
     output_levels: int | None = None  # distinct probabilities its graph can output (None: float32)
     tie_share: float | None = None  # share of held-out rows whose probability equals another row's
 
     def to_json(self) -> dict:
-        return {**self.__dict__, "raw": None if self.raw is None else self.raw["status"]}
+        return {**{k: v for k, v in self.__dict__.items() if k != "native"},
+                "raw": None if self.raw is None else self.raw["status"]}
 
     def output_record(self) -> dict:
         return {"levels": self.output_levels, "tie_share": self.tie_share}
@@ -87,9 +90,11 @@ class VariantRow:
                 "output": self.output_record(),
                 "speed": {"latency_us": self.latency_us, "throughput_rows_s": self.throughput_rows_s,
                           "threads": 1, "batch": THROUGHPUT_BATCH},
-                **({"raw": self.raw} if self.raw is not None else {})}
+                **({"raw": self.raw} if self.raw is not None else {}),
+                **({"native": self.native} if self.native is not None else {})}
 
 
+NATIVE_VARIANTS = ("distilled", "units-50", "sparse-80")  # besides fp32: the dense graphs the kernel runs
 TIE_BAND = 0.15  # variants this close to the fastest (15% of its latency or throughput) count as equally fast
 
 
@@ -192,6 +197,8 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
         carried = [manifest["source_model"]["file"], manifest["golden"]["file"], fp32["file"]]
         if fp32.get("raw", {}).get("status") == "ok":
             carried.append(fp32["raw"]["file"])
+        if "native" in fp32:
+            carried.append(fp32["native"])
         if "explain" in manifest:
             carried.append(manifest["explain"]["background"]["file"])
         for entry in carried:
@@ -207,7 +214,10 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
                             method={"method": "original"},
                             output_levels=output_levels(staging / fp32["file"]["path"], "onnx"),
                             tie_share=tie_share(fp32_probabilities))]
-        kept["fp32"] = {**kept["fp32"], "output": table[0].output_record()}
+        if "native" not in fp32:  # a bundle from before the native backend gets its weights now
+            fp32 = {**fp32, "native": write_native_variant(staging / fp32["file"]["path"], staging, "fp32",
+                                                           fp32_runner, rows.parity_x)}
+        kept["fp32"] = {**fp32, "output": table[0].output_record()}
         runners = {"fp32": fp32_runner}
         sources: dict[str, dict] = {}
         built: dict[str, tuple] = {}
@@ -246,6 +256,9 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
                 continue
             runners[name] = runner
             row.files = [target_path.name]
+            if conversion.format == "onnx" and conversion.precision == "fp32" and name in NATIVE_VARIANTS:
+                step(f"variant '{name}': native weights")
+                row.native = write_native_variant(target_path, staging, name, runner, rows.parity_x)
             if conversion.format == "onnx":
                 step(f"variant '{name}': raw-field graph")
                 row.raw = write_raw_variant(encoder, target_path, staging, f"{name}.raw.onnx",

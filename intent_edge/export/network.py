@@ -71,3 +71,23 @@ def write_native_weights(onnx_path: Path, target: Path) -> None:
         arrays[f"bias_{index}"] = layer.bias
     with open(target, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+def native_file_name(variant: str) -> str:
+    return f"{variant}.native.npz"
+
+
+def write_native_variant(onnx_path: Path, directory: Path, variant: str, reference, rows: np.ndarray) -> dict:
+    """Write ``variant``'s native weights beside it in ``directory`` and return their manifest file entry.
+    Where the native extension is built, its outputs on ``rows`` are first checked against ``reference``
+    (the variant's ONNX runner) to the fp32 tolerance; a mismatch raises, as any failed export does."""
+    from intent_edge.parity import compare
+    from intent_edge.runtime.backends import BACKENDS
+    from intent_edge.runtime.bundle import describe_file
+
+    name = native_file_name(variant)
+    write_native_weights(onnx_path, Path(directory) / name)
+    if BACKENDS["native"].is_available():
+        native = BACKENDS["native"].load(Path(directory) / name)
+        compare(reference.infer(rows), native.infer(rows), "fp32").require(f"the native weights of {variant}")
+    return describe_file(Path(directory), name)

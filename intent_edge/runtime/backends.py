@@ -48,11 +48,22 @@ class Runner(Protocol):
 
 @dataclass(frozen=True)
 class Backend:
+    """One way to run a variant. A backend runs the variant's ``file_key`` file, where the variant has one
+    (and, with a ``model_format``, is of that format): ONNX Runtime, LiteRT and TensorRT run the variant's
+    own file; the native backend runs the weights file beside variants of several formats."""
+
     name: str
-    model_format: str  # the file type it runs, as written in the manifest; also the file suffix
+    model_format: str | None  # the variant format it runs, as the manifest writes it (also the file suffix)
     module: str  # the Python module it needs
     install_hint: str
     load: Callable[..., Runner]  # load(path, *, threads=None) -> Runner
+    file_key: str = "file"  # the variant entry's key of the file this backend loads
+
+    def variant_file(self, entry: Mapping) -> dict | None:
+        """The manifest file entry this backend runs for the variant ``entry``, or None if it cannot."""
+        if self.model_format is not None and entry.get("format") != self.model_format:
+            return None
+        return entry.get(self.file_key)
 
     def is_available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -309,30 +320,48 @@ def _tensorrt_runner(path: Path, *, threads: int | None = None) -> Runner:
     return TensorRTRunner(path, threads=threads)
 
 
+def _native_runner(path: Path, *, threads: int | None = None) -> Runner:
+    from intent_edge.runtime.native import NativeRunner
+
+    return NativeRunner(path, threads=threads)
+
+
+_NATIVE_HINT = "reinstall intent-edge where a C compiler is available (the extension is built at install time)"
+
+# In order of preference for backend="auto": the compiled kernel where the variant has its weights and the
+# extension is built, then the interpreters.
 BACKENDS: dict[str, Backend] = {
+    "native": Backend("native", None, "intent_edge.runtime._native", _NATIVE_HINT, _native_runner, "native"),
     "onnxruntime": Backend("onnxruntime", "onnx", "onnxruntime", _ORT_HINT, OnnxRuntimeRunner),
     "litert": Backend("litert", "tflite", "ai_edge_litert", "pip install 'intent-edge[cpu]'", LiteRTRunner),
     "tensorrt": Backend("tensorrt", "engine", "tensorrt", _TRT_HINT, _tensorrt_runner),
 }
 
 
-def backend_for(model_format: str, requested: str = "auto") -> Backend:
-    """The backend to run a variant of ``model_format``: the one requested, or the first available."""
+def backend_for(entry: Mapping, requested: str = "auto") -> tuple[Backend, dict]:
+    """The backend to run the variant ``entry`` (a manifest variant entry) and the file it loads: the one
+    requested, or the first available that can run it."""
     if requested != "auto":
         if requested not in BACKENDS:
             raise BackendUnavailable(f"unknown backend '{requested}'; known: {', '.join(BACKENDS)}")
         backend = BACKENDS[requested]
-        if backend.model_format != model_format:
-            raise BackendUnavailable(f"backend '{requested}' runs {backend.model_format} models, not {model_format}")
+        file = backend.variant_file(entry)
+        if file is None:
+            if backend.file_key == "native":
+                from intent_edge.runtime.native import REBUILD_HINT
+
+                raise BackendUnavailable(f"backend 'native': this variant has no native weights file; {REBUILD_HINT}")
+            raise BackendUnavailable(f"backend '{requested}' runs {backend.model_format} models, not "
+                                     f"{entry.get('format')}")
         backend.require()
-        return backend
-    candidates = [b for b in BACKENDS.values() if b.model_format == model_format]
+        return backend, file
+    candidates = [(b, b.variant_file(entry)) for b in BACKENDS.values() if b.variant_file(entry) is not None]
     if not candidates:
-        raise BackendUnavailable(f"no backend runs {model_format} models")
-    for backend in candidates:
+        raise BackendUnavailable(f"no backend runs {entry.get('format')} models")
+    for backend, file in candidates:
         if backend.is_available():
-            return backend
-    candidates[0].require()
+            return backend, file
+    candidates[-1][0].require()
     raise AssertionError("unreachable")
 
 

@@ -117,7 +117,7 @@ def file_entries(manifest: dict) -> list[dict]:
 
     entries = [manifest["source_model"]["file"], manifest["golden"]["file"]]
     for variant in manifest.get("variants", {}).values():
-        entries += [variant["file"], *raw(variant)]
+        entries += [variant["file"], *raw(variant), *([variant["native"]] if "native" in variant else [])]
     entries += [source["file"] for source in manifest.get("sources", {}).values()]
     step = manifest.get("step", {})
     entries += [e["file"] for e in (*step.get("backends", {}).values(), *step.get("int8", {}).values())]

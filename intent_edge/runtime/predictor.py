@@ -54,8 +54,8 @@ class Predictor:
             encoder = Encoder.from_spec(manifest["encoder"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{bundle}: the encoder spec in the manifest is invalid ({exc})") from None
-        chosen = backend_for(entry["format"], backend)
-        runner = chosen.load_model(resolve_file(bundle, entry["file"]), encoder.width, threads=threads)
+        chosen, file = backend_for(entry, backend)
+        runner = chosen.load_model(resolve_file(bundle, file), encoder.width, threads=threads)
         return cls(manifest, encoder, runner, name, strict=strict, bundle=Path(bundle), threads=threads)
 
     @property

@@ -18,6 +18,7 @@ from intent_edge.data.io import Dataset
 from intent_edge.data.quality import data_quality, leakage_warnings, quality_lines
 from intent_edge.data.schema import Schema
 from intent_edge.errors import BundleError, DataError, UsageError
+from intent_edge.export.network import write_native_variant
 from intent_edge.fileio import atomic_directory
 from intent_edge.parity import PARITY_ROWS, compare
 from intent_edge.raw_graph import raw_metadata, spec_sha256, write_raw_variant
@@ -296,6 +297,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
                                 reference=runner, precision="fp32",
                                 metadata=raw_metadata("fp32", fitted.threshold, spec))
         step(f"raw-field graph: {raw['status']}")
+        native = write_native_variant(staging / "model.onnx", staging, "fp32", runner, golden_x)
 
         step("summarising the training rows as the explanations' background (k-means)")
         explain = write_background(staging, encoder.encode_columns(dataset.features.iloc[train], strict=False), seed)
@@ -320,7 +322,7 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
             "source_model": {"format": "keras", "file": describe_file(staging, "model.keras")},
             "default_variant": "fp32",
             "variants": {"fp32": {"format": "onnx", "precision": "fp32", "file": describe_file(staging, "model.onnx"),
-                                  "opset": ONNX_OPSET, "parity": parity, "raw": raw}},
+                                  "opset": ONNX_OPSET, "parity": parity, "raw": raw, "native": native}},
             "golden": {"file": describe_file(staging, "golden.json"), "rows": len(golden["rows"])},
             "explain": explain,
         }

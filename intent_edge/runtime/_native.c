@@ -1,0 +1,209 @@
+/* The native backend: a session model's network run in process by the same kernel the C export ships
+ * (kernel/ie_kernel.h, included here as it is copied there), so both give the same bits.
+ *
+ * make_network(layers) takes a sequence of (weights, bias, activation): weights a C-contiguous float32
+ * buffer of inputs x outputs, bias a float32 buffer of outputs, activation as ie_kernel.h numbers them;
+ * it copies them and returns a capsule. infer_one(network, row) returns the probability of one encoded
+ * float32 row; infer(network, matrix, out) writes the probability of each row of a float32 matrix into
+ * out (float32, one per row), without the GIL. Buffers of the wrong size or type raise ValueError.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel/ie_kernel.h"
+
+typedef struct {
+    int inputs, outputs, activation;
+    float *weights, *bias;
+} Layer;
+
+typedef struct {
+    int count, width, widest;
+    Layer *layers;
+} Network;
+
+static const char *CAPSULE = "intent_edge.native.network";
+
+static void network_free(Network *network) {
+    if (network == NULL) return;
+    for (int i = 0; i < network->count; i++) {
+        PyMem_Free(network->layers[i].weights);
+        PyMem_Free(network->layers[i].bias);
+    }
+    PyMem_Free(network->layers);
+    PyMem_Free(network);
+}
+
+static void capsule_free(PyObject *capsule) {
+    network_free((Network *)PyCapsule_GetPointer(capsule, CAPSULE));
+}
+
+/* a copy of a float32 buffer of exactly `count` items, or NULL with ValueError set */
+static float *copy_floats(PyObject *source, Py_ssize_t count, const char *what) {
+    Py_buffer view;
+    float *copy;
+    if (PyObject_GetBuffer(source, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (view.itemsize != 4 || view.format == NULL || strcmp(view.format, "f") != 0 || view.len != count * 4) {
+        PyBuffer_Release(&view);
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd contiguous float32 values", what, count);
+        return NULL;
+    }
+    copy = PyMem_Malloc((size_t)view.len);
+    if (copy == NULL) {
+        PyBuffer_Release(&view);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(copy, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return copy;
+}
+
+static PyObject *make_network(PyObject *self, PyObject *args) {
+    PyObject *layers, *sequence;
+    int inputs;
+    Network *network;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iO", &inputs, &layers)) return NULL;
+    sequence = PySequence_Fast(layers, "layers must be a sequence of (weights, bias, activation)");
+    if (sequence == NULL) return NULL;
+    network = PyMem_Calloc(1, sizeof(Network));
+    if (network == NULL) { Py_DECREF(sequence); return PyErr_NoMemory(); }
+    network->count = (int)PySequence_Fast_GET_SIZE(sequence);
+    network->width = inputs;
+    network->widest = inputs;
+    network->layers = PyMem_Calloc((size_t)network->count ? (size_t)network->count : 1, sizeof(Layer));
+    if (network->layers == NULL || network->count == 0) {
+        Py_DECREF(sequence);
+        network_free(network);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a network needs at least one layer");
+        return NULL;
+    }
+    for (int i = 0; i < network->count; i++) {
+        PyObject *weights, *bias;
+        int outputs, activation;
+        Layer *layer = &network->layers[i];
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(sequence, i), "OOii", &weights, &bias, &outputs, &activation)
+            || outputs < 1 || activation < IE_ACTIVATION_NONE || activation > IE_ACTIVATION_SIGMOID) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a layer needs outputs >= 1 and a known activation");
+            Py_DECREF(sequence);
+            network_free(network);
+            return NULL;
+        }
+        layer->inputs = inputs;
+        layer->outputs = outputs;
+        layer->activation = activation;
+        layer->weights = copy_floats(weights, (Py_ssize_t)inputs * outputs, "weights");
+        layer->bias = layer->weights == NULL ? NULL : copy_floats(bias, outputs, "bias");
+        if (layer->bias == NULL) {
+            Py_DECREF(sequence);
+            network_free(network);
+            return NULL;
+        }
+        if (outputs > network->widest) network->widest = outputs;
+        inputs = outputs;
+    }
+    Py_DECREF(sequence);
+    if (inputs != 1) {
+        network_free(network);
+        PyErr_SetString(PyExc_ValueError, "the last layer must have one output (the probability)");
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New(network, CAPSULE, capsule_free);
+    if (capsule == NULL) network_free(network);
+    return capsule;
+}
+
+/* One row through every layer; `scratch` holds 2 * widest floats. */
+static float run(const Network *network, const float *row, float *scratch) {
+    const float *in = row;
+    float *buffers[2] = {scratch, scratch + network->widest};
+    for (int i = 0; i < network->count; i++) {
+        const Layer *layer = &network->layers[i];
+        float *out = buffers[i % 2];
+        ie_dense(in, layer->inputs, layer->weights, layer->bias, layer->outputs, layer->activation, out);
+        in = out;
+    }
+    return in[0];
+}
+
+static Network *network_of(PyObject *capsule) {
+    return (Network *)PyCapsule_GetPointer(capsule, CAPSULE);
+}
+
+#define SMALL_SCRATCH 1024  /* floats on the stack for a network up to 512 units wide */
+
+static PyObject *infer_one(PyObject *self, PyObject *args) {
+    PyObject *capsule, *source;
+    Py_buffer view;
+    float small[SMALL_SCRATCH], *scratch = small, probability;
+    Network *network;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO", &capsule, &source) || (network = network_of(capsule)) == NULL) return NULL;
+    if (PyObject_GetBuffer(source, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (view.itemsize != 4 || strcmp(view.format, "f") != 0 || view.len != (Py_ssize_t)network->width * 4) {
+        PyBuffer_Release(&view);
+        return PyErr_Format(PyExc_ValueError, "expected one float32 row of %d values", network->width);
+    }
+    if (2 * network->widest > SMALL_SCRATCH && (scratch = PyMem_Malloc(8 * (size_t)network->widest)) == NULL) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    probability = run(network, (const float *)view.buf, scratch);
+    if (scratch != small) PyMem_Free(scratch);
+    PyBuffer_Release(&view);
+    return PyFloat_FromDouble((double)probability);
+}
+
+static PyObject *infer(PyObject *self, PyObject *args) {
+    PyObject *capsule, *source, *target;
+    Py_buffer in, out;
+    Network *network;
+    float *scratch;
+    Py_ssize_t rows;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOO", &capsule, &source, &target) || (network = network_of(capsule)) == NULL)
+        return NULL;
+    if (PyObject_GetBuffer(source, &in, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (PyObject_GetBuffer(target, &out, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    rows = out.len / 4;
+    if (in.itemsize != 4 || strcmp(in.format, "f") != 0 || out.itemsize != 4 || strcmp(out.format, "f") != 0
+        || in.len != rows * network->width * 4) {
+        PyBuffer_Release(&in);
+        PyBuffer_Release(&out);
+        return PyErr_Format(PyExc_ValueError, "expected a float32 matrix of %d columns and one float32 output a row",
+                            network->width);
+    }
+    scratch = PyMem_RawMalloc(8 * (size_t)network->widest);
+    if (scratch == NULL) {
+        PyBuffer_Release(&in);
+        PyBuffer_Release(&out);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++)
+        ((float *)out.buf)[r] = run(network, (const float *)in.buf + r * network->width, scratch);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(scratch);
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef METHODS[] = {
+    {"make_network", make_network, METH_VARARGS, "make_network(inputs, layers) -> network capsule"},
+    {"infer_one", infer_one, METH_VARARGS, "infer_one(network, row) -> probability"},
+    {"infer", infer, METH_VARARGS, "infer(network, matrix, out): a probability per row into out"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    return PyModule_Create(&MODULE);
+}

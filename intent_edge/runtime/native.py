@@ -1,0 +1,77 @@
+"""The native backend's runner: a variant's network from its ``VARIANT.native.npz`` weights, run by the
+compiled kernel (``_native.c``, which includes ``kernel/ie_kernel.h``: the same source the C export
+ships), so in-process predictions and the generated C library give the same bits.
+
+The weights file holds plain arrays (read with ``allow_pickle=False``, nothing in it can run):
+``format_version``, ``activations`` and ``weights_I``/``bias_I`` per layer. ``train`` and ``compress``
+write it for every variant the kernel runs (dense ONNX graphs: fp32, distilled, units-50, sparse-80).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from intent_edge.errors import BackendUnavailable, BundleError
+
+NATIVE_FORMAT_VERSION = 1
+REBUILD_HINT = ("rerun `intent-edge compress` (or train again) to write it; bundles written before the native "
+                "backend have none")
+
+
+def load_layers(path: Path) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """(weights, bias, activation) per layer, checked to chain, from a native weights file."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            version = int(arrays["format_version"][0])
+            if version != NATIVE_FORMAT_VERSION:
+                raise BundleError(f"{path}: native weights version {version} is not supported "
+                                  f"(this intent-edge reads {NATIVE_FORMAT_VERSION})")
+            activations = arrays["activations"].astype(int).tolist()
+            layers = [(np.ascontiguousarray(arrays[f"weights_{i}"], dtype=np.float32),
+                       np.ascontiguousarray(arrays[f"bias_{i}"], dtype=np.float32), activation)
+                      for i, activation in enumerate(activations)]
+    except (OSError, ValueError, KeyError) as exc:
+        raise BundleError(f"{path}: not a readable native weights file ({exc})") from None
+    for (weights, bias, _), (after, _, _) in zip(layers, [*layers[1:], (None, None, None)], strict=True):
+        if weights.ndim != 2 or bias.shape != (weights.shape[1],) or (
+                after is not None and after.shape[0] != weights.shape[1]):
+            raise BundleError(f"{path}: the layers' shapes do not chain")
+    return layers
+
+
+class NativeRunner:
+    """A session model on the compiled kernel: ``infer_one`` for single rows, ``infer`` for batches
+    (without the GIL). Thread-safe: the network is read-only and each call has its own scratch."""
+
+    def __init__(self, path: Path, *, threads: int | None = None):
+        try:
+            from intent_edge.runtime import _native
+        except ImportError:
+            raise BackendUnavailable("backend 'native' needs the compiled extension intent_edge.runtime._native, "
+                                     "which was not built (no C compiler at install time): reinstall intent-edge "
+                                     "where a C compiler is available") from None
+        layers = load_layers(Path(path))
+        self.width = layers[0][0].shape[0]
+        self._native = _native
+        self._network = _native.make_network(self.width, [(w, b, w.shape[1], a) for w, b, a in layers])
+        self.input_names, self.output_names = ("features",), ("probability",)
+        self.description = "native (compiled kernel, 1 thread)"
+        del threads  # one thread a call: the network is a few thousand multiply-adds
+
+    def signature(self) -> dict:
+        return {"inputs": [{"name": "features", "dtype": "float32", "shape": [None, self.width]}],
+                "outputs": [{"name": "probability", "dtype": "float32", "shape": [None, 1]}]}
+
+    def infer_one(self, features: np.ndarray) -> float:
+        return self._native.infer_one(self._network, features)
+
+    def infer(self, features: np.ndarray) -> np.ndarray:
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        out = np.empty(len(features), dtype=np.float32)
+        self._native.infer(self._network, features, out)
+        return out
+
+    def run(self, feeds, outputs=None) -> list[np.ndarray]:
+        return [self.infer(next(iter(feeds.values()))).reshape(-1, 1)]

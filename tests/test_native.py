@@ -1,0 +1,103 @@
+"""The native backend (issue 24): the C export's kernel in process, from weights that train and compress
+write beside each dense variant. It equals ONNX Runtime within 1e-6, the C library bit for bit, and one
+Predictor runs it for predict and predict_batch alike."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from intent_edge.data.io import load_dataset
+from intent_edge.errors import BackendUnavailable, BundleError
+from intent_edge.runtime import Predictor
+from intent_edge.runtime.backends import BACKENDS, backend_for
+from intent_edge.runtime.bundle import read_manifest, resolve_file
+
+requires_native = pytest.mark.skipif(not BACKENDS["native"].is_available(),
+                                     reason="the native extension was not built (no C compiler at install time)")
+
+
+@pytest.fixture(scope="module")
+def records(synthetic_csv):
+    return load_dataset(synthetic_csv).features.iloc[:400].to_dict("records")
+
+
+@requires_native
+def test_auto_picks_native_and_it_equals_onnxruntime(tiny_bundle, records):
+    manifest = read_manifest(tiny_bundle)
+    assert "native" in manifest["variants"]["fp32"]  # train writes the weights beside the fp32 graph
+    native, interpreter = Predictor.load(tiny_bundle), Predictor.load(tiny_bundle, backend="onnxruntime")
+    assert native.runner.description.startswith("native")
+    single = np.array([native.predict(r) for r in records], dtype=np.float32)
+    batch = native.predict_batch(records)
+    assert np.array_equal(single, batch)  # one backend for both paths: they never disagree
+    np.testing.assert_allclose(batch, interpreter.predict_batch(records), rtol=0, atol=1e-6)
+
+
+@requires_native
+def test_compressed_dense_variants_get_native_weights(tiny_bundle, synthetic_csv, records, tmp_path):
+    from intent_edge.compress.pipeline import compress_bundle
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    methods = ["original", "sparse-80", "onnx-fp32", "int8-dynamic"]
+    manifest = compress_bundle(bundle, load_dataset(synthetic_csv), methods=methods, max_auc_drop=1.0)
+    assert {"fp32", "sparse-80"} <= {v for v, e in manifest["variants"].items() if "native" in e}
+    assert "native" not in manifest["variants"]["int8-dynamic"]  # the kernel runs dense fp32 graphs only
+    for variant in ("fp32", "sparse-80"):
+        native = Predictor.load(bundle, variant, backend="native").predict_batch(records)
+        interpreter = Predictor.load(bundle, variant, backend="onnxruntime").predict_batch(records)
+        np.testing.assert_allclose(native, interpreter, rtol=0, atol=1e-6)
+    assert backend_for(manifest["variants"]["int8-dynamic"])[0].name == "onnxruntime"
+
+
+def test_a_bundle_without_native_weights_says_to_rerun_compress(tiny_bundle, tmp_path):
+    from intent_edge.runtime.bundle import write_manifest
+
+    bundle = tmp_path / "old"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = read_manifest(bundle)
+    manifest["variants"]["fp32"].pop("native", None)
+    write_manifest(bundle, manifest)
+    with pytest.raises(BackendUnavailable, match="no native weights file; rerun `intent-edge compress`"):
+        Predictor.load(bundle, backend="native")
+    assert Predictor.load(bundle).runner.description.startswith("onnxruntime")  # auto falls back
+
+
+def test_a_damaged_weights_file_is_refused(tmp_path):
+    from intent_edge.runtime.native import load_layers
+
+    path = tmp_path / "w.npz"
+    np.savez(path, format_version=np.array([1]), activations=np.array([1, 2]),
+             weights_0=np.ones((4, 3), np.float32), bias_0=np.ones(3, np.float32),
+             weights_1=np.ones((2, 1), np.float32), bias_1=np.ones(1, np.float32))
+    with pytest.raises(BundleError, match="do not chain"):
+        load_layers(path)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(BundleError, match="not a readable native weights file"):
+        load_layers(path)
+
+
+@requires_native
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_the_native_backend_and_the_c_library_give_the_same_bits(tiny_bundle, tmp_path):
+    """The int-free fp32 path: the same kernel source, so the same float32 bits, record for record."""
+    from intent_edge.export.c import export_c
+
+    export_c(tiny_bundle, tmp_path / "c")
+    built = subprocess.run(["gcc", "-std=c99", "-O2", "-ffp-contract=off", "intent_edge_model.c",
+                            "intent_edge_model_test.c", "-lm", "-o", "harness"], cwd=tmp_path / "c",
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    printed = subprocess.run(["./harness", "--print"], cwd=tmp_path / "c", capture_output=True, text=True).stdout
+    golden = [line.split() for line in printed.splitlines()[:256]]
+    predictor = Predictor.load(tiny_bundle, backend="native")
+    import json
+
+    records = [row["record"] for row in json.loads(resolve_file(tiny_bundle, read_manifest(tiny_bundle)["golden"]
+                                                                ["file"]).read_text())["rows"]]
+    for (status, _, hexadecimal), record in zip(golden, records, strict=True):
+        assert status == "0" and float.fromhex(hexadecimal) == float(np.float32(predictor.predict(record)))
