@@ -22,6 +22,9 @@ demo: install
 	$(BIN)/intent-edge train $(DEMO)/sessions.csv --label Revenue --out $(DEMO)/bundle --plots $(DEMO)/plots
 	$(BIN)/intent-edge compress $(DEMO)/bundle --data $(DEMO)/sessions.csv --target cpu
 	$(BIN)/intent-edge info $(DEMO)/bundle
+	if command -v cc >/dev/null 2>&1; then \
+	  $(BIN)/intent-edge export $(DEMO)/bundle --format c --out $(DEMO)/c-library --build; \
+	else echo "no C compiler: the C library is not built (apt-get install gcc)"; fi
 	$(BIN)/intent-edge data synth --rows 1000 --seed 1 --out $(DEMO)/new-sessions.csv
 	$(BIN)/intent-edge score $(DEMO)/bundle $(DEMO)/new-sessions.csv --output $(DEMO)/scored.csv --keep all
 	$(BIN)/intent-edge evaluate $(DEMO)/new-sessions.csv --bundle $(DEMO)/bundle --json $(DEMO)/evaluation.json \

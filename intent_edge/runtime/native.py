@@ -9,6 +9,7 @@ write it for every variant the kernel runs (dense ONNX graphs: fp32, distilled, 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,11 @@ class NativeRunner:
 
     def infer_one(self, features: np.ndarray) -> float:
         return self._native.infer_one(self._network, features)
+
+    def bind(self, row: np.ndarray):
+        """A call with no arguments that returns ``infer_one(row)`` for ``row`` as it is at the time: the
+        buffer is acquired once, not per call (the Predictor binds its per-thread input row)."""
+        return functools.partial(self._native.infer_bound, self._native.bind(self._network, row))
 
     def infer(self, features: np.ndarray) -> np.ndarray:
         features = np.ascontiguousarray(features, dtype=np.float32)

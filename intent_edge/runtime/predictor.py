@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -62,10 +63,13 @@ class Predictor:
     def feature_names(self) -> tuple[str, ...]:
         return self.encoder.names
 
-    def _new_buffer(self) -> tuple[np.ndarray, np.ndarray]:
-        """This thread's input matrix ``(1, width)`` and its one row, allocated once per thread."""
+    def _new_buffer(self) -> tuple[np.ndarray, np.ndarray, Any]:
+        """This thread's input matrix ``(1, width)``, its one row, and the call that runs the model on it
+        (bound to the matrix where the runner can bind, as the native one does), made once per thread."""
         matrix = np.zeros((1, self.encoder.width), dtype=np.float32)
-        self._local.buffer = buffer = (matrix, matrix[0])
+        bind = getattr(self.runner, "bind", None)
+        call = bind(matrix) if bind is not None else functools.partial(self.runner.infer_one, matrix)
+        self._local.buffer = buffer = (matrix, matrix[0], call)
         return buffer
 
     def encode(self, records: Any) -> np.ndarray:
@@ -82,11 +86,11 @@ class Predictor:
     def predict(self, record: Mapping[str, Any]) -> float:
         """Purchase probability for one raw record (a mapping of field name to value)."""
         try:
-            matrix, row = self._local.buffer
+            _, row, run = self._local.buffer
         except AttributeError:
-            matrix, row = self._new_buffer()
+            _, row, run = self._new_buffer()
         self.encoder.encode_record(record, row, strict=self.strict)
-        return self.runner.infer_one(matrix)
+        return run()
 
     def predict_batch(self, records: Any) -> np.ndarray:
         """Purchase probabilities (float32) for a batch of raw records."""
