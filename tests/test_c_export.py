@@ -184,3 +184,34 @@ def test_unsupported_variants_and_bundles_are_refused_by_name(full_size_bundle, 
         export_c(full_size_bundle, tmp_path / "x", variant="nope")
     with pytest.raises(UsageError, match="--prefix must be a C identifier"):
         export_c(full_size_bundle, tmp_path / "x", prefix="2fast")
+
+
+def _wasm_toolchain() -> str | None:
+    """Why the WebAssembly build cannot run here, or None where clang targets wasm32-wasi and Node runs it."""
+    if shutil.which("clang") is None or shutil.which("node") is None:
+        return "clang or node is not installed (CI installs clang, wasi-libc, libclang-rt-dev-wasm32 and lld)"
+    probe = subprocess.run(["clang", "--target=wasm32-wasi", "--sysroot=/usr", "-x", "c", "-", "-o", "/dev/null"],
+                           input="#include <math.h>\nint main(void){return (int)exp(0.0) - 1;}", capture_output=True,
+                           text=True)
+    return None if probe.returncode == 0 else f"clang cannot build for wasm32-wasi: {probe.stderr.strip()[:200]}"
+
+
+@requires_gcc
+def test_webassembly_in_node_gives_the_native_bits(exported):
+    """The same C built for wasm32-wasi (clang, wasi-libc) passes its harness under Node's WASI, and prints
+    bit for bit what the native build prints."""
+    missing = _wasm_toolchain()
+    if missing:
+        pytest.skip(missing)
+    runner = Path(__file__).resolve().parents[1] / "examples" / "wasm" / "run.mjs"
+    built = subprocess.run(["clang", "--target=wasm32-wasi", "--sysroot=/usr", *STRICT, "intent_edge_model.c",
+                            "intent_edge_model_test.c", "-lm", "-o", "harness.wasm"], cwd=exported,
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0 and not built.stderr, built.stderr[-3000:]
+    checked = subprocess.run(["node", str(runner), "harness.wasm"], cwd=exported, capture_output=True, text=True,
+                             timeout=600)
+    assert checked.returncode == 0 and "cases 2320, failures 0" in checked.stdout, checked.stdout + checked.stderr
+    printed = subprocess.run(["node", str(runner), "harness.wasm", "--print"], cwd=exported, capture_output=True,
+                             text=True, timeout=600)
+    native = compile_and_run(exported, "intent_edge_model", "gcc", args=["--print"])
+    assert printed.stdout == native.stdout

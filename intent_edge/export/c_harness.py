@@ -102,7 +102,9 @@ def harness(encoder: Encoder, cases: list[dict], facts: dict) -> str:
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#ifndef __wasi__
 #include <time.h>
+#endif
 
 #include "{p}.h"
 
@@ -144,6 +146,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "case %d: probability %.9g, expected %.9g\\n", i, probability, expected[i]);
         }}
     }}
+#ifndef __wasi__ /* WASI has no process clock */
     if (time_it) {{
         int round, rounds = 2000;
         float sink = 0.0f;
@@ -158,6 +161,9 @@ int main(int argc, char **argv)
         printf("ns_per_record %.1f (sum %g)\\n",
                1e9 * (double)(clock() - started) / CLOCKS_PER_SEC / ((double)rounds * GOLDEN), (double)sink);
     }}
+#else
+    (void)time_it;
+#endif
     printf("cases %d, failures %d, max |dp| %.3g\\n", CASES, failures, worst);
     return failures ? 1 : 0;
 }}
