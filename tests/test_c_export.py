@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -215,3 +216,66 @@ def test_webassembly_in_node_gives_the_native_bits(exported):
                              text=True, timeout=600)
     native = compile_and_run(exported, "intent_edge_model", "gcc", args=["--print"])
     assert printed.stdout == native.stdout
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _tsv_line(case: dict, encoder) -> str:
+    """A harness case as a line of examples/java/CheckCases' input."""
+    from intent_edge.runtime.encoder import NumericFeature
+
+    values = []
+    for feature, number, text in zip(encoder.features, case["numbers"], case["texts"], strict=True):
+        if not isinstance(feature, NumericFeature):
+            values.append("\\N" if text is None else _escape(text))
+        elif math.isnan(number):
+            values.append("\\N")
+        else:
+            values.append({math.inf: "Infinity", -math.inf: "-Infinity"}.get(number, repr(number)))
+    return "\t".join([str(int(case["lenient"])), str(case["status"]), str(case["field"]), repr(case["probability"]),
+                      *values])
+
+
+@requires_gcc
+def test_java_through_jni_reproduces_the_python_runtime(full_size_bundle, exported, tmp_path):
+    """Java 17 calls the library through examples/java: the golden, lenient and bad records, and held-out
+    UCI records where the shared file exists, within 1e-6 of the Python runtime."""
+    javac = shutil.which("javac")
+    if javac is None or shutil.which("java") is None:
+        pytest.skip("no Java 17 JDK (javac, java) is installed")
+    home = Path(javac).resolve().parents[1]
+    if not (home / "include" / "jni.h").is_file():
+        pytest.skip(f"the JDK at {home} has no JNI headers")
+    from intent_edge.export.c_harness import _expected, harness_cases
+    from intent_edge.runtime import Predictor
+    from intent_edge.runtime.bundle import read_manifest
+    from intent_edge.runtime.encoder import Encoder
+
+    from .conftest import UCI_CSV
+
+    manifest = read_manifest(full_size_bundle)
+    encoder = Encoder.from_spec(manifest["encoder"])
+    cases = harness_cases(full_size_bundle, manifest, "fp32", encoder)
+    if UCI_CSV.is_file():  # records this bundle never saw, from the real file of the same layout
+        strict, lenient = (Predictor.load(full_size_bundle, "fp32", backend="onnxruntime", strict=s) for s in (1, 0))
+        frame = load_dataset(UCI_CSV, "Revenue").features
+        cases += [_expected(strict, lenient, record, False, encoder) for record in frame.to_dict("records")[:3000]]
+    (tmp_path / "cases.tsv").write_text("".join(_tsv_line(case, encoder) + "\n" for case in cases),
+                                        encoding="utf-8")
+    examples = Path(__file__).resolve().parents[1] / "examples" / "java"
+    for name in ("IntentEdgeModel.java", "CheckCases.java", "intent_edge_jni.c"):
+        shutil.copy(examples / name, tmp_path / name)
+    built = subprocess.run(["gcc", "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-shared",
+                            "-fPIC", f"-I{home / 'include'}", f"-I{home / 'include' / 'linux'}", f"-I{exported}",
+                            str(exported / "intent_edge_model.c"), "intent_edge_jni.c", "-lm", "-o",
+                            "libintent_edge_model.so"], cwd=tmp_path, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    compiled = subprocess.run(["javac", "IntentEdgeModel.java", "CheckCases.java"], cwd=tmp_path, capture_output=True,
+                              text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    checked = subprocess.run(["java", "-cp", ".", "CheckCases", "./libintent_edge_model.so", "cases.tsv"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0 and f"cases {len(cases)}, failures 0" in checked.stdout, (checked.stdout
+                                                                                             + checked.stderr[-2000:])
