@@ -37,8 +37,9 @@ def _expected(predictor, lenient_predictor, record: dict, lenient: bool, encoder
     """What the Python runtime gives for ``record`` as the harness states it: a probability, or the status
     and field of its RecordError."""
     numbers, texts = _values(record, encoder)
-    plain = {f.name: (None if (isinstance(f, NumericFeature) and math.isnan(n)) else n)
-             if isinstance(f, NumericFeature) else t for f, n, t in zip(encoder.features, numbers, texts, strict=True)}
+    # the record as the C library sees it, back in Python's terms: None where C gets NaN or NULL
+    plain = {f.name: t if isinstance(f, CategoricalFeature) else None if math.isnan(n) else n
+             for f, n, t in zip(encoder.features, numbers, texts, strict=True)}
     try:
         probability = (lenient_predictor if lenient else predictor).predict(plain)
         return {"numbers": numbers, "texts": texts, "lenient": lenient, "status": 0, "field": -1,
