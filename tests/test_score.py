@@ -186,3 +186,24 @@ def test_lenient_scoring_takes_blank_categories_as_unknown_in_every_chunk(tiny_b
     score_file(lenient, source, tmp_path / "o.csv", chunk_rows=10)
     expected = lenient.predict_batch(frame.drop(columns=["session_id"]).to_dict("records"))
     np.testing.assert_allclose(pd.read_csv(tmp_path / "o.csv")["probability"], expected, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "native"])
+def test_score_runs_the_backend_asked_for(tiny_bundle, records, tmp_path, backend):
+    from typer.testing import CliRunner
+
+    from intent_edge.cli import app
+    from intent_edge.runtime.backends import BACKENDS
+
+    if not BACKENDS[backend].is_available():
+        pytest.skip(f"backend {backend} is not available here")
+    records.to_csv(tmp_path / "in.csv", index=False)
+    result = CliRunner().invoke(app, ["score", str(tiny_bundle), str(tmp_path / "in.csv"), "--output",
+                                      str(tmp_path / "out.csv"), "--backend", backend])
+    assert result.exit_code == 0, result.output
+    expected = Predictor.load(tiny_bundle, backend=backend).predict_batch(
+        records.drop(columns=["session_id"]).to_dict("records"))
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "out.csv")["probability"].to_numpy(), expected, atol=1e-6)
+    result = CliRunner().invoke(app, ["score", str(tiny_bundle), str(tmp_path / "in.csv"), "--output",
+                                      str(tmp_path / "x.csv"), "--backend", "quantum"])
+    assert result.exit_code == 2 and "unknown backend 'quantum'" in result.output
