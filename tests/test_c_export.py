@@ -49,7 +49,8 @@ def full_size_bundle(tmp_path_factory):
     bundle = directory / "bundle"
     train_bundle(load_dataset(data, "Revenue"), bundle, recipe=MLPRecipe(max_epochs=2, patience=1, teacher="none"),
                  seed=0)
-    compress_bundle(bundle, load_dataset(data), methods=["sparse-80"], max_auc_drop=1.0)
+    compress_bundle(bundle, load_dataset(data), methods=["original", "sparse-80", "onnx-fp32", "litert-int8"],
+                    max_auc_drop=1.0)
     return bundle
 
 
@@ -177,7 +178,8 @@ def test_unsupported_variants_and_bundles_are_refused_by_name(full_size_bundle, 
     from intent_edge.errors import UsageError
     from intent_edge.export.c import choose_variant, export_c
 
-    manifest = {"default_variant": "litert-int8", "variants": {"fp32": {}, "int8-dynamic": {}, "litert-int8": {}}}
+    manifest = {"default_variant": "int8-dynamic", "variants": {"fp32": {}, "int8-dynamic": {}, "litert-int8": {}}}
+    assert choose_variant({**manifest, "default_variant": "litert-int8"}, None) == "litert-int8"
     assert choose_variant(manifest, None) == "fp32"  # the default variant is not supported: fp32
     with pytest.raises(UsageError, match="'int8-dynamic' cannot be compiled to C; the supported variants are: fp32"):
         choose_variant(manifest, "int8-dynamic")
@@ -279,3 +281,29 @@ def test_java_through_jni_reproduces_the_python_runtime(full_size_bundle, export
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert checked.returncode == 0 and f"cases {len(cases)}, failures 0" in checked.stdout, (checked.stdout
                                                                                              + checked.stderr[-2000:])
+
+
+@requires_gcc
+def test_the_int8_library_is_integer_only_small_and_equals_litert(full_size_bundle, tmp_path):
+    """litert-int8 compiled: int32 accumulators, fixed-point requantisation and a logistic table from the
+    .tflite's scales; within one output step of LiteRT on every harness case, under 16 KiB, and the same bits
+    in WebAssembly."""
+    from intent_edge.export.c import export_c
+    from intent_edge.export.c_build import object_size
+
+    out = tmp_path / "int8"
+    export_c(full_size_bundle, out, variant="litert-int8")
+    assert "ie_dense_int8(" in (out / "intent_edge_model.c").read_text()
+    assert "ie_dense(" not in (out / "intent_edge_model.c").read_text()  # no float layer is left
+    native = compile_and_run(out, "intent_edge_model", "gcc", args=["--print"])
+    assert native.returncode == 0 and "cases 2320, failures 0" in native.stdout, native.stderr
+    size, _ = object_size("gcc", out, "intent_edge_model.c", "-Os")
+    assert size <= 16 * 1024, f"int8 library {size} bytes at -Os"
+    if _wasm_toolchain() is None:
+        built = subprocess.run(["clang", "--target=wasm32-wasi", "--sysroot=/usr", *STRICT, "intent_edge_model.c",
+                                "intent_edge_model_test.c", "-lm", "-o", "harness.wasm"], cwd=out,
+                               capture_output=True, text=True)
+        assert built.returncode == 0 and not built.stderr, built.stderr
+        runner = Path(__file__).resolve().parents[1] / "examples" / "wasm" / "run.mjs"
+        wasm = subprocess.run(["node", str(runner), "harness.wasm", "--print"], cwd=out, capture_output=True, text=True)
+        assert wasm.returncode == 0 and wasm.stdout == native.stdout

@@ -22,19 +22,18 @@ import json
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
 from intent_edge.errors import BundleError, UsageError
 from intent_edge.export.c_harness import harness, harness_cases
-from intent_edge.export.c_source import STATUSES, c_double, c_float, c_string, floats_literal
-from intent_edge.export.network import DenseLayer, dense_layers
+from intent_edge.export.c_network import network_inputs, network_source
+from intent_edge.export.c_source import STATUSES, c_double, c_float, c_string
+from intent_edge.export.network import dense_layers, int8_network
 from intent_edge.raw_graph import input_names
 from intent_edge.runtime.bundle import MANIFEST_NAME, read_manifest, resolve_file, sha256_of, verify_files
 from intent_edge.runtime.encoder import MAX_STANDARD_SCORE, CategoricalFeature, Encoder, NumericFeature
 
-SUPPORTED_VARIANTS = ("fp32", "distilled", "units-50", "sparse-80")
+INT8_VARIANTS = ("litert-int8", "units-50-litert-int8", "distilled-litert-int8")
+SUPPORTED_VARIANTS = ("fp32", "distilled", "units-50", "sparse-80", *INT8_VARIANTS)
 KERNEL_NAME = "ie_kernel.h"
-SPARSE_BELOW = 0.5  # a layer with more zero weights than this is written sparse
 _C_KEYWORDS = frozenset((
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
     "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
@@ -82,20 +81,21 @@ def export_c(bundle: str | Path, out: str | Path, *, variant: str | None = None,
     verify_files(bundle, manifest)
     name = choose_variant(manifest, variant)
     entry = manifest["variants"][name]
-    if entry["format"] != "onnx":
-        raise UsageError(f"variant {name!r} is {entry['format']}, not a dense ONNX graph")
-    layers = dense_layers(resolve_file(bundle, entry["file"]))
+    path = resolve_file(bundle, entry["file"])
+    network = int8_network(path) if name in INT8_VARIANTS else dense_layers(path)
     encoder = Encoder.from_spec(manifest["encoder"])
-    if layers[0].weights.shape[0] != encoder.width:
-        raise BundleError(f"{bundle}: variant {name} takes {layers[0].weights.shape[0]} inputs, the encoder gives "
+    if network_inputs(network) != encoder.width:
+        raise BundleError(f"{bundle}: variant {name} takes {network_inputs(network)} inputs, the encoder gives "
                           f"{encoder.width}")
     cases = harness_cases(bundle, manifest, name, encoder)
+    # an int8 library answers in its output quantum's steps: it may differ from LiteRT's by one of them
+    tolerance = network.output_scale + 1e-6 if name in INT8_VARIANTS else 1e-6
     facts = {"prefix": prefix, "variant": name, "threshold": float(manifest["threshold"]["value"]),
-             "manifest_sha256": sha256_of(bundle / MANIFEST_NAME)}
+             "manifest_sha256": sha256_of(bundle / MANIFEST_NAME), "tolerance": tolerance}
     members = member_names(encoder.names)
     with atomic_directory(out) as staging:
-        (staging / f"{prefix}.h").write_text(header(encoder, layers, members, facts), encoding="utf-8")
-        (staging / f"{prefix}.c").write_text(library(encoder, layers, members, facts), encoding="utf-8")
+        (staging / f"{prefix}.h").write_text(header(encoder, network, members, facts), encoding="utf-8")
+        (staging / f"{prefix}.c").write_text(library(encoder, network, members, facts), encoding="utf-8")
         (staging / KERNEL_NAME).write_bytes(kernel_source())
         (staging / f"{prefix}_test.c").write_text(harness(encoder, cases, facts), encoding="utf-8")
         (staging / "BUILD.md").write_text(build_note(facts), encoding="utf-8")
@@ -104,8 +104,9 @@ def export_c(bundle: str | Path, out: str | Path, *, variant: str | None = None,
 
 
 # ---- the header ---------------------------------------------------------------------------------------
-def header(encoder: Encoder, layers: list[DenseLayer], members: dict, facts: dict) -> str:
+def header(encoder: Encoder, network, members: dict, facts: dict) -> str:
     p, P = facts["prefix"], facts["prefix"].upper()
+    layers = network.layers if hasattr(network, "layers") else network
     widest = max(max(layer.weights.shape) for layer in layers)
     fields = "\n".join(f"    {'double' if isinstance(f, NumericFeature) else 'const char *'} {members[f.name]};"
                        f"  /* {json.dumps(f.name)[1:-1].replace('*/', '* /')} */" for f in encoder.features)
@@ -171,38 +172,9 @@ int {p}_predict_values_lenient(const double *numbers, const char *const *texts, 
 
 
 # ---- the library --------------------------------------------------------------------------------------
-def _layer_source(index: int, layer: DenseLayer) -> tuple[str, str]:
-    """The layer's tables and its call (input ``a``, output ``b``)."""
-    inputs, outputs = layer.weights.shape
-    activation = {"relu": "IE_ACTIVATION_RELU", "sigmoid": "IE_ACTIVATION_SIGMOID"}[layer.activation]
-    bias = f"static const float layer{index}_bias[{outputs}] = {{\n{floats_literal(layer.bias)}\n}};\n"
-    if layer.sparsity > SPARSE_BELOW and outputs <= 65535:
-        rows, columns = np.nonzero(layer.weights)
-        starts = np.searchsorted(rows, np.arange(inputs + 1))
-        values = layer.weights[rows, columns]
-        tables = (bias + f"static const int layer{index}_starts[{inputs + 1}] = {{{', '.join(map(str, starts))}}};\n"
-                  f"static const unsigned short layer{index}_columns[{max(len(columns), 1)}] = "
-                  f"{{{', '.join(map(str, columns)) or '0'}}};\n"
-                  f"static const float layer{index}_values[{max(len(values), 1)}] = "
-                  f"{{\n{floats_literal(values) or '0.0f'}\n}};\n")
-        call = (f"ie_sparse({{in}}, {inputs}, layer{index}_starts, layer{index}_columns, layer{index}_values, "
-                f"layer{index}_bias, {outputs}, {activation}, {{out}});")
-    else:
-        tables = bias + (f"static const float layer{index}_weights[{inputs * outputs}] = "
-                         f"{{\n{floats_literal(layer.weights)}\n}};\n")
-        call = f"ie_dense({{in}}, {inputs}, layer{index}_weights, layer{index}_bias, {outputs}, {activation}, {{out}});"
-    return tables, call
-
-
-def library(encoder: Encoder, layers: list[DenseLayer], members: dict, facts: dict) -> str:
+def library(encoder: Encoder, network, members: dict, facts: dict) -> str:
     p, P = facts["prefix"], facts["prefix"].upper()
-    tables, calls, buffers = [], [], ["row", "first", "second"]
-    for index, layer in enumerate(layers):
-        source, call = _layer_source(index, layer)
-        tables.append(source)
-        into = "probability_out" if index == len(layers) - 1 else buffers[1 + index % 2]
-        calls.append("    " + call.format(**{"in": buffers[0] if index == 0 else buffers[1 + (index - 1) % 2],
-                                              "out": into}))
+    tables, body = network_source(network, P)
     vocabularies, field_rows = [], []
     for position, (feature, offset) in enumerate(zip(encoder.features, encoder.offsets, strict=True)):
         if isinstance(feature, CategoricalFeature):
@@ -259,7 +231,7 @@ static const {p}_field {p}_fields[{P}_FIELD_COUNT] = {{
 {(',' + chr(10)).join(field_rows)}
 }};
 
-{''.join(tables)}
+{tables}
 static const unsigned int {p}_spaces[] = {{{spaces}}};
 
 /* The code point starting at s[0] (length n >= 1) and its byte length; malformed UTF-8 reads as one
@@ -376,12 +348,10 @@ static int {p}_encode(const double *numbers, const char *const *texts, int lenie
 
 static int {p}_run(const double *numbers, const char *const *texts, int lenient, float *probability, int *bad_field)
 {{
-    float row[{P}_INPUT_WIDTH], first[{P}_WIDEST_LAYER], second[{P}_WIDEST_LAYER], probability_out[1];
+    float row[{P}_INPUT_WIDTH];
     int status = {p}_encode(numbers, texts, lenient, row, bad_field);
-    (void)first; (void)second;
     if (status != {P}_OK) return status;
-{chr(10).join(calls)}
-    *probability = probability_out[0];
+{body}
     *bad_field = -1;
     return {P}_OK;
 }}

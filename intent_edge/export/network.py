@@ -91,3 +91,89 @@ def write_native_variant(onnx_path: Path, directory: Path, variant: str, referen
         native = BACKENDS["native"].load(Path(directory) / name)
         compare(reference.infer(rows), native.infer(rows), "fp32").require(f"the native weights of {variant}")
     return describe_file(Path(directory), name)
+
+
+@dataclass(frozen=True)
+class Int8Layer:
+    weights: np.ndarray  # int8 [outputs, inputs], as LiteRT stores them
+    bias: np.ndarray  # int32 [outputs]
+    multipliers: np.ndarray  # int64 [outputs]: Q31 fixed-point requantisation multipliers
+    shifts: np.ndarray  # int [outputs]
+    input_zero_point: int
+    output_zero_point: int
+    low: int  # the clamp after requantisation (a fused ReLU raises it to the output zero point)
+    high: int
+
+
+@dataclass(frozen=True)
+class Int8Network:
+    """A LiteRT full-integer session model: float input quantised, int8 dense layers, an int8 logistic as
+    a 256-entry table, float output dequantised."""
+
+    input_scale: float
+    input_zero_point: int
+    layers: list[Int8Layer]
+    logistic: np.ndarray  # int8 [256]: the logistic's output for each int8 input, -128 first
+    output_scale: float
+    output_zero_point: int
+
+
+def quantized_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: ``real`` as a Q31 multiplier and a power-of-two shift."""
+    import math
+
+    if real == 0.0:
+        return 0, 0
+    fraction, shift = math.frexp(real)
+    multiplier = round(fraction * (1 << 31))
+    if multiplier == 1 << 31:
+        multiplier, shift = multiplier // 2, shift + 1
+    if not 1 <= 31 - shift <= 62:
+        raise BundleError(f"a requantisation scale of {real:g} is out of the range the C library takes")
+    return multiplier, shift
+
+
+def int8_network(path: Path) -> Int8Network:
+    """The layers of the LiteRT int8 model at ``path`` (QUANTIZE, FULLY_CONNECTED..., LOGISTIC, DEQUANTIZE),
+    read from its tensors with LiteRT, or BundleError naming what does not fit."""
+    import math
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    # the op list is LiteRT's private API (_get_ops_details); it is the only view of the graph it offers
+    ops = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+    names = [op["op_name"] for op in ops]
+    if (len(names) < 4 or names[0] != "QUANTIZE" or names[-2:] != ["LOGISTIC", "DEQUANTIZE"]
+            or any(name != "FULLY_CONNECTED" for name in names[1:-2])):
+        raise BundleError(f"{path}: expected QUANTIZE, FULLY_CONNECTED..., LOGISTIC, DEQUANTIZE, found "
+                          f"{', '.join(names)}")
+
+    def quantization(index: int) -> tuple[np.ndarray, np.ndarray]:
+        parameters = tensors[index]["quantization_parameters"]
+        return parameters["scales"].astype(np.float64), parameters["zero_points"].astype(np.int64)
+
+    input_scales, input_zero_points = quantization(ops[0]["outputs"][0])
+    layers = []
+    for position, op in enumerate(ops[1:-2]):
+        source, weights_index, bias_index = (int(i) for i in op["inputs"])
+        (in_scale,), (in_zero,) = quantization(source)
+        weight_scales, _ = quantization(weights_index)
+        (out_scale,), (out_zero,) = quantization(int(op["outputs"][0]))
+        weights = interpreter.get_tensor(weights_index).astype(np.int8)
+        bias = interpreter.get_tensor(bias_index).astype(np.int64)
+        scales = np.broadcast_to(weight_scales, (weights.shape[0],))
+        pairs = [quantized_multiplier(float(in_scale) * float(s) / float(out_scale)) for s in scales]
+        hidden = position < len(ops) - 4  # every layer but the last has a ReLU, fused into its clamp
+        layers.append(Int8Layer(weights, bias, np.array([m for m, _ in pairs], dtype=np.int64),
+                                np.array([s for _, s in pairs]), int(in_zero), int(out_zero),
+                                max(-128, int(out_zero)) if hidden else -128, 127))
+    (logistic_in_scale,), (logistic_in_zero,) = quantization(int(ops[-2]["inputs"][0]))
+    (output_scale,), (output_zero,) = quantization(int(ops[-2]["outputs"][0]))
+    table = []
+    for q in range(-128, 128):
+        y = 1.0 / (1.0 + math.exp(-float(logistic_in_scale) * (q - int(logistic_in_zero))))
+        table.append(min(127, max(-128, round(y / float(output_scale)) + int(output_zero))))
+    return Int8Network(float(input_scales[0]), int(input_zero_points[0]), layers, np.array(table, dtype=np.int8),
+                       float(output_scale), int(output_zero))

@@ -118,4 +118,34 @@ IE_MAYBE_UNUSED static void ie_sparse(const float *in, int inputs, const int *st
     ie_activate(out, outputs, activation);
 }
 
+/* ---- int8: integer-only layers, from a LiteRT full-integer model's scales ------------------------- */
+
+/* round(accumulator * multiplier * 2^(shift - 31)), halves rounded up: the fixed-point requantisation of
+ * TFLite's single-rounding mode, in 64-bit integers, with a negative value divided rather than shifted
+ * (shifting one is implementation-defined in C), so that every host gives the same result. */
+IE_MAYBE_UNUSED static long ie_requantize(long accumulator, long multiplier, int shift)
+{
+    const int right = 31 - shift;
+    const long long value = (long long)accumulator * multiplier + ((long long)1 << (right - 1));
+    return (long)(value >= 0 ? value >> right : -((-value + (((long long)1 << right) - 1)) >> right));
+}
+
+/* out[o] = clamp(output_zero_point + requantize(bias[o] + sum over i of (in[i] - input_zero_point) *
+ * weights[o * inputs + i])), weights row-major [outputs][inputs] as LiteRT stores them, one multiplier
+ * and shift per output channel. Integer sums do not depend on their order. */
+IE_MAYBE_UNUSED static void ie_dense_int8(const signed char *in, int inputs, int input_zero_point,
+                                          const signed char *weights, const long *bias, const long *multipliers,
+                                          const int *shifts, int output_zero_point, int low, int high,
+                                          int outputs, signed char *out)
+{
+    int i, o;
+    for (o = 0; o < outputs; o++) {
+        const signed char *row = weights + (long)o * inputs;
+        long sum = bias[o], value;
+        for (i = 0; i < inputs; i++) sum += (long)(in[i] - input_zero_point) * row[i];
+        value = output_zero_point + ie_requantize(sum, multipliers[o], shifts[o]);
+        out[o] = (signed char)(value < low ? low : value > high ? high : value);
+    }
+}
+
 #endif /* IE_KERNEL_H */
