@@ -67,23 +67,23 @@ def _int8_source(network: Int8Network, P: str) -> tuple[str, str]:
     for index, layer in enumerate(network.layers):
         outputs, inputs = layer.weights.shape
         tables.append(
-            f"static const signed char layer{index}_weights[{outputs * inputs}] = "
+            f"static const int8_t layer{index}_weights[{outputs * inputs}] = "
             f"{{\n{_integers(layer.weights, 24)}\n}};\n"
-            f"static const long layer{index}_bias[{outputs}] = {{\n{_integers(layer.bias)}\n}};\n"
-            f"static const long layer{index}_multipliers[{outputs}] = {{\n{_integers(layer.multipliers, 8)}\n}};\n"
+            f"static const int32_t layer{index}_bias[{outputs}] = {{\n{_integers(layer.bias)}\n}};\n"
+            f"static const int32_t layer{index}_multipliers[{outputs}] = {{\n{_integers(layer.multipliers, 8)}\n}};\n"
             f"static const int layer{index}_shifts[{outputs}] = {{\n{_integers(layer.shifts)}\n}};\n")
         into = "logit" if index == len(network.layers) - 1 else buffers[1 + index % 2]
         source = buffers[0] if index == 0 else buffers[1 + (index - 1) % 2]
         calls.append(f"    ie_dense_int8({source}, {inputs}, {layer.input_zero_point}, layer{index}_weights, "
                      f"layer{index}_bias, layer{index}_multipliers, layer{index}_shifts, {layer.output_zero_point}, "
                      f"{layer.low}, {layer.high}, {outputs}, {into});")
-    tables.append(f"static const signed char logistic[256] = {{\n{_integers(network.logistic, 24)}\n}};\n")
-    body = f"""    signed char quantized[{P}_INPUT_WIDTH], first[{P}_WIDEST_LAYER], second[{P}_WIDEST_LAYER], logit[1];
+    tables.append(f"static const int8_t logistic[256] = {{\n{_integers(network.logistic, 24)}\n}};\n")
+    body = f"""    int8_t quantized[{P}_INPUT_WIDTH], first[{P}_WIDEST_LAYER], second[{P}_WIDEST_LAYER], logit[1];
     int i;
     (void)first; (void)second;
     for (i = 0; i < {P}_INPUT_WIDTH; i++) {{ /* the model's float input, quantised: round half away from zero */
         double q = round((double)row[i] / {c_double(network.input_scale)}) + {network.input_zero_point};
-        quantized[i] = (signed char)(q < -128.0 ? -128 : q > 127.0 ? 127 : (int)q);
+        quantized[i] = (int8_t)(q < -128.0 ? -128 : q > 127.0 ? 127 : (int)q);
     }}
 """ + "\n".join(calls) + f"""
     *probability = (float)({c_double(network.output_scale)}

@@ -16,6 +16,7 @@
 #define IE_KERNEL_H
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #ifdef __clang__
@@ -123,28 +124,29 @@ IE_MAYBE_UNUSED static void ie_sparse(const float *in, int inputs, const int *st
 /* round(accumulator * multiplier * 2^(shift - 31)), halves rounded up: the fixed-point requantisation of
  * TFLite's single-rounding mode, in 64-bit integers, with a negative value divided rather than shifted
  * (shifting one is implementation-defined in C), so that every host gives the same result. */
-IE_MAYBE_UNUSED static long ie_requantize(long accumulator, long multiplier, int shift)
+IE_MAYBE_UNUSED static int32_t ie_requantize(int32_t accumulator, int32_t multiplier, int shift)
 {
     const int right = 31 - shift;
-    const long long value = (long long)accumulator * multiplier + ((long long)1 << (right - 1));
-    return (long)(value >= 0 ? value >> right : -((-value + (((long long)1 << right) - 1)) >> right));
+    const int64_t value = (int64_t)accumulator * multiplier + ((int64_t)1 << (right - 1));
+    return (int32_t)(value >= 0 ? value >> right : -((-value + (((int64_t)1 << right) - 1)) >> right));
 }
 
 /* out[o] = clamp(output_zero_point + requantize(bias[o] + sum over i of (in[i] - input_zero_point) *
  * weights[o * inputs + i])), weights row-major [outputs][inputs] as LiteRT stores them, one multiplier
- * and shift per output channel. Integer sums do not depend on their order. */
-IE_MAYBE_UNUSED static void ie_dense_int8(const signed char *in, int inputs, int input_zero_point,
-                                          const signed char *weights, const long *bias, const long *multipliers,
+ * and shift per output channel. The sums are int32 (a product is at most 255 * 127, so 66,000 inputs
+ * fit) and integer sums do not depend on their order, so the compiler may vectorise them freely. */
+IE_MAYBE_UNUSED static void ie_dense_int8(const int8_t *in, int inputs, int input_zero_point,
+                                          const int8_t *weights, const int32_t *bias, const int32_t *multipliers,
                                           const int *shifts, int output_zero_point, int low, int high,
-                                          int outputs, signed char *out)
+                                          int outputs, int8_t *out)
 {
     int i, o;
     for (o = 0; o < outputs; o++) {
-        const signed char *row = weights + (long)o * inputs;
-        long sum = bias[o], value;
-        for (i = 0; i < inputs; i++) sum += (long)(in[i] - input_zero_point) * row[i];
+        const int8_t *row = weights + (long)o * inputs;
+        int32_t sum = bias[o], value;
+        for (i = 0; i < inputs; i++) sum += (int32_t)(in[i] - input_zero_point) * row[i];
         value = output_zero_point + ie_requantize(sum, multipliers[o], shifts[o]);
-        out[o] = (signed char)(value < low ? low : value > high ? high : value);
+        out[o] = (int8_t)(value < low ? low : value > high ? high : value);
     }
 }
 
