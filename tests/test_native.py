@@ -101,3 +101,32 @@ def test_the_native_backend_and_the_c_library_give_the_same_bits(tiny_bundle, tm
                                                                 ["file"]).read_text())["rows"]]
     for (status, _, hexadecimal), record in zip(golden, records, strict=True):
         assert status == "0" and float.fromhex(hexadecimal) == float(np.float32(predictor.predict(record)))
+
+
+@requires_native
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_int8_variants_run_natively_with_the_c_librarys_and_litert_bits(tiny_bundle, synthetic_csv, records, tmp_path):
+    """A LiteRT int8 variant on the native backend: the same integer kernel as its C library, and LiteRT's
+    outputs to the bit."""
+    import json
+
+    from intent_edge.compress.pipeline import compress_bundle
+    from intent_edge.export.c import export_c
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = compress_bundle(bundle, load_dataset(synthetic_csv), methods=["original", "litert-int8"],
+                               max_auc_drop=1.0)
+    assert "native" in manifest["variants"]["litert-int8"]
+    native = Predictor.load(bundle, "litert-int8", backend="native")
+    interpreter = Predictor.load(bundle, "litert-int8", backend="litert")
+    assert np.array_equal(native.predict_batch(records), interpreter.predict_batch(records))
+    export_c(bundle, tmp_path / "c", variant="litert-int8")
+    built = subprocess.run(["gcc", "-std=c99", "-O2", "-ffp-contract=off", "intent_edge_model.c",
+                            "intent_edge_model_test.c", "-lm", "-o", "harness"], cwd=tmp_path / "c",
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    printed = subprocess.run(["./harness", "--print"], cwd=tmp_path / "c", capture_output=True, text=True).stdout
+    golden = json.loads(resolve_file(bundle, manifest["golden"]["file"]).read_text())["rows"]
+    for line, row in zip(printed.splitlines()[:len(golden)], golden, strict=True):
+        assert float.fromhex(line.split()[2]) == float(np.float32(native.predict(row["record"])))

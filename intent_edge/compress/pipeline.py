@@ -94,7 +94,9 @@ class VariantRow:
                 **({"native": self.native} if self.native is not None else {})}
 
 
-NATIVE_VARIANTS = ("distilled", "units-50", "sparse-80")  # besides fp32: the dense graphs the kernel runs
+# besides fp32, the variants the native kernel runs: dense fp32 graphs and LiteRT's full-integer models
+NATIVE_VARIANTS = ("distilled", "units-50", "sparse-80", "litert-int8", "units-50-litert-int8",
+                   "distilled-litert-int8")
 TIE_BAND = 0.15  # variants this close to the fastest (15% of its latency or throughput) count as equally fast
 
 
@@ -256,7 +258,8 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
                 continue
             runners[name] = runner
             row.files = [target_path.name]
-            if conversion.format == "onnx" and conversion.precision == "fp32" and name in NATIVE_VARIANTS:
+            if name in NATIVE_VARIANTS and (conversion.format, conversion.precision) in (("onnx", "fp32"),
+                                                                                           ("tflite", "int8")):
                 step(f"variant '{name}': native weights")
                 row.native = write_native_variant(target_path, staging, name, runner, rows.parity_x)
             if conversion.format == "onnx":

@@ -79,12 +79,8 @@ def _int8_source(network: Int8Network, P: str) -> tuple[str, str]:
                      f"{layer.low}, {layer.high}, {outputs}, {into});")
     tables.append(f"static const int8_t logistic[256] = {{\n{_integers(network.logistic, 24)}\n}};\n")
     body = f"""    int8_t quantized[{P}_INPUT_WIDTH], first[{P}_WIDEST_LAYER], second[{P}_WIDEST_LAYER], logit[1];
-    int i;
     (void)first; (void)second;
-    for (i = 0; i < {P}_INPUT_WIDTH; i++) {{ /* the model's float input, quantised: round half away from zero */
-        double q = round((double)row[i] / {c_double(network.input_scale)}) + {network.input_zero_point};
-        quantized[i] = (int8_t)(q < -128.0 ? -128 : q > 127.0 ? 127 : (int)q);
-    }}
+    ie_quantize(row, {P}_INPUT_WIDTH, {c_double(network.input_scale)}, {network.input_zero_point}, quantized);
 """ + "\n".join(calls) + f"""
     *probability = (float)({c_double(network.output_scale)}
                            * (logistic[logit[0] + 128] - ({network.output_zero_point})));"""

@@ -77,20 +77,42 @@ def native_file_name(variant: str) -> str:
     return f"{variant}.native.npz"
 
 
-def write_native_variant(onnx_path: Path, directory: Path, variant: str, reference, rows: np.ndarray) -> dict:
-    """Write ``variant``'s native weights beside it in ``directory`` and return their manifest file entry.
-    Where the native extension is built, its outputs on ``rows`` are first checked against ``reference``
-    (the variant's ONNX runner) to the fp32 tolerance; a mismatch raises, as any failed export does."""
+def write_native_variant(model_path: Path, directory: Path, variant: str, reference, rows: np.ndarray) -> dict:
+    """Write ``variant``'s native weights beside it in ``directory`` and return their manifest file entry:
+    from a dense ONNX graph, or from a LiteRT int8 model (``.tflite``). Where the native extension is built,
+    its outputs on ``rows`` are first checked against ``reference`` (the variant's own runner) to the fp32
+    tolerance, or for int8 to be equal; a mismatch raises, as any failed export does."""
     from intent_edge.parity import compare
     from intent_edge.runtime.backends import BACKENDS
     from intent_edge.runtime.bundle import describe_file
 
     name = native_file_name(variant)
-    write_native_weights(onnx_path, Path(directory) / name)
+    int8 = Path(model_path).suffix == ".tflite"
+    (write_native_int8 if int8 else write_native_weights)(Path(model_path), Path(directory) / name)
     if BACKENDS["native"].is_available():
         native = BACKENDS["native"].load(Path(directory) / name)
-        compare(reference.infer(rows), native.infer(rows), "fp32").require(f"the native weights of {variant}")
+        compare(reference.infer(rows), native.infer(rows), "int8" if int8 else "fp32").require(
+            f"the native weights of {variant}")
     return describe_file(Path(directory), name)
+
+
+def write_native_int8(tflite_path: Path, target: Path) -> None:
+    """The native backend's file for a LiteRT int8 variant: the integer layers :func:`int8_network` reads,
+    as plain arrays (``precision`` 1)."""
+    network = int8_network(tflite_path)
+    arrays = {"format_version": np.array([NATIVE_FORMAT_VERSION]), "precision": np.array([1]),
+              "scales": np.array([network.input_scale, network.output_scale], dtype=np.float64),
+              "zero_points": np.array([network.input_zero_point, network.output_zero_point], dtype=np.int32),
+              "logistic": network.logistic.astype(np.int8), "layers": np.array([len(network.layers)])}
+    for index, layer in enumerate(network.layers):
+        arrays[f"weights_{index}"] = np.ascontiguousarray(layer.weights, dtype=np.int8)
+        arrays[f"bias_{index}"] = layer.bias.astype(np.int32)
+        arrays[f"multipliers_{index}"] = layer.multipliers.astype(np.int32)
+        arrays[f"shifts_{index}"] = layer.shifts.astype(np.int32)
+        arrays[f"clamp_{index}"] = np.array([layer.input_zero_point, layer.output_zero_point, layer.low, layer.high],
+                                            dtype=np.int32)
+    with open(target, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 @dataclass(frozen=True)

@@ -20,19 +20,38 @@ typedef struct {
 } Layer;
 
 typedef struct {
+    int inputs, outputs, input_zero_point, output_zero_point, low, high;
+    int8_t *weights;
+    int32_t *bias, *multipliers;
+    int *shifts;
+} Int8Layer;
+
+typedef struct {
     int count, width, widest;
     Layer *layers;
+    /* a LiteRT full-integer model instead (int8_layers not NULL): quantised input, int8 layers, a table */
+    Int8Layer *int8_layers;
+    double input_scale, output_scale;
+    int input_zero_point, output_zero_point;
+    int8_t logistic[256];
 } Network;
 
 static const char *CAPSULE = "intent_edge.native.network";
 
 static void network_free(Network *network) {
     if (network == NULL) return;
-    for (int i = 0; i < network->count; i++) {
+    for (int i = 0; network->layers != NULL && i < network->count; i++) {
         PyMem_Free(network->layers[i].weights);
         PyMem_Free(network->layers[i].bias);
     }
+    for (int i = 0; network->int8_layers != NULL && i < network->count; i++) {
+        PyMem_Free(network->int8_layers[i].weights);
+        PyMem_Free(network->int8_layers[i].bias);
+        PyMem_Free(network->int8_layers[i].multipliers);
+        PyMem_Free(network->int8_layers[i].shifts);
+    }
     PyMem_Free(network->layers);
+    PyMem_Free(network->int8_layers);
     PyMem_Free(network);
 }
 
@@ -40,14 +59,28 @@ static void capsule_free(PyObject *capsule) {
     network_free((Network *)PyCapsule_GetPointer(capsule, CAPSULE));
 }
 
-/* a copy of a float32 buffer of exactly `count` items, or NULL with ValueError set */
-static float *copy_floats(PyObject *source, Py_ssize_t count, const char *what) {
+/* a copy of a buffer of exactly `count` items of `itemsize` bytes and struct format `format` (one of
+ * the spellings given, separated by '|'), or NULL with ValueError set */
+static void *copy_items(PyObject *source, Py_ssize_t count, Py_ssize_t itemsize, const char *formats,
+                        const char *what) {
     Py_buffer view;
-    float *copy;
+    void *copy;
+    char wanted[16];
+    int known = 0;
     if (PyObject_GetBuffer(source, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
-    if (view.itemsize != 4 || view.format == NULL || strcmp(view.format, "f") != 0 || view.len != count * 4) {
+    for (const char *start = formats; view.format != NULL && *start && !known;) {
+        const char *end = strchr(start, '|');
+        size_t length = end ? (size_t)(end - start) : strlen(start);
+        if (length < sizeof wanted) {
+            memcpy(wanted, start, length);
+            wanted[length] = 0;
+            known = strcmp(view.format, wanted) == 0;
+        }
+        start = end ? end + 1 : start + length;
+    }
+    if (view.itemsize != itemsize || !known || view.len != count * itemsize) {
         PyBuffer_Release(&view);
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd contiguous float32 values", what, count);
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd contiguous values of %zd bytes", what, count, itemsize);
         return NULL;
     }
     copy = PyMem_Malloc((size_t)view.len);
@@ -59,6 +92,10 @@ static float *copy_floats(PyObject *source, Py_ssize_t count, const char *what) 
     memcpy(copy, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     return copy;
+}
+
+static float *copy_floats(PyObject *source, Py_ssize_t count, const char *what) {
+    return copy_items(source, count, 4, "f", what);
 }
 
 static PyObject *make_network(PyObject *self, PyObject *args) {
@@ -116,8 +153,105 @@ static PyObject *make_network(PyObject *self, PyObject *args) {
     return capsule;
 }
 
+/* make_int8_network(inputs, (input_scale, input_zero_point, output_scale, output_zero_point), logistic,
+ * layers): logistic 256 int8 values; layers a sequence of (weights int8 [outputs x inputs], bias int32,
+ * multipliers int32, shifts int32, outputs, input zero point, output zero point, low, high). */
+static PyObject *make_int8_network(PyObject *self, PyObject *args) {
+    PyObject *layers, *sequence, *logistic;
+    int inputs;
+    double input_scale, output_scale;
+    int input_zero_point, output_zero_point;
+    Network *network;
+    int8_t *table;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i(didi)OO", &inputs, &input_scale, &input_zero_point, &output_scale,
+                          &output_zero_point, &logistic, &layers))
+        return NULL;
+    sequence = PySequence_Fast(layers, "layers must be a sequence");
+    if (sequence == NULL) return NULL;
+    network = PyMem_Calloc(1, sizeof(Network));
+    if (network == NULL) { Py_DECREF(sequence); return PyErr_NoMemory(); }
+    network->count = (int)PySequence_Fast_GET_SIZE(sequence);
+    network->width = network->widest = inputs;
+    network->input_scale = input_scale;
+    network->output_scale = output_scale;
+    network->input_zero_point = input_zero_point;
+    network->output_zero_point = output_zero_point;
+    network->int8_layers = PyMem_Calloc(network->count ? (size_t)network->count : 1, sizeof(Int8Layer));
+    table = copy_items(logistic, 256, 1, "b", "logistic");
+    if (table == NULL || network->int8_layers == NULL || network->count == 0) {
+        PyMem_Free(table);
+        Py_DECREF(sequence);
+        network_free(network);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "an int8 network needs a table and layers");
+        return NULL;
+    }
+    memcpy(network->logistic, table, 256);
+    PyMem_Free(table);
+    for (int i = 0; i < network->count; i++) {
+        PyObject *weights, *bias, *multipliers, *shifts;
+        Int8Layer *layer = &network->int8_layers[i];
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(sequence, i), "OOOOiiiii", &weights, &bias, &multipliers,
+                              &shifts, &layer->outputs, &layer->input_zero_point, &layer->output_zero_point,
+                              &layer->low, &layer->high) || layer->outputs < 1) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "an int8 layer needs outputs >= 1");
+            Py_DECREF(sequence);
+            network_free(network);
+            return NULL;
+        }
+        layer->inputs = inputs;
+        layer->weights = copy_items(weights, (Py_ssize_t)inputs * layer->outputs, 1, "b", "weights");
+        layer->bias = layer->weights ? copy_items(bias, layer->outputs, 4, "i|l|=i|<i", "bias") : NULL;
+        layer->multipliers = layer->bias ? copy_items(multipliers, layer->outputs, 4, "i|l|=i|<i", "multipliers")
+                                         : NULL;
+        layer->shifts = layer->multipliers ? copy_items(shifts, layer->outputs, sizeof(int), "i|l|=i|<i", "shifts")
+                                           : NULL;
+        if (layer->shifts == NULL) {
+            Py_DECREF(sequence);
+            network_free(network);
+            return NULL;
+        }
+        for (int o = 0; o < layer->outputs; o++) {
+            if (31 - layer->shifts[o] < 1 || 31 - layer->shifts[o] > 62) {
+                Py_DECREF(sequence);
+                network_free(network);
+                PyErr_SetString(PyExc_ValueError, "a requantisation shift is out of range");
+                return NULL;
+            }
+        }
+        if (layer->outputs > network->widest) network->widest = layer->outputs;
+        inputs = layer->outputs;
+    }
+    Py_DECREF(sequence);
+    if (inputs != 1) {
+        network_free(network);
+        PyErr_SetString(PyExc_ValueError, "the last layer must have one output (the logit)");
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New(network, CAPSULE, capsule_free);
+    if (capsule == NULL) network_free(network);
+    return capsule;
+}
+
+/* The int8 path: the float row quantised, the integer layers, the logistic table, dequantised; scratch
+ * holds 2 * widest floats, which is room for the int8 buffers too. */
+static float run_int8(const Network *network, const float *row, float *scratch) {
+    int8_t *buffers[2] = {(int8_t *)scratch, (int8_t *)scratch + 4 * network->widest};
+    const int8_t *in = buffers[0];
+    ie_quantize(row, network->width, network->input_scale, network->input_zero_point, buffers[0]);
+    for (int i = 0; i < network->count; i++) {
+        const Int8Layer *layer = &network->int8_layers[i];
+        int8_t *out = buffers[(i + 1) % 2];
+        ie_dense_int8(in, layer->inputs, layer->input_zero_point, layer->weights, layer->bias, layer->multipliers,
+                      layer->shifts, layer->output_zero_point, layer->low, layer->high, layer->outputs, out);
+        in = out;
+    }
+    return (float)(network->output_scale * (network->logistic[in[0] + 128] - network->output_zero_point));
+}
+
 /* One row through every layer; `scratch` holds 2 * widest floats. */
 static float run(const Network *network, const float *row, float *scratch) {
+    if (network->int8_layers != NULL) return run_int8(network, row, scratch);
     const float *in = row;
     float *buffers[2] = {scratch, scratch + network->widest};
     for (int i = 0; i < network->count; i++) {
@@ -255,6 +389,9 @@ static PyMethodDef METHODS[] = {
     {"bind", bind, METH_VARARGS, "bind(network, row) -> bound: the row's buffer held for infer_bound"},
     {"infer_bound", infer_bound, METH_O, "infer_bound(bound) -> the probability of the bound row as it is now"},
     {"make_network", make_network, METH_VARARGS, "make_network(inputs, layers) -> network capsule"},
+    {"make_int8_network", make_int8_network, METH_VARARGS,
+     "make_int8_network(inputs, (input_scale, input_zero_point, output_scale, output_zero_point), logistic, "
+     "layers) -> network capsule"},
     {"infer_one", infer_one, METH_VARARGS, "infer_one(network, row) -> probability"},
     {"infer", infer, METH_VARARGS, "infer(network, matrix, out): a probability per row into out"},
     {NULL, NULL, 0, NULL},

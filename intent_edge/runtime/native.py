@@ -3,8 +3,10 @@ compiled kernel (``_native.c``, which includes ``kernel/ie_kernel.h``: the same 
 ships), so in-process predictions and the generated C library give the same bits.
 
 The weights file holds plain arrays (read with ``allow_pickle=False``, nothing in it can run):
-``format_version``, ``activations`` and ``weights_I``/``bias_I`` per layer. ``train`` and ``compress``
-write it for every variant the kernel runs (dense ONNX graphs: fp32, distilled, units-50, sparse-80).
+``format_version``, ``activations`` and ``weights_I``/``bias_I`` per layer for a float network; for a
+LiteRT int8 model (``precision`` 1) its quantisation, logistic table and integer layers. ``train`` and
+``compress`` write it for every variant the kernel runs (dense ONNX graphs: fp32, distilled, units-50,
+sparse-80; and the LiteRT int8 family).
 """
 
 from __future__ import annotations
@@ -42,6 +44,28 @@ def load_layers(path: Path) -> list[tuple[np.ndarray, np.ndarray, int]]:
     return layers
 
 
+def load_int8(path: Path) -> dict | None:
+    """A LiteRT int8 variant's integer layers (``precision`` 1 in the file), as make_int8_network takes them,
+    or None for a float network's file."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            if "precision" not in arrays.files or int(arrays["precision"][0]) != 1:
+                return None
+            scales, zero_points = arrays["scales"].astype(float), arrays["zero_points"].astype(int)
+            layers = []
+            for i in range(int(arrays["layers"][0])):
+                weights = np.ascontiguousarray(arrays[f"weights_{i}"], dtype=np.int8)
+                zero_in, zero_out, low, high = (int(v) for v in arrays[f"clamp_{i}"])
+                layers.append((weights, *(np.ascontiguousarray(arrays[f"{key}_{i}"], dtype=np.int32)
+                                          for key in ("bias", "multipliers", "shifts")),
+                               weights.shape[0], zero_in, zero_out, low, high))
+            return {"width": layers[0][0].shape[1], "layers": layers,
+                    "logistic": np.ascontiguousarray(arrays["logistic"], dtype=np.int8),
+                    "quantization": (float(scales[0]), int(zero_points[0]), float(scales[1]), int(zero_points[1]))}
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise BundleError(f"{path}: not a readable native weights file ({exc})") from None
+
+
 class NativeRunner:
     """A session model on the compiled kernel: ``infer_one`` for single rows, ``infer`` for batches
     (without the GIL). Thread-safe: the network is read-only and each call has its own scratch."""
@@ -53,10 +77,15 @@ class NativeRunner:
             raise BackendUnavailable("backend 'native' needs the compiled extension intent_edge.runtime._native, "
                                      "which was not built (no C compiler at install time): reinstall intent-edge "
                                      "where a C compiler is available") from None
-        layers = load_layers(Path(path))
-        self.width = layers[0][0].shape[0]
         self._native = _native
-        self._network = _native.make_network(self.width, [(w, b, w.shape[1], a) for w, b, a in layers])
+        int8 = load_int8(Path(path))
+        if int8 is not None:
+            self.width, self._network = int8["width"], _native.make_int8_network(
+                int8["width"], int8["quantization"], int8["logistic"], int8["layers"])
+        else:
+            layers = load_layers(Path(path))
+            self.width = layers[0][0].shape[0]
+            self._network = _native.make_network(self.width, [(w, b, w.shape[1], a) for w, b, a in layers])
         self.input_names, self.output_names = ("features",), ("probability",)
         self.description = "native (compiled kernel, 1 thread)"
         del threads  # one thread a call: the network is a few thousand multiply-adds

@@ -121,6 +121,17 @@ IE_MAYBE_UNUSED static void ie_sparse(const float *in, int inputs, const int *st
 
 /* ---- int8: integer-only layers, from a LiteRT full-integer model's scales ------------------------- */
 
+/* out[i] = clamp(round(in[i] / scale) + zero_point): a float row quantised to int8, halves rounded away
+ * from zero as TFLite does, in double, so that every host gives the same result. */
+IE_MAYBE_UNUSED static void ie_quantize(const float *in, int count, double scale, int zero_point, int8_t *out)
+{
+    int i;
+    for (i = 0; i < count; i++) {
+        const double q = round((double)in[i] / scale) + zero_point;
+        out[i] = (int8_t)(q < -128.0 ? -128 : q > 127.0 ? 127 : (int)q);
+    }
+}
+
 /* round(accumulator * multiplier * 2^(shift - 31)), halves rounded up: the fixed-point requantisation of
  * TFLite's single-rounding mode, in 64-bit integers, with a negative value divided rather than shifted
  * (shifting one is implementation-defined in C), so that every host gives the same result. */
