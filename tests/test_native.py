@@ -68,17 +68,17 @@ def test_a_bundle_without_native_weights_says_to_rerun_compress(tiny_bundle, tmp
 
 
 def test_a_damaged_weights_file_is_refused(tmp_path):
-    from intent_edge.runtime.native import load_layers
+    from intent_edge.runtime.native import read_weights
 
     path = tmp_path / "w.npz"
     np.savez(path, format_version=np.array([1]), activations=np.array([1, 2]),
              weights_0=np.ones((4, 3), np.float32), bias_0=np.ones(3, np.float32),
              weights_1=np.ones((2, 1), np.float32), bias_1=np.ones(1, np.float32))
     with pytest.raises(BundleError, match="do not chain"):
-        load_layers(path)
+        read_weights(path)
     path.write_bytes(b"not a zip")
     with pytest.raises(BundleError, match="not a readable native weights file"):
-        load_layers(path)
+        read_weights(path)
 
 
 @requires_native

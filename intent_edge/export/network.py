@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from intent_edge.errors import BundleError
+from intent_edge.runtime.native import NATIVE_FORMAT_VERSION
 
 ACTIVATIONS = {"none": 0, "relu": 1, "sigmoid": 2}  # as ie_kernel.h numbers them
-NATIVE_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ class Backend:
     install_hint: str
     load: Callable[..., Runner]  # load(path, *, threads=None) -> Runner
     file_key: str = "file"  # the variant entry's key of the file this backend loads
+    missing_file_hint: str = ""  # what to do when a variant has no such file
 
     def variant_file(self, entry: Mapping) -> dict | None:
         """The manifest file entry this backend runs for the variant ``entry``, or None if it cannot."""
@@ -331,7 +332,9 @@ _NATIVE_HINT = "reinstall intent-edge where a C compiler is available (the exten
 # In order of preference for backend="auto": the compiled kernel where the variant has its weights and the
 # extension is built, then the interpreters.
 BACKENDS: dict[str, Backend] = {
-    "native": Backend("native", None, "intent_edge.runtime._native", _NATIVE_HINT, _native_runner, "native"),
+    "native": Backend("native", None, "intent_edge.runtime._native", _NATIVE_HINT, _native_runner, "native",
+                      "backend 'native': this variant has no native weights file; rerun `intent-edge compress` "
+                      "(or train again) to write it; bundles written before the native backend have none"),
     "onnxruntime": Backend("onnxruntime", "onnx", "onnxruntime", _ORT_HINT, OnnxRuntimeRunner),
     "litert": Backend("litert", "tflite", "ai_edge_litert", "pip install 'intent-edge[cpu]'", LiteRTRunner),
     "tensorrt": Backend("tensorrt", "engine", "tensorrt", _TRT_HINT, _tensorrt_runner),
@@ -347,12 +350,8 @@ def backend_for(entry: Mapping, requested: str = "auto") -> tuple[Backend, dict]
         backend = BACKENDS[requested]
         file = backend.variant_file(entry)
         if file is None:
-            if backend.file_key == "native":
-                from intent_edge.runtime.native import REBUILD_HINT
-
-                raise BackendUnavailable(f"backend 'native': this variant has no native weights file; {REBUILD_HINT}")
-            raise BackendUnavailable(f"backend '{requested}' runs {backend.model_format} models, not "
-                                     f"{entry.get('format')}")
+            raise BackendUnavailable(backend.missing_file_hint or f"backend '{requested}' runs "
+                                     f"{backend.model_format} models, not {entry.get('format')}")
         backend.require()
         return backend, file
     candidates = [(b, b.variant_file(entry)) for b in BACKENDS.values() if b.variant_file(entry) is not None]

@@ -19,51 +19,45 @@ import numpy as np
 from intent_edge.errors import BackendUnavailable, BundleError
 
 NATIVE_FORMAT_VERSION = 1
-REBUILD_HINT = ("rerun `intent-edge compress` (or train again) to write it; bundles written before the native "
-                "backend have none")
 
 
-def load_layers(path: Path) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """(weights, bias, activation) per layer, checked to chain, from a native weights file."""
+def read_weights(path: Path) -> tuple[str, object]:
+    """A native weights file, opened once and its version checked: ``("float", layers)`` with
+    (weights, bias, activation) per layer, checked to chain, or ``("int8", network)`` for a LiteRT int8
+    variant (``precision`` 1), as make_int8_network takes it."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             version = int(arrays["format_version"][0])
             if version != NATIVE_FORMAT_VERSION:
                 raise BundleError(f"{path}: native weights version {version} is not supported "
                                   f"(this intent-edge reads {NATIVE_FORMAT_VERSION})")
+            if "precision" in arrays.files and int(arrays["precision"][0]) == 1:
+                return "int8", _int8_network(arrays)
             activations = arrays["activations"].astype(int).tolist()
             layers = [(np.ascontiguousarray(arrays[f"weights_{i}"], dtype=np.float32),
                        np.ascontiguousarray(arrays[f"bias_{i}"], dtype=np.float32), activation)
                       for i, activation in enumerate(activations)]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, IndexError) as exc:
         raise BundleError(f"{path}: not a readable native weights file ({exc})") from None
     for (weights, bias, _), (after, _, _) in zip(layers, [*layers[1:], (None, None, None)], strict=True):
         if weights.ndim != 2 or bias.shape != (weights.shape[1],) or (
                 after is not None and after.shape[0] != weights.shape[1]):
             raise BundleError(f"{path}: the layers' shapes do not chain")
-    return layers
+    return "float", layers
 
 
-def load_int8(path: Path) -> dict | None:
-    """A LiteRT int8 variant's integer layers (``precision`` 1 in the file), as make_int8_network takes them,
-    or None for a float network's file."""
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            if "precision" not in arrays.files or int(arrays["precision"][0]) != 1:
-                return None
-            scales, zero_points = arrays["scales"].astype(float), arrays["zero_points"].astype(int)
-            layers = []
-            for i in range(int(arrays["layers"][0])):
-                weights = np.ascontiguousarray(arrays[f"weights_{i}"], dtype=np.int8)
-                zero_in, zero_out, low, high = (int(v) for v in arrays[f"clamp_{i}"])
-                layers.append((weights, *(np.ascontiguousarray(arrays[f"{key}_{i}"], dtype=np.int32)
-                                          for key in ("bias", "multipliers", "shifts")),
-                               weights.shape[0], zero_in, zero_out, low, high))
-            return {"width": layers[0][0].shape[1], "layers": layers,
-                    "logistic": np.ascontiguousarray(arrays["logistic"], dtype=np.int8),
-                    "quantization": (float(scales[0]), int(zero_points[0]), float(scales[1]), int(zero_points[1]))}
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise BundleError(f"{path}: not a readable native weights file ({exc})") from None
+def _int8_network(arrays) -> dict:
+    scales, zero_points = arrays["scales"].astype(float), arrays["zero_points"].astype(int)
+    layers = []
+    for i in range(int(arrays["layers"][0])):
+        weights = np.ascontiguousarray(arrays[f"weights_{i}"], dtype=np.int8)
+        zero_in, zero_out, low, high = (int(v) for v in arrays[f"clamp_{i}"])
+        layers.append((weights, *(np.ascontiguousarray(arrays[f"{key}_{i}"], dtype=np.int32)
+                                  for key in ("bias", "multipliers", "shifts")),
+                       weights.shape[0], zero_in, zero_out, low, high))
+    return {"width": layers[0][0].shape[1], "layers": layers,
+            "logistic": np.ascontiguousarray(arrays["logistic"], dtype=np.int8),
+            "quantization": (float(scales[0]), int(zero_points[0]), float(scales[1]), int(zero_points[1]))}
 
 
 class NativeRunner:
@@ -78,14 +72,13 @@ class NativeRunner:
                                      "which was not built (no C compiler at install time): reinstall intent-edge "
                                      "where a C compiler is available") from None
         self._native = _native
-        int8 = load_int8(Path(path))
-        if int8 is not None:
-            self.width, self._network = int8["width"], _native.make_int8_network(
-                int8["width"], int8["quantization"], int8["logistic"], int8["layers"])
+        kind, network = read_weights(Path(path))
+        if kind == "int8":
+            self.width, self._network = network["width"], _native.make_int8_network(
+                network["width"], network["quantization"], network["logistic"], network["layers"])
         else:
-            layers = load_layers(Path(path))
-            self.width = layers[0][0].shape[0]
-            self._network = _native.make_network(self.width, [(w, b, w.shape[1], a) for w, b, a in layers])
+            self.width = network[0][0].shape[0]
+            self._network = _native.make_network(self.width, [(w, b, w.shape[1], a) for w, b, a in network])
         self.input_names, self.output_names = ("features",), ("probability",)
         self.description = "native (compiled kernel, 1 thread)"
         del threads  # one thread a call: the network is a few thousand multiply-adds
