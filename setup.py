@@ -17,7 +17,9 @@ KERNEL_FLAGS = [] if os.name == "nt" else ["-O2", "-ffp-contract=off"]
 
 setup(ext_modules=[
     Extension("intent_edge.runtime._fastencode", ["intent_edge/runtime/_fastencode.c"],
+              depends=["intent_edge/runtime/fastencode_api.h"],
               extra_compile_args=["-O2"] if os.name != "nt" else [], optional=True),
     Extension("intent_edge.runtime._native", ["intent_edge/runtime/_native.c"], include_dirs=["intent_edge/runtime"],
-              depends=["intent_edge/runtime/kernel/ie_kernel.h"], extra_compile_args=KERNEL_FLAGS, optional=True),
+              depends=["intent_edge/runtime/kernel/ie_kernel.h", "intent_edge/runtime/fastencode_api.h"],
+              extra_compile_args=KERNEL_FLAGS, optional=True),
 ])

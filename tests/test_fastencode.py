@@ -50,7 +50,7 @@ def checked(record):
 ])
 def test_plain_records_take_the_fast_path_with_identical_rows(record):
     row = np.full(ENCODER.width, 7.0, dtype=np.float32)
-    assert fast.encode(ENCODER._fast_plan, record, row)
+    assert fast.encode(ENCODER.fast_plan, record, row)
     np.testing.assert_array_equal(row, checked(record))
 
 
@@ -65,14 +65,14 @@ def test_plain_records_take_the_fast_path_with_identical_rows(record):
 ])
 def test_everything_else_is_declined_and_nothing_is_written(record):
     row = np.full(ENCODER.width, 7.0, dtype=np.float32)
-    assert not fast.encode(ENCODER._fast_plan, record, row)
+    assert not fast.encode(ENCODER.fast_plan, record, row)
     assert (row == 7.0).all()
 
 
 @pytest.mark.parametrize("out", [np.zeros(ENCODER.width, dtype=np.float64), np.zeros(ENCODER.width + 1, np.float32),
                                  np.zeros((2, ENCODER.width), np.float32)[:, 0], b"\0" * (4 * ENCODER.width)])
 def test_a_row_that_is_not_a_writable_float32_row_of_the_width_is_declined(out):
-    assert not fast.encode(ENCODER._fast_plan, PLAIN, out)
+    assert not fast.encode(ENCODER.fast_plan, PLAIN, out)
 
 
 _values = st.one_of(st.none(), st.booleans(), st.integers(-10**25, 10**25), st.integers(), st.floats(),
@@ -100,7 +100,7 @@ def _records(draw):
 @given(_records())
 def test_fast_path_matches_the_checked_path_or_declines(record):
     row = np.full(ENCODER.width, 7.0, dtype=np.float32)
-    if fast.encode(ENCODER._fast_plan, record, row):
+    if fast.encode(ENCODER.fast_plan, record, row):
         np.testing.assert_array_equal(row, checked(record))  # the checked path accepts it too, same row
     else:
         assert (row == 7.0).all()

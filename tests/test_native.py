@@ -38,6 +38,42 @@ def test_auto_picks_native_and_it_equals_onnxruntime(tiny_bundle, records):
 
 
 @requires_native
+def test_predict_is_one_compiled_call_that_hands_bad_records_to_the_checked_path(tiny_bundle, records):
+    import weakref
+    from concurrent.futures import ThreadPoolExecutor
+
+    from intent_edge.errors import RecordError
+    from intent_edge.runtime.encoder import _fastencode
+
+    if _fastencode is None:
+        pytest.skip("the fast encoder was not built (no C compiler at install time)")
+    native = Predictor.load(tiny_bundle, backend="native")
+    assert type(native.predict).__name__ == "builtin_function_or_method"  # the fused encoder and network
+    reference = native.predict_batch(records)
+    numeric = next(f.name for f in native.encoder.features if f.to_spec()["kind"] == "numeric")
+    categorical = next(f.name for f in native.encoder.features if f.to_spec()["kind"] == "categorical")
+    with pytest.raises(RecordError) as missing:
+        native.predict({k: v for k, v in records[0].items() if k != numeric})
+    assert missing.value.field == numeric
+    with pytest.raises(RecordError) as nan:
+        native.predict({**records[0], numeric: float("nan")})
+    assert nan.value.field == numeric
+    unseen = {**records[0], categorical: "never-seen-before"}  # the checked path's out-of-vocabulary bucket
+    assert native.predict(unseen) == pytest.approx(float(native.predict_batch([unseen])[0]), abs=0)
+    native.strict = False  # setting strict binds predict again: empties are imputed now
+    assert np.isfinite(native.predict({**records[0], numeric: None}))
+    native.strict = True
+    with pytest.raises(RecordError):
+        native.predict({**records[0], numeric: None})
+    with ThreadPoolExecutor(4) as pool:  # row and scratch live on each call's stack
+        threaded = np.array(list(pool.map(native.predict, records)), dtype=np.float32)
+    assert np.array_equal(threaded, reference)
+    gone = weakref.ref(native)
+    del native  # predict holds no reference back to its Predictor: it is freed without the cycle collector
+    assert gone() is None
+
+
+@requires_native
 def test_compressed_dense_variants_get_native_weights(tiny_bundle, synthetic_csv, records, tmp_path):
     from intent_edge.compress.pipeline import compress_bundle
 

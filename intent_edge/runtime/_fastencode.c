@@ -14,6 +14,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "fastencode_api.h"
+
 #define MAX_FIELDS 512
 
 typedef struct {
@@ -137,25 +139,19 @@ static int lookup(PyObject *record, PyObject *name, PyObject **value) {
     return *value == NULL && PyErr_Occurred() ? -1 : 0;
 }
 
-/* encode(plan, record, out) -> bool: True when the row was written, False when the checked path must
- * take this record. Raises only for a broken plan or an exception from the record's own keys. */
-static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "encode(plan, record, out) takes 3 arguments");
-        return NULL;
-    }
-    Plan *plan = (Plan *)PyCapsule_GetPointer(args[0], CAPSULE);
-    if (plan == NULL) return NULL;
-    PyObject *record = args[1];
-    if (!PyDict_Check(record)) Py_RETURN_FALSE;
+/* The fast path proper, as fastencode_api.h describes it (a row of another width is not taken). */
+static int encode_into(PyObject *plan_capsule, PyObject *record, float *row, Py_ssize_t width) {
+    const Plan *plan = (const Plan *)PyCapsule_GetPointer(plan_capsule, CAPSULE);
+    if (plan == NULL) return -1;
+    if (!PyDict_Check(record) || width != plan->width) return 0;
 
     double scores[MAX_FIELDS];
     Py_ssize_t hot[MAX_FIELDS];
     for (Py_ssize_t i = 0; i < plan->n_numeric; i++) {
         const NumericField *field = &plan->numeric[i];
         PyObject *value;
-        if (lookup(record, field->name, &value) < 0) return NULL;
-        if (value == NULL) Py_RETURN_FALSE;
+        if (lookup(record, field->name, &value) < 0) return -1;
+        if (value == NULL) return 0;
         double x;
         if (PyFloat_CheckExact(value)) {
             x = PyFloat_AS_DOUBLE(value);
@@ -163,22 +159,22 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             x = PyLong_AsDouble(value);
             if (x == -1.0 && PyErr_Occurred()) {  /* too large for a float64: the checked path says so */
                 PyErr_Clear();
-                Py_RETURN_FALSE;
+                return 0;
             }
         } else {
-            Py_RETURN_FALSE;
+            return 0;
         }
-        if (!isfinite(x)) Py_RETURN_FALSE;
+        if (!isfinite(x)) return 0;
         double t = field->logged ? (x > 0.0 ? log1p(x) : 0.0) : x;
         double score = (t - field->center) / field->scale;
-        if (!(score >= -plan->limit && score <= plan->limit)) Py_RETURN_FALSE;
+        if (!(score >= -plan->limit && score <= plan->limit)) return 0;
         scores[i] = score;
     }
     for (Py_ssize_t i = 0; i < plan->n_categorical; i++) {
         const CategoricalField *field = &plan->categorical[i];
         PyObject *value, *column;
-        if (lookup(record, field->name, &value) < 0) return NULL;
-        if (value == NULL) Py_RETURN_FALSE;
+        if (lookup(record, field->name, &value) < 0) return -1;
+        if (value == NULL) return 0;
         if (PyUnicode_CheckExact(value)) {
             column = PyDict_GetItemWithError(field->by_text, value);
         } else if (PyLong_CheckExact(value)) {
@@ -186,31 +182,35 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         } else if (PyBool_Check(value)) {
             column = PyDict_GetItemWithError(field->by_text, value == Py_True ? TRUE_TEXT : FALSE_TEXT);
         } else {
-            Py_RETURN_FALSE;
+            return 0;
         }
-        if (column == NULL) {
-            if (PyErr_Occurred()) return NULL;
-            Py_RETURN_FALSE;
-        }
+        if (column == NULL) return PyErr_Occurred() ? -1 : 0;
         hot[i] = PyLong_AsSsize_t(column);
     }
+    memset(row, 0, (size_t)width * sizeof(float));
+    for (Py_ssize_t i = 0; i < plan->n_numeric; i++) row[plan->numeric[i].column] = (float)scores[i];
+    for (Py_ssize_t i = 0; i < plan->n_categorical; i++) row[hot[i]] = 1.0f;
+    return 1;
+}
 
+/* encode(plan, record, out) -> bool: True when the row was written, False when the checked path must
+ * take this record. Raises only for a broken plan or an exception from the record's own keys. */
+static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "encode(plan, record, out) takes 3 arguments");
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(args[2], &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
         PyErr_Clear();
         Py_RETURN_FALSE;
     }
-    int fits = view.itemsize == 4 && view.format != NULL && strcmp(view.format, "f") == 0 &&
-               view.len == plan->width * 4;
-    if (fits) {
-        float *row = (float *)view.buf;
-        memset(row, 0, (size_t)view.len);
-        for (Py_ssize_t i = 0; i < plan->n_numeric; i++) row[plan->numeric[i].column] = (float)scores[i];
-        for (Py_ssize_t i = 0; i < plan->n_categorical; i++) row[hot[i]] = 1.0f;
-    }
+    int written = 0;
+    if (view.itemsize == 4 && view.format != NULL && strcmp(view.format, "f") == 0)
+        written = encode_into(args[0], args[1], (float *)view.buf, view.len / 4);
     PyBuffer_Release(&view);
-    if (fits) Py_RETURN_TRUE;
-    Py_RETURN_FALSE;
+    if (written < 0) return NULL;
+    return PyBool_FromLong(written);
 }
 
 static PyMethodDef methods[] = {
@@ -224,9 +224,20 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastencode",
                                     "The encoder's compiled single-record fast path.", -1, methods};
 
+/* Published for the native backend: see fastencode_api.h. */
+static const FastEncodeApi API = {FASTENCODE_API_VERSION, encode_into};
+
 PyMODINIT_FUNC PyInit__fastencode(void) {
     TRUE_TEXT = PyUnicode_InternFromString("true");
     FALSE_TEXT = PyUnicode_InternFromString("false");
     if (TRUE_TEXT == NULL || FALSE_TEXT == NULL) return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    PyObject *api = PyCapsule_New((void *)&API, FASTENCODE_API_CAPSULE, NULL);
+    if (api == NULL || PyModule_AddObject(m, "_C_API", api) < 0) {
+        Py_XDECREF(api);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

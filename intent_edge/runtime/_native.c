@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastencode_api.h"
 #include "kernel/ie_kernel.h"
 
 typedef struct {
@@ -329,65 +330,83 @@ static PyObject *infer(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* A row buffer bound to a network once, so that each call skips acquiring the buffer (for numpy that is
- * most of the cost of a call): the Predictor binds its per-thread input row. */
+/* A network joined with the encoder's fast-path plan (fastencode_api.h): one call from a raw record to
+ * its probability, with the row and the scratch on the stack, so the call is reentrant and thread-safe.
+ * fuse(network, plan, checked) returns that call as a function of one argument; a record the fast path
+ * does not take goes to checked(record), the Predictor's checked path. */
+#define FUSED_MAX_WIDTH 1024
+
 typedef struct {
-    Py_buffer view;
-    PyObject *network;  /* the network capsule, owned */
-} Bound;
+    const Network *network;
+    PyObject *network_capsule, *plan, *checked;  /* owned: the network and the plan kept alive, the fallback */
+    const FastEncodeApi *api;
+} Fused;
 
-static const char *BOUND = "intent_edge.native.bound";
+static const char *FUSED = "intent_edge.native.fused";
 
-static void bound_free(PyObject *capsule) {
-    Bound *bound = (Bound *)PyCapsule_GetPointer(capsule, BOUND);
-    if (bound == NULL) return;
-    PyBuffer_Release(&bound->view);
-    Py_XDECREF(bound->network);
-    PyMem_Free(bound);
+static void fused_free(PyObject *capsule) {
+    Fused *fused = (Fused *)PyCapsule_GetPointer(capsule, FUSED);
+    if (fused == NULL) return;
+    Py_XDECREF(fused->network_capsule);
+    Py_XDECREF(fused->plan);
+    Py_XDECREF(fused->checked);
+    PyMem_Free(fused);
 }
 
-static PyObject *bind(PyObject *self, PyObject *args) {
-    PyObject *capsule, *source, *result;
+static PyObject *predict_record(PyObject *capsule, PyObject *record) {
+    float row[FUSED_MAX_WIDTH], scratch[SMALL_SCRATCH];
+    const Fused *fused = (const Fused *)PyCapsule_GetPointer(capsule, FUSED);
+    if (fused == NULL) return NULL;
+    int written = fused->api->encode_into(fused->plan, record, row, fused->network->width);
+    if (written < 0) return NULL;
+    if (written == 0) return PyObject_CallOneArg(fused->checked, record);
+    return PyFloat_FromDouble((double)run(fused->network, row, scratch));
+}
+
+static PyMethodDef PREDICT_RECORD = {
+    "predict", predict_record, METH_O,
+    "predict(record) -> the purchase probability for one raw record (a mapping of field name to value)"};
+
+static PyObject *fuse(PyObject *self, PyObject *args) {
+    PyObject *capsule, *plan, *checked, *capsule_out, *function;
+    const FastEncodeApi *api;
     Network *network;
-    Bound *bound;
+    Fused *fused;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OO", &capsule, &source) || (network = network_of(capsule)) == NULL) return NULL;
-    if (2 * network->widest > SMALL_SCRATCH)
-        return PyErr_Format(PyExc_ValueError, "a network wider than %d units is not bound", SMALL_SCRATCH / 2);
-    bound = PyMem_Calloc(1, sizeof(Bound));
-    if (bound == NULL) return PyErr_NoMemory();
-    if (PyObject_GetBuffer(source, &bound->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-        PyMem_Free(bound);
+    if (!PyArg_ParseTuple(args, "OOO", &capsule, &plan, &checked) || (network = network_of(capsule)) == NULL)
+        return NULL;
+    if (!PyCallable_Check(checked)) return PyErr_Format(PyExc_TypeError, "fuse: checked must be callable");
+    if (network->width > FUSED_MAX_WIDTH || 2 * network->widest > SMALL_SCRATCH)
+        return PyErr_Format(PyExc_ValueError, "a network over %d inputs or %d units wide is not fused",
+                            FUSED_MAX_WIDTH, SMALL_SCRATCH / 2);
+    api = (const FastEncodeApi *)PyCapsule_Import(FASTENCODE_API_CAPSULE, 0);
+    if (api == NULL) return NULL;
+    if (api->version != FASTENCODE_API_VERSION)
+        return PyErr_Format(PyExc_ImportError, "the encoder fast path's C API is version %d, not %d", api->version,
+                            FASTENCODE_API_VERSION);
+    fused = PyMem_Calloc(1, sizeof(Fused));
+    if (fused == NULL) return PyErr_NoMemory();
+    Py_INCREF(capsule);
+    Py_INCREF(plan);
+    Py_INCREF(checked);
+    *fused = (Fused){network, capsule, plan, checked, api};
+    capsule_out = PyCapsule_New(fused, FUSED, fused_free);
+    if (capsule_out == NULL) {
+        Py_DECREF(capsule);
+        Py_DECREF(plan);
+        Py_DECREF(checked);
+        PyMem_Free(fused);
         return NULL;
     }
-    if (bound->view.itemsize != 4 || strcmp(bound->view.format, "f") != 0
-        || bound->view.len != (Py_ssize_t)network->width * 4) {
-        PyBuffer_Release(&bound->view);
-        PyMem_Free(bound);
-        return PyErr_Format(PyExc_ValueError, "expected one writable float32 row of %d values", network->width);
-    }
-    Py_INCREF(capsule);
-    bound->network = capsule;
-    result = PyCapsule_New(bound, BOUND, bound_free);
-    if (result == NULL) {
-        PyBuffer_Release(&bound->view);
-        Py_DECREF(capsule);
-        PyMem_Free(bound);
-    }
-    return result;
-}
-
-static PyObject *infer_bound(PyObject *self, PyObject *capsule) {
-    float scratch[SMALL_SCRATCH];
-    Bound *bound = (Bound *)PyCapsule_GetPointer(capsule, BOUND);
-    (void)self;
-    if (bound == NULL) return NULL;
-    return PyFloat_FromDouble((double)run(network_of(bound->network), (const float *)bound->view.buf, scratch));
+    function = PyCFunction_New(&PREDICT_RECORD, capsule_out);
+    Py_DECREF(capsule_out);
+    return function;
 }
 
 static PyMethodDef METHODS[] = {
-    {"bind", bind, METH_VARARGS, "bind(network, row) -> bound: the row's buffer held for infer_bound"},
-    {"infer_bound", infer_bound, METH_O, "infer_bound(bound) -> the probability of the bound row as it is now"},
+    {"fuse", fuse, METH_VARARGS,
+     "fuse(network, plan, checked) -> predict: record in, probability out (checked(record) where the fast path "
+     "does not take it)"},
     {"make_network", make_network, METH_VARARGS, "make_network(inputs, layers) -> network capsule"},
     {"make_int8_network", make_int8_network, METH_VARARGS,
      "make_int8_network(inputs, (input_scale, input_zero_point, output_scale, output_zero_point), logistic, "

@@ -190,7 +190,8 @@ class Encoder:
             (f.name, f, o, _with_spellings(self._lookups[f.name]),
              {int(v): i for i, v in enumerate(f.vocabulary) if _INTEGER_TEXT.fullmatch(v)})
             for f, o in zip(self.features, self.offsets, strict=True) if isinstance(f, CategoricalFeature))
-        self._fast_plan = self._make_fast_plan() if _fastencode is not None else None
+        # The compiled fast path's plan (None without it), which the native backend joins to its network.
+        self.fast_plan = self._make_fast_plan() if _fastencode is not None else None
 
     def _make_fast_plan(self):
         numeric = tuple((f.name, f.transform == "log1p", f.center, f.scale, o)
@@ -206,7 +207,7 @@ class Encoder:
     @property
     def fast_path(self) -> bool:
         """Whether single records go through the compiled fast path first."""
-        return self._fast_plan is not None
+        return self.fast_plan is not None
 
     # ---- spec -------------------------------------------------------------------------------
     def to_spec(self) -> dict:
@@ -352,7 +353,7 @@ class Encoder:
 
         The runtime's hot path: it gives the same float32 values as :meth:`encode_columns` (a property
         test holds it to that) with the same validation, only with less interpreter work per field."""
-        if self._fast_plan is not None and _fastencode.encode(self._fast_plan, record, out):
+        if self.fast_plan is not None and _fastencode.encode(self.fast_plan, record, out):
             return out
         return self._encode_record_checked(record, out, strict=strict, row=row)
 

@@ -11,7 +11,6 @@ sparse-80; and the LiteRT int8 family).
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -90,10 +89,11 @@ class NativeRunner:
     def infer_one(self, features: np.ndarray) -> float:
         return self._native.infer_one(self._network, features)
 
-    def bind(self, row: np.ndarray):
-        """A call with no arguments that returns ``infer_one(row)`` for ``row`` as it is at the time: the
-        buffer is acquired once, not per call (the Predictor binds its per-thread input row)."""
-        return functools.partial(self._native.infer_bound, self._native.bind(self._network, row))
+    def fuse(self, plan, checked):
+        """One compiled call from a raw record to its probability: the encoder's fast-path ``plan`` joined
+        with this network. A record the fast path does not take goes to ``checked(record)``, which
+        encodes it on the checked path (or raises the error that names the field)."""
+        return self._native.fuse(self._network, plan, checked)
 
     def infer(self, features: np.ndarray) -> np.ndarray:
         features = np.ascontiguousarray(features, dtype=np.float32)

@@ -34,12 +34,13 @@ class Predictor:
 
     def __init__(self, manifest: dict, encoder: Encoder, runner, variant: str, *, strict: bool = True,
                  bundle: Path | None = None, threads: int | None = None):
-        self.manifest, self.encoder, self.runner, self.variant, self.strict = manifest, encoder, runner, variant, strict
+        self.manifest, self.encoder, self.runner, self.variant = manifest, encoder, runner, variant
         self.threshold = float(manifest["threshold"]["value"])
         self._local = threading.local()
         self._bundle, self._threads = bundle, threads
         self._explainer = None
         self._explainer_lock = threading.Lock()
+        self.strict = strict
 
     @classmethod
     def load(cls, bundle: str | Path, variant: str | None = None, *, backend: str = "auto", strict: bool = True,
@@ -63,14 +64,23 @@ class Predictor:
     def feature_names(self) -> tuple[str, ...]:
         return self.encoder.names
 
-    def _new_buffer(self) -> tuple[np.ndarray, np.ndarray, Any]:
-        """This thread's input matrix ``(1, width)``, its one row, and the call that runs the model on it
-        (bound to the matrix where the runner can bind, as the native one does), made once per thread."""
-        matrix = np.zeros((1, self.encoder.width), dtype=np.float32)
-        bind = getattr(self.runner, "bind", None)
-        call = bind(matrix) if bind is not None else functools.partial(self.runner.infer_one, matrix)
-        self._local.buffer = buffer = (matrix, matrix[0], call)
-        return buffer
+    @property
+    def strict(self) -> bool:
+        return self._strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        self._strict = bool(value)
+        # Where the runner can join the encoder's fast path (the native one can), ``predict`` becomes one
+        # compiled call from raw record to probability, which hands the records the fast path does not
+        # take to the checked path below. It is an attribute of this instance, set again with ``strict``,
+        # and holds no reference back to it (a capsule would keep such a cycle from being collected).
+        checked = functools.partial(_predict_checked, self.encoder, self.runner, self._strict, self._local)
+        fuse = getattr(self.runner, "fuse", None)
+        if fuse is not None and self.encoder.fast_plan is not None:
+            self.predict = fuse(self.encoder.fast_plan, checked)
+        else:
+            self.__dict__.pop("predict", None)
 
     def encode(self, records: Any) -> np.ndarray:
         """The model input for a batch: a sequence of records, a dict of columns, or a pandas DataFrame."""
@@ -85,12 +95,7 @@ class Predictor:
 
     def predict(self, record: Mapping[str, Any]) -> float:
         """Purchase probability for one raw record (a mapping of field name to value)."""
-        try:
-            _, row, run = self._local.buffer
-        except AttributeError:
-            _, row, run = self._new_buffer()
-        self.encoder.encode_record(record, row, strict=self.strict)
-        return run()
+        return _predict_checked(self.encoder, self.runner, self._strict, self._local, record)
 
     def predict_batch(self, records: Any) -> np.ndarray:
         """Purchase probabilities (float32) for a batch of raw records."""
@@ -159,6 +164,19 @@ class Predictor:
                 self._explainer = ShapleyExplainer(self.encoder, runner.infer, variant=variant,
                                                    batch_rows=min(BATCH_ROWS, getattr(runner, "max_batch", BATCH_ROWS)))
             return self._explainer
+
+
+def _predict_checked(encoder: Encoder, runner, strict: bool, local: threading.local,
+                     record: Mapping[str, Any]) -> float:
+    """One record encoded into this thread's row (made once per thread) and run: the fast encoder where it
+    takes the record, else the checked path, which raises the error that names the field."""
+    try:
+        row, run = local.buffer
+    except AttributeError:
+        matrix = np.zeros((1, encoder.width), dtype=np.float32)
+        row, run = local.buffer = (matrix[0], functools.partial(runner.infer_one, matrix))
+    encoder.encode_record(record, row, strict=strict)
+    return run()
 
 
 def _batch_dependent(name: str, entry: dict) -> bool:
