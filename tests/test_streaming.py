@@ -1,6 +1,7 @@
 """Clickstream bundles and the streaming scorer: per-event updates equal the full-sequence model on
 every prefix, open sessions stay bounded, concurrent sessions do not mix, bad events are named."""
 
+import shutil
 import threading
 from dataclasses import replace
 
@@ -235,3 +236,43 @@ def test_hybrid_evaluation_and_benchmark_run_with_the_context(hybrid, log):
         evaluate_sequence_bundle(hybrid, replace(log, context=None))
     bench = streaming_latency(hybrid, [{"event": "product"}], sessions=3, prefixes=(2,))
     assert [r["status"] for r in bench["rows"]] == ["ok", "ok"]
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed (apt-get install gcc)")
+def test_the_compiled_step_reproduces_the_scorer_event_by_event(bundle, tmp_path):
+    """`export --format c` compiles a GRU's or LSTM's step (issue 24): its harness replays the golden
+    sessions and generated odd and bad events against SessionScorer, warning-free, sanitizer-clean, and
+    the same with and without vector types; a CNN bundle is refused by name."""
+    import json
+    import subprocess
+
+    from intent_edge.errors import UsageError
+    from intent_edge.export.c import export_c
+
+    kind = json.loads((bundle / "manifest.json").read_text())["model"]["kind"]
+    if kind == "cnn":
+        with pytest.raises(UsageError, match="a cnn clickstream bundle cannot be compiled to C; the C export "
+                                             "takes gru and lstm"):
+            export_c(bundle, tmp_path / "c")
+        return
+    summary = export_c(bundle, tmp_path / "c", prefix="clicks")
+    assert summary["variant"] == kind and summary["cases"]["golden"] > 0 and summary["cases"]["bad"] > 0
+    flags = ["-std=c99", "-O1", "-ffp-contract=off", "-Wall", "-Wextra", "-pedantic", "-Werror"]
+    outputs = []
+    for extra in ([], ["-DIE_SCALAR"], ["-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]):
+        built = subprocess.run(["gcc", *flags, *extra, "clicks.c", "clicks_test.c", "-lm", "-o", "clicks_test"],
+                               cwd=tmp_path / "c", capture_output=True, text=True, timeout=300)
+        assert built.returncode == 0 and not built.stderr, built.stderr[-2000:]
+        ran = subprocess.run(["./clicks_test"], cwd=tmp_path / "c", capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0 and "failures 0" in ran.stdout, ran.stdout + ran.stderr[-2000:]
+        outputs.append(ran.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]  # the same worst difference: scalar and vector agree
+
+
+def test_a_hybrid_bundle_is_not_compiled_and_nothing_is_written(hybrid, tmp_path):
+    from intent_edge.errors import UsageError
+    from intent_edge.export.c import export_c
+
+    with pytest.raises(UsageError, match="a hybrid clickstream bundle cannot be compiled to C"):
+        export_c(hybrid, tmp_path / "c")
+    assert not (tmp_path / "c").exists()

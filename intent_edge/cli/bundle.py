@@ -171,7 +171,8 @@ def export(
     format: Annotated[ExportFormat, typer.Option("--format", help="What to write: triton (a Triton Inference Server "
                                                                   "model repository with config.pbtxt and an encoding "
                                                                   "guide) or c (a dependency-free C99 library: "
-                                                                  "encoder and network, with its test harness).")]
+                                                                  "encoder and network, or a GRU/LSTM clickstream "
+                                                                  "bundle's streaming step, with its test harness).")]
         = ExportFormat.triton,
     variant: Annotated[str | None, typer.Option("--variant", help="Variant to export (default: the bundle's default "
                                                                   "where the format takes it, else fp32).")] = None,
@@ -191,16 +192,15 @@ def export(
         from intent_edge.export.c import export_c
 
         summary = export_c(bundle, out, variant=variant, prefix=prefix)
-        console.print(f"C library of variant {summary['variant']} written to {out}: {', '.join(summary['files'])} "
-                      f"(harness: {summary['cases']['golden']} golden, {summary['cases']['lenient']} lenient and "
-                      f"{summary['cases']['bad']} bad records)", markup=False)
+        console.print(f"C library of {summary['variant']} written to {out}: {', '.join(summary['files'])} "
+                      f"(harness: {summary['harness']})", markup=False)
         if build:
             from intent_edge.export.c_build import build_c
 
             report = build_c(out, prefix)
             console.print(f"built with {report['compiler']}: {report['size_bytes']['Os']:,} bytes at -Os, "
                           f"{report['size_bytes']['O2']:,} at -O2, largest stack frame {report['stack_bytes']} "
-                          f"bytes; {report['ns_per_record']:.0f} ns a record; harness: {report['parity']['cases']} "
+                          f"bytes; {report['ns_per_record']:.0f} ns a call; harness: {report['parity']['cases']} "
                           f"cases, max |dp| {report['parity']['max_abs_diff']:.2g} against the Python runtime",
                           markup=False)
         return

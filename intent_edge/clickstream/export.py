@@ -68,6 +68,26 @@ def _recurrent_step(model, kind: str):
     return ["state", "cell"], [units, units], lstm_step
 
 
+STEP_WEIGHTS_VERSION = 1
+COMPILED_KINDS = ("gru", "lstm")  # the step kinds `export --format c` compiles
+
+
+def step_weights(model, kind: str) -> dict:
+    """A GRU's or LSTM's step as plain arrays, for ``step.native.npz`` (read with ``allow_pickle=False``):
+    what the C export compiles, as :func:`_recurrent_step` computes it (Keras's gate order: z, r, h for
+    the GRU with ``bias`` (2, 3 units), input then recurrent; i, f, g, o for the LSTM)."""
+    import numpy as np
+
+    if kind not in COMPILED_KINDS:
+        raise ExportError(f"no compiled step for a {kind!r} model; the C export takes: {', '.join(COMPILED_KINDS)}")
+    kernel, recurrent, bias = model.get_layer("encoder").get_weights()
+    head_kernel, head_bias = model.get_layer("probability").get_weights()
+    arrays = {"embedding": model.get_layer("event_embedding").get_weights()[0], "kernel": kernel,
+              "recurrent": recurrent, "bias": bias, "head_kernel": head_kernel, "head_bias": head_bias}
+    return {"format_version": np.array([STEP_WEIGHTS_VERSION]), "kind": np.array([COMPILED_KINDS.index(kind)]),
+            **{name: np.ascontiguousarray(value, dtype=np.float32) for name, value in arrays.items()}}
+
+
 def _convolution_step(model):
     """The causal convolution stack, one position at a time: ``(state names, sizes, step)``.
 

@@ -8,6 +8,7 @@ Bundle layout (``task: clickstream`` in the manifest)::
       step.onnx       one step of the model (recurrent cell, or convolutions over a window), for streaming
       step.tflite     the same step for LiteRT (builtin ops)
       step-int8.*     int8-weight steps (ONNX Runtime, LiteRT), where they pass parity
+      step.native.npz gru and lstm only: the step's weights as plain arrays, which `export --format c` compiles
       context.*       hybrid only: the session start, encoded context in, initial GRU state out
       golden.json     test sessions as raw events with the probability after each event
 
@@ -28,7 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from intent_edge.clickstream.events import EventLog, Sequences, encode_sessions, fit_sequence_spec
-from intent_edge.clickstream.export import context_graph, step_graph, write_litert, write_onnx
+from intent_edge.clickstream.export import (
+    COMPILED_KINDS,
+    context_graph,
+    step_graph,
+    step_weights,
+    write_litert,
+    write_onnx,
+)
 from intent_edge.clickstream.models import KINDS, SequenceRecipe, fit_sequence_model, probabilities_by_position
 from intent_edge.errors import BundleError, UsageError
 from intent_edge.fileio import atomic_directory
@@ -144,6 +152,9 @@ def train_sequence_bundle(log: EventLog, out: str | Path, *, kind: str = "gru", 
             files[backend] = {"file": describe_file(staging, name), "parity": parity}
         manifest_step = {**signature, "backends": files,
                          "int8": _int8_steps(graph, staging, signature, test, test_p, metrics["test"], step, context)}
+        if kind in COMPILED_KINDS:  # the step's weights as plain arrays, which `export --format c` compiles
+            np.savez(staging / "step.native.npz", **step_weights(model, kind))
+            manifest_step["native"] = describe_file(staging, "step.native.npz")
         step("writing the raw-field streaming graphs (event name and seconds in) and checking them")
         context_records = None if context is None else (
             log.context.iloc[order[cut_validation:][:len(parity_sessions.labels)]].to_dict("records"))

@@ -121,6 +121,7 @@ def file_entries(manifest: dict) -> list[dict]:
     entries += [source["file"] for source in manifest.get("sources", {}).values()]
     step = manifest.get("step", {})
     entries += [e["file"] for e in (*step.get("backends", {}).values(), *step.get("int8", {}).values())]
+    entries += [step["native"]] if "native" in step else []
     entries += raw(step) + [f for e in step.get("int8", {}).values() for f in raw(e)]
     context = manifest.get("context", {})
     entries += [e["file"] for e in context.get("backends", {}).values()] + raw(context)
