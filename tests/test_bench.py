@@ -59,8 +59,11 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
     own = {"fp32": {"bare native kernel call (fp32)"}, "litert-fp32": set()}[default]
     assert set(report["interleaved"]) == {f"predict ({default})", "bare onnxruntime session.run (fp32)",
                                           "bare LiteRT invoke (litert-fp32)", "predict (fp32 on the native backend)",
-                                          "bare LiteRT set_tensor + invoke + get_tensor (litert-fp32)", *own}
-    assert "native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50" in report["bars"]
+                                          "bare LiteRT set_tensor + invoke + get_tensor (litert-fp32)",
+                                          "empty call (the clock and the loop alone)", *own}
+    key = "native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50"
+    measured, net = report["bars"][key], report["bars"][f"{key}_net_of_clock"]
+    assert 0 < net < measured or measured >= 1  # the same overhead taken from both sides lowers a ratio below 1
     assert report["encoder"] in ("compiled fast path", "pure Python (fast path not built)")
     json.dumps(report)  # the JSON report is plain JSON
     raw = {row["variant"]: row for row in report["raw"]}

@@ -11,6 +11,9 @@ BAR_LABELS = {
     "native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50":
         "compiled path: predict(record) of fp32 on the native backend, p50, over LiteRT's set_tensor + invoke + "
         "get_tensor of the fp32 model on a ready row",
+    "native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50_net_of_clock":
+        "the same, each p50 less that of an empty call in the same loop (what the clock and the loop add to "
+        "every sample)",
     "predict_p50_over_bare_litert_invoke_p50":
         "predict(record) of the default variant, p50, over a bare LiteRT invoke of the fp32 model "
         "(includes the default variant's own cost where it is not fp32)",

@@ -45,6 +45,8 @@ from intent_edge.timing import (
 NATIVE_PREDICT = "predict (fp32 on the native backend)"
 # the compiled path's yardstick: a ready row through LiteRT, set_tensor + invoke + get_tensor
 LITERT_ROUND_TRIP = "bare LiteRT set_tensor + invoke + get_tensor (litert-fp32)"
+# A call that does nothing, timed in the same loop: what the clock and the loop add to every other sample.
+EMPTY_CALL = "empty call (the clock and the loop alone)"
 EXPLAIN_RECORDS = 500  # about a millisecond each
 
 # Peak resident memory of the child: VmHWM, which starts afresh at exec. (getrusage's ru_maxrss does not
@@ -277,6 +279,7 @@ def _interleaved(bundle: Path, manifest: dict, records: list[dict], encoded: np.
             litert = BACKENDS["litert"].load(resolve_file(bundle, manifest["variants"]["litert-fp32"]["file"]),
                                              threads=1)
             calls[LITERT_ROUND_TRIP] = lambda i: litert.infer_one(rows[i])
+    calls[EMPTY_CALL] = lambda i: None
     samples = {label: np.empty(len(records), dtype=np.int64) for label in calls}
     clock = time.perf_counter_ns
     for i in range(min(200, len(records))):
@@ -324,6 +327,10 @@ def _bars(report: dict, manifest: dict) -> dict:
     if NATIVE_PREDICT in interleaved and LITERT_ROUND_TRIP in interleaved:
         bars["native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50"] = (
             interleaved[NATIVE_PREDICT]["p50"] / interleaved[LITERT_ROUND_TRIP]["p50"])
+        if EMPTY_CALL in interleaved:  # the same, each p50 less the empty call's: the calls alone
+            empty = interleaved[EMPTY_CALL]["p50"]
+            bars["native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50_net_of_clock"] = (
+                (interleaved[NATIVE_PREDICT]["p50"] - empty) / (interleaved[LITERT_ROUND_TRIP]["p50"] - empty))
     for label, key in ((own, "predict_p50_over_own_variant_bare_invoke_p50"),
                        ("bare onnxruntime session.run (fp32)", "predict_p50_over_bare_onnxruntime_p50"),
                        ("bare LiteRT invoke (litert-fp32)", "predict_p50_over_bare_litert_invoke_p50")):

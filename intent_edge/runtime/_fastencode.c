@@ -25,10 +25,13 @@ typedef struct {
     Py_ssize_t column;
 } NumericField;
 
+#define SMALL_INTS 256  /* integer categories 0..255 are looked up in a table, not a dict */
+
 typedef struct {
     PyObject *name;       /* str, owned */
     PyObject *by_text;    /* dict str -> absolute column, owned */
     PyObject *by_int;     /* dict int -> absolute column, owned */
+    Py_ssize_t small[SMALL_INTS];  /* by_int for 0..255: the column, or -1 where not in the vocabulary */
 } CategoricalField;
 
 typedef struct {
@@ -120,6 +123,14 @@ static PyObject *make_plan(PyObject *self, PyObject *args) {
                 }
             }
         }
+        for (Py_ssize_t v = 0; v < SMALL_INTS; v++) field->small[v] = -1;
+        Py_ssize_t position = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(by_int, &position, &key, &value)) {
+            long small = PyLong_Check(key) ? PyLong_AsLong(key) : -1;
+            if (small == -1 && PyErr_Occurred()) PyErr_Clear();
+            else if (small >= 0 && small < SMALL_INTS) field->small[small] = PyLong_AsSsize_t(value);
+        }
         Py_INCREF(name);
         Py_INCREF(by_text);
         Py_INCREF(by_int);
@@ -178,6 +189,13 @@ static int encode_into(PyObject *plan_capsule, PyObject *record, float *row, Py_
         if (PyUnicode_CheckExact(value)) {
             column = PyDict_GetItemWithError(field->by_text, value);
         } else if (PyLong_CheckExact(value)) {
+            int overflow;
+            long small = PyLong_AsLongAndOverflow(value, &overflow);
+            if (!overflow && small >= 0 && small < SMALL_INTS) {
+                if (field->small[small] < 0) return 0;  /* not in the vocabulary: the checked path says so */
+                hot[i] = field->small[small];
+                continue;
+            }
             column = PyDict_GetItemWithError(field->by_int, value);
         } else if (PyBool_Check(value)) {
             column = PyDict_GetItemWithError(field->by_text, value == Py_True ? TRUE_TEXT : FALSE_TEXT);
