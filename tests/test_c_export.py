@@ -67,7 +67,7 @@ def exported(full_size_bundle, tmp_path_factory) -> Path:
 
 
 def test_the_kernel_is_the_runtimes_own_byte_for_byte(exported):
-    from intent_edge.export.c import KERNEL_NAME, kernel_source
+    from intent_edge.export.c_source import KERNEL_NAME, kernel_source
 
     packaged = Path(__file__).resolve().parents[1] / "intent_edge" / "runtime" / "kernel" / KERNEL_NAME
     assert (exported / KERNEL_NAME).read_bytes() == kernel_source() == packaged.read_bytes()

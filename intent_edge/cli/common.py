@@ -73,6 +73,30 @@ def progress():
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=False)
 
 
+def rows_progress():
+    """A progress display for passes over rows: each pass a bar with rows done, rows/s and time left."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console, transient=False)
+
+
+def rows_reporter(bar):
+    """A ``progress(stage, rows done, rows in all)`` callback that keeps one bar per stage."""
+    import time
+
+    tasks: dict[str, tuple[int, float]] = {}
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = (bar.add_task(stage, total=total, rate=""), time.monotonic())
+        task, started = tasks[stage]
+        elapsed = time.monotonic() - started
+        bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} rows/s" if elapsed > 0 else "")
+
+    return report
+
+
 def epoch_reporter(bar, task):
     def report(epoch: int, max_epochs: int, logs: dict) -> None:
         auc = logs.get("val_auc")

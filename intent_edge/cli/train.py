@@ -21,6 +21,8 @@ from intent_edge.cli.common import (
     progress,
     recipe,
     refuse,
+    rows_progress,
+    rows_reporter,
     stdout,
     user_errors,
 )
@@ -98,6 +100,17 @@ def train(
     buys: Annotated[Path | None, typer.Option(
         "--buys", help="YooChoose (RecSys 2015): the buys file; DATA is then the clicks file (neither has a header).",
         rich_help_panel="Event-log layout")] = None,
+    streaming: Annotated[bool | None, typer.Option(
+        "--streaming/--in-memory", help="mlp: train out of core, in bounded memory (a hash split, one LightGBM "
+                                        "teacher on a sample, one network on encoded shards on disk) [default: "
+                                        "streaming above 2,000,000 rows]. DATA may then be a directory of Parquet "
+                                        "shards.", rich_help_panel="Large data")] = None,
+    id_column: Annotated[str | None, typer.Option(
+        "--id-column", help="mlp, streaming: the row key whose hash picks held-out rows [default: the row number].",
+        rich_help_panel="Large data")] = None,
+    teacher_rows: Annotated[int | None, typer.Option(
+        "--teacher-rows", min=1000, help="mlp, streaming: training rows in the teacher's sample [default: 200,000].",
+        rich_help_panel="Large data")] = None,
 ):
     """Train a model, evaluate it on held-out data, export it to ONNX with parity and write a bundle.
 
@@ -126,6 +139,15 @@ def train(
             "--event-column": event_column, "--timestamp-column": timestamp_column, "--user-column": user_column,
             "--product-column": product_column, "--purchase-events": purchase_events, "--time-unit": time_unit,
             "--buys": buys}, "to the mlp, which reads a table")
+    from intent_edge.train.scale import STREAMING_ROWS, count_rows
+
+    if streaming or (streaming is None and (data.is_dir() or count_rows(data) > STREAMING_ROWS)):
+        refuse({"--time-column": time_column, "--plots": plots}, "to streaming training (held-out rows by hash)")
+        _train_streaming(data, out, label=label, sep=sep, schema=schema, seed=seed or 0, policy=policy,
+                         max_epochs=max_epochs, test_fraction=0.2 if test_fraction is None else test_fraction,
+                         id_column=id_column, teacher_rows=teacher_rows)
+        return
+    refuse({"--id-column": id_column, "--teacher-rows": teacher_rows}, "to in-memory training (add --streaming)")
     from intent_edge.data.io import load_dataset
     from intent_edge.train.evaluate import metrics_table
     from intent_edge.train.pipeline import plot_held_out, train_bundle
@@ -145,6 +167,24 @@ def train(
     if plots:
         for path in plot_held_out(out, dataset, plots):
             console.print(f"plot: {path}")
+    console.print(f"bundle written to {out}")
+
+
+def _train_streaming(data: Path, out: Path, *, label, sep, schema, seed: int, policy, max_epochs: int | None,
+                     test_fraction: float, id_column: str | None, teacher_rows: int | None) -> None:
+    from intent_edge.train.evaluate import metrics_table
+    from intent_edge.train.scale import TEACHER_ROWS, train_streaming
+
+    with rows_progress() as bar:
+        manifest = train_streaming(data, out, label=label, sep=sep, schema_file=schema, recipe=recipe(max_epochs),
+                                   seed=seed, policy=policy, test_fraction=test_fraction, id_column=id_column,
+                                   teacher_rows=teacher_rows or TEACHER_ROWS,
+                                   on_step=lambda message: bar.console.print(message, markup=False),
+                                   progress=rows_reporter(bar))
+    stdout.print(metrics_table(manifest["metrics"]["test"], f"held-out test set ({policy.describe()})"))
+    parity = manifest["variants"]["fp32"]["parity"]
+    console.print(f"ONNX parity: max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} rows "
+                  f"(tolerance {parity['tolerance']['max']:g})")
     console.print(f"bundle written to {out}")
 
 

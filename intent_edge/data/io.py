@@ -159,8 +159,9 @@ def _json_lines_chunks(path: Path, chunk_rows: int):
         yield pd.DataFrame.from_records(records)
 
 
-def parse_label(path: str | Path, column: pd.Series) -> np.ndarray:
-    """Turn a label column of TRUE/FALSE, yes/no, 1/0 (any case) into 0/1, naming the first bad row."""
+def parse_label(path: str | Path, column: pd.Series, *, first_row: int = 0) -> np.ndarray:
+    """Turn a label column of TRUE/FALSE, yes/no, 1/0 (any case) into 0/1, naming the first bad row
+    (``first_row``: the 0-based index of the column's first row in the file, for a chunk of it)."""
     name = str(column.name)
     if pd.api.types.is_bool_dtype(column):
         return column.to_numpy().astype(np.int8)
@@ -174,7 +175,7 @@ def parse_label(path: str | Path, column: pd.Series) -> np.ndarray:
         else:
             shown = "an empty value" if text == "" else repr(value)
             raise DataError(path, f"the label must be TRUE/FALSE, yes/no or 1/0, got {shown}",
-                            row=index + 1, line=line_of(path, index), column=name)
+                            row=first_row + index + 1, line=line_of(path, first_row + index), column=name)
     return labels
 
 

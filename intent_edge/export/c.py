@@ -19,13 +19,12 @@ are ``static``), so two bundles link into one program. The export never touches 
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 from intent_edge.errors import BundleError, UsageError
 from intent_edge.export.c_harness import harness, harness_cases
 from intent_edge.export.c_network import network_inputs, network_source
-from intent_edge.export.c_source import STATUSES, c_double, c_float, c_string
+from intent_edge.export.c_source import KERNEL_NAME, STATUSES, c_double, c_float, c_string, kernel_source, text_helpers
 from intent_edge.export.network import dense_layers, int8_network
 from intent_edge.raw_graph import input_names
 from intent_edge.runtime.bundle import MANIFEST_NAME, read_manifest, resolve_file, sha256_of, verify_files
@@ -33,22 +32,11 @@ from intent_edge.runtime.encoder import MAX_STANDARD_SCORE, CategoricalFeature, 
 
 INT8_VARIANTS = ("litert-int8", "units-50-litert-int8", "distilled-litert-int8")
 SUPPORTED_VARIANTS = ("fp32", "distilled", "units-50", "sparse-80", *INT8_VARIANTS)
-KERNEL_NAME = "ie_kernel.h"
 _C_KEYWORDS = frozenset((
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
     "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
     "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
 ))
-# Python's str.isspace() set, which str.strip() removes: what the C library strips from category text
-UNICODE_SPACES = (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x85, 0xA0, 0x1680,
-                  *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
-
-
-def kernel_source() -> bytes:
-    """The runtime's kernel source, as shipped in the package."""
-    return resources.files("intent_edge.runtime").joinpath("kernel", KERNEL_NAME).read_bytes()
-
-
 def choose_variant(manifest: dict, variant: str | None) -> str:
     if variant is None:
         default = manifest.get("default_variant", "fp32")
@@ -360,53 +348,6 @@ int {p}_predict_lenient(const {p}_record *record, float *probability, int *bad_f
 }}
 """
 
-
-def text_helpers(p: str) -> str:
-    """C functions that strip text as Python's ``str.strip`` does (``{p}_strip``), for category values and
-    event names alike."""
-    spaces = ", ".join(f"0x{code:X}" for code in UNICODE_SPACES)
-    return f"""static const unsigned int {p}_spaces[] = {{{spaces}}};
-
-/* The code point starting at s[0] (length n >= 1) and its byte length; malformed UTF-8 reads as one
- * byte that is not a space. */
-static unsigned int {p}_code_point(const unsigned char *s, size_t n, size_t *length)
-{{
-    if (s[0] < 0x80 || n < 2) {{ *length = 1; return s[0]; }}
-    if ((s[0] & 0xE0) == 0xC0 && (s[1] & 0xC0) == 0x80) {{
-        *length = 2;
-        return ((s[0] & 0x1Fu) << 6) | (s[1] & 0x3Fu);
-    }}
-    if (n >= 3 && (s[0] & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {{
-        *length = 3;
-        return ((s[0] & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
-    }}
-    *length = 1;
-    return 0xFFFFFFFFu;
-}}
-
-static int {p}_is_space(unsigned int code)
-{{
-    size_t i;
-    if (code < 0x80) return code == 0x20 || (code >= 0x09 && code <= 0x0D) || (code >= 0x1C && code <= 0x1F);
-    for (i = 0; i < sizeof {p}_spaces / sizeof {p}_spaces[0]; i++)
-        if ({p}_spaces[i] == code) return 1;
-    return 0;
-}}
-
-/* text without the white space Python's str.strip() removes, as (start, length) */
-static const char *{p}_strip(const char *text, size_t *length)
-{{
-    const unsigned char *s = (const unsigned char *)text;
-    size_t n = strlen(text), step, i, end = 0;
-    while (n > 0 && {p}_is_space({p}_code_point(s, n, &step))) {{ s += step; n -= step; }}
-    while (n > 0 && s[n - 1] < 0x80 && {p}_is_space(s[n - 1])) n--;  /* ASCII at the end: the usual case */
-    if (n == 0 || s[n - 1] < 0x80) {{ *length = n; return (const char *)s; }}
-    for (i = 0; i < n; i += step)  /* text ending in a multi-byte character: decode it from the start */
-        if (!{p}_is_space({p}_code_point(s + i, n - i, &step))) end = i + step;
-    *length = end;
-    return (const char *)s;
-}}
-"""
 
 
 def build_note(facts: dict) -> str:

@@ -23,7 +23,15 @@ import numpy as np
 
 from intent_edge.clickstream.export import COMPILED_KINDS, STEP_WEIGHTS_VERSION
 from intent_edge.errors import BundleError, UsageError
-from intent_edge.export.c_source import STATUSES, c_double, c_string, floats_literal
+from intent_edge.export.c_source import (
+    KERNEL_NAME,
+    STATUSES,
+    c_double,
+    c_string,
+    floats_literal,
+    kernel_source,
+    text_helpers,
+)
 from intent_edge.runtime.bundle import MANIFEST_NAME, resolve_file, sha256_of
 
 TOLERANCE = 1e-5
@@ -55,7 +63,6 @@ def read_step_weights(path: Path) -> dict:
 
 
 def export_stream_c(bundle: Path, manifest: dict, out: Path, *, variant: str | None, prefix: str) -> dict:
-    from intent_edge.export.c import KERNEL_NAME, kernel_source
     from intent_edge.fileio import atomic_directory
 
     kind = manifest["model"]["kind"]
@@ -198,8 +205,6 @@ int {p}_token(const char *event);
 
 
 def library(weights: dict, vocabulary: list[str], facts: dict) -> str:
-    from intent_edge.export.c import KERNEL_NAME, text_helpers
-
     p, P = facts["prefix"], facts["prefix"].upper()
     units = weights["recurrent"].shape[0]
     lstm = weights["kind"] == "lstm"

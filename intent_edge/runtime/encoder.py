@@ -258,7 +258,7 @@ class Encoder:
                     raise SpecError(f"column '{name}' has no values to fit on")
                 transform = transforms.get(name, "auto")
                 if transform == "auto":
-                    transform = "log1p" if present.min() >= 0 and _skewness(present) > 1.0 else "identity"
+                    transform = automatic_transform(float(present.min()), _skewness(present))
                 fill = float(np.median(present))
                 transformed = _transform(np.where(np.isnan(values), fill, values), transform)
                 center, scale = float(transformed.mean()), float(transformed.std())
@@ -274,9 +274,8 @@ class Encoder:
                     else:
                         key = canonical_category(value)
                         counts[key] = counts.get(key, 0) + 1
-                kept = sorted((v for v, c in counts.items() if c >= min_category_count),
-                              key=lambda v: (-counts[v], v))
-                features.append(CategoricalFeature(name, tuple(kept), empty / max(rows, 1)))
+                features.append(CategoricalFeature(name, kept_vocabulary(counts, min_category_count),
+                                                   empty / max(rows, 1)))
             else:
                 raise SpecError(f"column '{name}': unknown kind {kind!r}")
         return cls(features)
@@ -465,6 +464,16 @@ def _numeric_value(feature: NumericFeature, value: Any, strict: bool, row: int |
     if math.isinf(number):
         raise RecordError(feature.name, f"is {number}; expected a finite number", row=row)
     return number
+
+
+def automatic_transform(minimum: float, skewness: float) -> str:
+    """The ``auto`` transform of a numeric column: log1p for a non-negative one skewed beyond 1."""
+    return "log1p" if minimum >= 0 and skewness > 1.0 else "identity"
+
+
+def kept_vocabulary(counts: Mapping[str, int], min_count: int) -> tuple[str, ...]:
+    """The categories seen at least ``min_count`` times, most frequent first (ties by text)."""
+    return tuple(sorted((v for v, c in counts.items() if c >= min_count), key=lambda v: (-counts[v], v)))
 
 
 def _skewness(values: np.ndarray) -> float:

@@ -36,6 +36,7 @@ from intent_edge.runtime.encoder import Encoder
 from intent_edge.train.background import write_background
 from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics, summarise_folds
 from intent_edge.train.export import ONNX_OPSET, export_onnx
+from intent_edge.train.hash_split import rebuild_hash_split
 from intent_edge.train.mlp import MLPRecipe, best_epoch, fit_mlp, predict_probabilities
 
 EpochCallback = Callable[[int, int, dict], None]
@@ -164,6 +165,12 @@ def rebuild_split(dataset: Dataset, training: dict) -> tuple[np.ndarray, np.ndar
     """A bundle's training and held-out rows of ``dataset`` (the file it was trained on), rebuilt from the
     manifest's ``training`` record and checked against the recorded held-out rows."""
     split = training["split"]
+    if split["kind"] == "hash":  # a streamed bundle: held-out rows by a hash of the row key
+        test = rebuild_hash_split(dataset.frame, split)
+        if len(test) != split["test_rows"] or _digest(test) != split["test_sha256"]:
+            raise BundleError(f"the held-out rows rebuilt from {dataset.path} ({len(test)}) are not the "
+                              f"{split['test_rows']} the bundle was tested on; the split cannot be reproduced here")
+        return np.setdiff1d(np.arange(len(dataset.labels)), test), test
     if split["kind"] == "out-of-time" and "test_sha256" not in split:
         raise BundleError("this out-of-time bundle was written before its split was recorded exactly, so its "
                           "held-out rows cannot be rebuilt safely; retrain it with this version of intent-edge")
@@ -256,6 +263,42 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
     step(f"training on {len(train)} rows ({len(test)} held out, {split['kind']} split)")
     fitted = fit_model(dataset.features.iloc[train], dataset.labels[train], dataset.schema, recipe, seed, policy,
                        on_epoch, step)
+    encoder = fitted.encoder
+    accepted = strict_rows(dataset.features, test, encoder)
+    test_frame = dataset.features.iloc[test].reset_index(drop=True)
+    evidence = Evidence(
+        parity_frame=dataset.features.iloc[
+            np.random.default_rng(seed).permutation(len(dataset.labels))[:PARITY_ROWS]].reset_index(drop=True),
+        golden_frame=dataset.features.iloc[accepted[:GOLDEN_ROWS]],
+        raw_frame=dataset.features.iloc[accepted[:PARITY_ROWS]],
+        background=lambda: encoder.encode_columns(dataset.features.iloc[train], strict=False),
+        score_test=lambda runner: (dataset.labels[test], runner.infer(encoder.encode_columns(test_frame,
+                                                                                            strict=False))))
+    training = {"model": "mlp", "recipe": recipe.to_json(), "seed": seed, "epochs": fitted.epochs,
+                "split": record_split(split, test), "rows": {**fitted.rows, "test": len(test)},
+                "data": {"file": Path(dataset.path).name, "sha256": sha256_of(Path(dataset.path)),
+                         "rows": len(dataset.labels)}}
+    chosen_on = "validation, by the network before its refit on all training rows" if recipe.refit else "validation"
+    return write_mlp_bundle(out, fitted, evidence, schema=dataset.schema, quality=quality, policy=policy,
+                            training=training, threshold_chosen_on=chosen_on, seed=seed, step=step)
+
+
+@dataclass
+class Evidence:
+    """What a bundle is proven and scored on, however its rows were read (in memory or streamed)."""
+
+    parity_frame: pd.DataFrame  # raw rows: Keras (training encoder) against ONNX (runtime encoder)
+    golden_frame: pd.DataFrame  # held-out rows the strict runtime takes, at most GOLDEN_ROWS
+    raw_frame: pd.DataFrame  # held-out rows the strict runtime takes, for the raw-field graph's check
+    background: Callable[[], np.ndarray]  # encoded training rows, for the explanations' k-means background
+    score_test: Callable[[object], tuple[np.ndarray, np.ndarray]]  # runner -> (labels, probabilities) of the test
+
+
+def write_mlp_bundle(out: str | Path, fitted: FittedModel, evidence: Evidence, *, schema, quality: dict,
+                     policy: ThresholdPolicy, training: dict, threshold_chosen_on: str, seed: int,
+                     step: Callable[[str], None]) -> dict:
+    """Export a fitted MLP and write its bundle atomically: ONNX with parity, held-out metrics, golden
+    vectors, the raw-field graph, the native weights, the explanations' background and the manifest."""
     encoder, spec = fitted.encoder, fitted.encoder.to_spec()
     spec_digest = spec_sha256(spec)
 
@@ -268,20 +311,17 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
 
         # Parity from raw records: the runtime's per-record encoder feeds ONNX, the training column
         # encoder feeds Keras, so the check covers both encoder paths as well as the export.
-        parity_rows = np.random.default_rng(seed).permutation(len(dataset.labels))[:PARITY_ROWS]
-        parity_frame = dataset.features.iloc[parity_rows].reset_index(drop=True)
+        parity_frame = evidence.parity_frame.reset_index(drop=True)
         keras_p = predict_probabilities(fitted.model, encoder.encode_columns(parity_frame, strict=False))
         onnx_p = runner.infer(encoder.encode_records(parity_frame.to_dict("records"), strict=False))
         parity = compare(keras_p, onnx_p, "fp32").require("the ONNX export").to_json()
 
-        test_frame = dataset.features.iloc[test].reset_index(drop=True)
-        test_p = runner.infer(encoder.encode_columns(test_frame, strict=False))
-        test_metrics = compute_metrics(dataset.labels[test], test_p, fitted.threshold)
+        step("scoring the held-out test rows")
+        test_labels, test_p = evidence.score_test(runner)
+        test_metrics = compute_metrics(test_labels, test_p, fitted.threshold)
 
-        accepted = strict_rows(dataset.features, test, encoder)
-        golden_rows = accepted[:GOLDEN_ROWS]
         golden_records = [{name: None if is_missing(value) else value for name, value in record.items()}
-                          for record in dataset.features.iloc[golden_rows].to_dict("records")]  # JSON: null
+                          for record in evidence.golden_frame.to_dict("records")]  # JSON: null
         golden_x = encoder.encode_records(golden_records)
         golden = {"description": "raw records, their encoded model input (float32) and probabilities from the "
                                  "fp32 ONNX variant; a port of the encoder must reproduce 'encoded' exactly and "
@@ -293,31 +333,25 @@ def train_bundle(dataset: Dataset, out: str | Path, *, recipe: MLPRecipe | None 
 
         step("writing the raw-field ONNX graph and checking it against the runtime")
         raw = write_raw_variant(encoder, staging / "model.onnx", staging, "model.raw.onnx",
-                                records=dataset.features.iloc[accepted[:PARITY_ROWS]].to_dict("records"),
-                                reference=runner, precision="fp32",
+                                records=evidence.raw_frame.to_dict("records"), reference=runner, precision="fp32",
                                 metadata=raw_metadata("fp32", fitted.threshold, spec))
         step(f"raw-field graph: {raw['status']}")
         native = write_native_variant(staging / "model.onnx", staging, "fp32", runner, golden_x)
 
         step("summarising the training rows as the explanations' background (k-means)")
-        explain = write_background(staging, encoder.encode_columns(dataset.features.iloc[train], strict=False), seed)
+        explain = write_background(staging, evidence.background(), seed)
 
         manifest = {
             "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_FORMAT_VERSION,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "label": dataset.schema.label,
-            "schema": dataset.schema.to_json(),
+            "label": schema.label,
+            "schema": schema.to_json(),
             "data_quality": quality,
             "encoder": spec,
-            "threshold": {"value": fitted.threshold, "policy": policy.to_json(),
-                          "chosen_on": "validation, by the network before its refit on all training rows"
-                          if recipe.refit else "validation"},
+            "threshold": {"value": fitted.threshold, "policy": policy.to_json(), "chosen_on": threshold_chosen_on},
             "metrics": {"test": test_metrics, "validation": fitted.validation_metrics},
-            "training": {"model": "mlp", "recipe": recipe.to_json(), "seed": seed, "epochs": fitted.epochs,
-                         "split": record_split(split, test), "rows": {**fitted.rows, "test": len(test)},
-                         "data": {"file": Path(dataset.path).name, "sha256": sha256_of(Path(dataset.path)),
-                                  "rows": len(dataset.labels)}},
+            "training": training,
             "libraries": library_versions(),
             "source_model": {"format": "keras", "file": describe_file(staging, "model.keras")},
             "default_variant": "fp32",

@@ -1,0 +1,537 @@
+"""Training out of core: a table of any size trains in bounded memory, in a fixed number of passes.
+
+``train`` takes this path above :data:`STREAMING_ROWS` rows (counted from the Parquet footers, or the CSV's
+lines), or with ``--streaming``; below it the in-memory path and its figures are unchanged.
+
+1. **Schema** from the first chunk (:data:`CHUNK_ROWS` rows), as the in-memory path infers it from the file.
+2. **Split by a hash of a row key** (``--id-column``, else the row number) with the seed: a row's hash
+   decides whether it is a test, validation or training row, so no index list is kept and ``compress``
+   and ``evaluate`` rebuild the split from the manifest (its test rows' sha256 proves it).
+3. **Pass 1, statistics** over the training rows: exact category counts, exact moments (merged chunk by
+   chunk: Pébay's formulas), and a KLL quantile sketch (Apache DataSketches) for the medians that fill
+   empty numbers. The encoder equals the in-memory one's: the same vocabularies, means and standard
+   deviations within 1e-9 relative, the median within the sketch's rank error (``MEDIAN_SKETCH_K``: about
+   0.33% of the rows at the 99% level). The pass also keeps the validation rows (at most
+   :data:`VALIDATION_ROWS`), a hash sample of :data:`TEACHER_ROWS` training rows for the teacher (each
+   class at the same rate), and the first held-out rows for parity and golden vectors.
+4. **The teacher** (LightGBM) is fitted on the sample: out-of-fold probabilities for the sampled rows, and
+   one model on the whole sample for every other training row, which it never saw.
+5. **Pass 2, encoding**: each training row is encoded, given its blended target, and appended to one of
+   a few dozen shard files on disk, chosen by hash, so every shard is a random slice of the data.
+6. **The network** learns from the shards through a generator (``tf.data``): shards in a new random
+   order each pass, rows shuffled within a shard. It is validated every :data:`EVALUATE_ROWS` rows and
+   stops early, within a budget of rows (``max_epochs`` passes at most).
+7. **Pass 3, scoring**: the held-out rows are scored through the exported ONNX model, chunk by chunk.
+
+The recipe at this size, recorded in the manifest (``training.streaming``): one teacher (LightGBM) with
+:data:`TEACHER_FOLDS` folds on the sample, one network with early stopping (no refit), a batch of
+:func:`batch_size` rows and the learning rate scaled by the square root of the batch's growth over the
+in-memory recipe's 256 (Adam's usual rule).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from intent_edge.data.io import PARQUET_SUFFIXES, check_feature_columns, parse_label, resolve_schema, sniff_delimiter
+from intent_edge.data.schema import Schema
+from intent_edge.errors import DataError
+from intent_edge.parity import PARITY_ROWS
+from intent_edge.runtime.encoder import (
+    TRANSFORMS,
+    CategoricalFeature,
+    Encoder,
+    NumericFeature,
+    automatic_transform,
+    canonical_category,
+    is_empty_category,
+    kept_vocabulary,
+)
+from intent_edge.train.hash_split import HashSplit, row_uniforms
+
+STREAMING_ROWS = 2_000_000  # train above this many rows streams (or with --streaming)
+CHUNK_ROWS = 131_072
+TEACHER_ROWS = 200_000
+TEACHER_FOLDS = 3
+VALIDATION_ROWS = 100_000
+EVALUATE_ROWS = 1_000_000  # rows between validations (or one pass, if the training rows are fewer)
+STREAMING_PATIENCE = 4  # validations without a better validation ROC-AUC before training stops
+MEDIAN_SKETCH_K = 1000  # KLL's k: normalised rank error about 0.33% (double-sided, 99% confidence)
+MIN_CATEGORY_COUNT = 10
+SHARD_BYTES = 64 * 2**20
+GOLDEN_ROWS = 256
+ProgressCallback = Callable[[str, int, int | None], None]  # (pass, rows done, rows in all or None)
+
+
+# ---- reading ----------------------------------------------------------------------------------------
+def _parquet_dataset(path: Path):
+    import pyarrow.dataset as ds
+
+    return ds.dataset(str(path), format="parquet")
+
+
+def is_parquet(path: Path) -> bool:
+    return path.is_dir() or path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def count_rows(path: str | Path) -> int:
+    """Rows in a Parquet file or directory of shards (from the footers), or lines after a CSV's header."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "no such file or directory")
+    if is_parquet(path):
+        try:
+            return int(_parquet_dataset(path).count_rows())
+        except (OSError, ValueError) as exc:
+            raise DataError(path, f"cannot be read as Parquet: {exc}") from None
+    lines, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return max(0, lines + (last != b"\n") - 1)
+
+
+def table_chunks(path: str | Path, *, sep: str | None = None, chunk_rows: int = CHUNK_ROWS,
+                 text_columns: tuple[str, ...] = ()) -> Iterator[tuple[int, pd.DataFrame]]:
+    """``(first row, frame)`` for each chunk of a CSV, a Parquet file or a directory of Parquet shards (read
+    in their sorted order), so that a table of any size takes constant memory. ``text_columns`` are read
+    as text from CSV (identifiers keep their leading zeros)."""
+    path = Path(path)
+    first = 0
+    try:
+        if is_parquet(path):
+            for batch in _parquet_dataset(path).to_batches(batch_size=chunk_rows):
+                if batch.num_rows:
+                    yield first, batch.to_pandas()
+                    first += batch.num_rows
+        else:
+            for frame in pd.read_csv(path, sep=sep or sniff_delimiter(path), skipinitialspace=True,
+                                     chunksize=chunk_rows, dtype=dict.fromkeys(text_columns, str)):
+                yield first, frame
+                first += len(frame)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise DataError(path, f"cannot be read (after {first} rows): {exc}") from None
+    if first == 0:
+        raise DataError(path, "the table has no data rows")
+
+
+# ---- mergeable statistics ---------------------------------------------------------------------------
+def _moments(values: np.ndarray) -> tuple[int, float, float, float]:
+    if values.size == 0:
+        return 0, 0.0, 0.0, 0.0
+    mean = float(values.mean())
+    centred = values - mean
+    squares = centred * centred
+    return values.size, mean, float(squares.sum()), float((squares * centred).sum())
+
+
+def merge_moments(a: tuple[int, float, float, float], b: tuple[int, float, float, float]
+                  ) -> tuple[int, float, float, float]:
+    """Count, mean and the 2nd and 3rd central sums of two parts, combined exactly (Pébay 2008)."""
+    n_a, mean_a, m2_a, m3_a = a
+    n_b, mean_b, m2_b, m3_b = b
+    if n_a == 0:
+        return b
+    if n_b == 0:
+        return a
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    mean = mean_a + delta * n_b / n
+    m2 = m2_a + m2_b + delta * delta * n_a * n_b / n
+    m3 = (m3_a + m3_b + delta ** 3 * n_a * n_b * (n_a - n_b) / (n * n)
+          + 3.0 * delta * (n_a * m2_b - n_b * m2_a) / n)
+    return n, mean, m2, m3
+
+
+@dataclass
+class NumericSummary:
+    """A numeric column's mergeable summary: empties, minimum, moments of the values and of each transform,
+    and a KLL sketch of the values for the median."""
+
+    rows: int = 0
+    empty: int = 0
+    minimum: float = math.inf
+    moments: dict = field(default_factory=lambda: dict.fromkeys(TRANSFORMS, (0, 0.0, 0.0, 0.0)))
+    sketch: object = None
+
+    def update(self, values: np.ndarray) -> None:
+        import datasketches
+
+        if self.sketch is None:
+            self.sketch = datasketches.kll_doubles_sketch(MEDIAN_SKETCH_K)
+        present = values[~np.isnan(values)]
+        self.rows += values.size
+        self.empty += values.size - present.size
+        if present.size:
+            self.minimum = min(self.minimum, float(present.min()))
+            self.sketch.update(present)
+            for name, transform in TRANSFORMS.items():
+                self.moments[name] = merge_moments(self.moments[name], _moments(transform.numpy(present)))
+
+    def feature(self, name: str, transform: str) -> NumericFeature:
+        count = self.rows - self.empty
+        if count == 0:
+            raise DataError("the training rows", "the column has no values to fit on", column=name)
+        if transform == "auto":
+            n, _, m2, m3 = self.moments["identity"]
+            skewness = 0.0 if m2 <= 0 else (m3 / n) / (m2 / n) ** 1.5
+            transform = automatic_transform(self.minimum, skewness)
+        fill = float(self.sketch.get_quantile(0.5))
+        # the empty rows take the fill: their transformed value joins the moments as a constant part
+        filled = TRANSFORMS[transform].numpy(np.array([fill]))[0]
+        n, mean, m2, _ = merge_moments(self.moments[transform], (self.empty, float(filled), 0.0, 0.0))
+        scale = math.sqrt(m2 / n)
+        return NumericFeature(name, transform, fill, mean, scale if scale > 0 else 1.0, self.empty / self.rows)
+
+
+@dataclass
+class CategoricalSummary:
+    rows: int = 0
+    empty: int = 0
+    counts: dict = field(default_factory=dict)
+
+    def update(self, column: pd.Series) -> None:
+        self.rows += len(column)
+        for value, count in column.value_counts(dropna=False).items():
+            if is_empty_category(value):
+                self.empty += int(count)
+            else:
+                key = canonical_category(value)
+                self.counts[key] = self.counts.get(key, 0) + int(count)
+
+    def feature(self, name: str) -> CategoricalFeature:
+        return CategoricalFeature(name, kept_vocabulary(self.counts, MIN_CATEGORY_COUNT),
+                                  self.empty / max(self.rows, 1))
+
+
+class EncoderStatistics:
+    """Pass 1's summaries of every feature column, mergeable; :meth:`encoder` gives the fitted encoder."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        self.summaries = {name: NumericSummary() if kind == "numeric" else CategoricalSummary()
+                          for name, kind in schema.kinds.items()}
+
+    def update(self, columns: dict[str, pd.Series]) -> None:
+        for name, summary in self.summaries.items():
+            summary.update(columns[name].to_numpy(dtype=np.float64) if isinstance(summary, NumericSummary)
+                           else columns[name])
+
+    def encoder(self) -> Encoder:
+        return Encoder([summary.feature(name, self.schema.transforms.get(name, "auto"))
+                        if isinstance(summary, NumericSummary) else summary.feature(name)
+                        for name, summary in self.summaries.items()])
+
+    def median_rank_error(self) -> float:
+        """The sketch's documented normalised rank error (double-sided, 99% confidence)."""
+        return max((s.sketch.normalized_rank_error(False) for s in self.summaries.values()
+                    if isinstance(s, NumericSummary) and s.sketch is not None), default=0.0)
+
+
+def fit_encoder_streaming(path: str | Path, schema: Schema, *, sep: str | None = None, split: HashSplit | None = None,
+                          chunk_rows: int = CHUNK_ROWS) -> Encoder:
+    """The encoder fitted in one pass over ``path``'s training rows (all rows without ``split``)."""
+    statistics = EncoderStatistics(schema)
+    for first, frame in table_chunks(path, sep=sep, chunk_rows=chunk_rows):
+        columns = check_feature_columns(frame, schema, path, first_row=first, chunk=True)
+        if split is not None:
+            is_test, is_validation = split.assign(frame, first)
+            keep = ~(is_test | is_validation)
+            columns = {name: column[keep].reset_index(drop=True) for name, column in columns.items()}
+        statistics.update(columns)
+    return statistics.encoder()
+
+
+# ---- the recipe at scale ----------------------------------------------------------------------------
+def batch_size(training_rows: int) -> int:
+    """256 rows (the in-memory recipe's) up to 256k training rows, doubling with every doubling beyond,
+    at most 4,096: larger data takes larger steps, so an epoch costs fewer of Keras's fixed step costs."""
+    return int(min(4096, 256 * 2 ** max(0, math.floor(math.log2(max(training_rows, 1) / 262_144)))))
+
+
+def learning_rate(base: float, batch: int) -> float:
+    """Adam's square-root scaling from the in-memory recipe's batch of 256."""
+    return base * math.sqrt(batch / 256)
+
+
+@dataclass
+class StreamingPlan:
+    """What was chosen for this run, as the manifest records it."""
+
+    rows: int
+    chunk_rows: int = CHUNK_ROWS
+    teacher_rows: int = TEACHER_ROWS
+    teacher_folds: int = TEACHER_FOLDS
+    validation_rows: int = VALIDATION_ROWS
+    evaluate_rows: int = EVALUATE_ROWS
+
+    def to_json(self, batch: int, rate: float, shards: int) -> dict:
+        return {"rows": self.rows, "chunk_rows": self.chunk_rows, "teacher": "lightgbm",
+                "teacher_rows": self.teacher_rows, "teacher_folds": self.teacher_folds,
+                "validation_rows": self.validation_rows, "evaluate_rows": self.evaluate_rows,
+                "batch_size": batch, "learning_rate": rate, "shards": shards, "refit": False,
+                "median_sketch": {"kind": "kll", "k": MEDIAN_SKETCH_K}}
+
+
+# ---- the passes -------------------------------------------------------------------------------------
+@dataclass
+class FirstPass:
+    encoder: Encoder
+    classes: np.ndarray  # training rows per class (0, 1)
+    sample: pd.DataFrame  # the teacher's hash sample of training rows (features), with its labels below
+    sample_labels: np.ndarray
+    sample_keys: np.ndarray
+    validation: pd.DataFrame
+    validation_labels: np.ndarray
+    held_out: pd.DataFrame  # the first held-out rows, for parity and golden vectors
+    quality_frame: pd.DataFrame  # the first chunk, as read: data quality and leakage checks
+    test_rows: int = 0
+    test_digest: object = None
+    median_rank_error: float = 0.0
+
+
+def _concat(parts: list[pd.DataFrame], columns) -> pd.DataFrame:
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(columns))
+
+
+def first_pass(path: Path, schema: Schema, split: HashSplit, plan: StreamingPlan, *, sep: str | None,
+               progress: ProgressCallback) -> FirstPass:
+    statistics = EncoderStatistics(schema)
+    classes = np.zeros(2, dtype=np.int64)
+    sample_rate = min(1.0, plan.teacher_rows / max(1.0, plan.rows * (1 - split.test_fraction)))
+    sample, sample_labels, sample_keys, validation, validation_labels, held_out = [], [], [], [], [], []
+    kept_validation = kept_held_out = 0
+    digest, test_rows, quality_frame = hashlib.sha256(), 0, None
+    text_columns = () if split.id_column is None else (split.id_column,)
+    for first, frame in table_chunks(path, sep=sep, chunk_rows=plan.chunk_rows, text_columns=text_columns):
+        quality_frame = frame if quality_frame is None else quality_frame
+        if schema.label not in frame.columns:
+            raise DataError(path, f"label column '{schema.label}' not found", column=schema.label)
+        labels = parse_label(path, frame[schema.label], first_row=first)
+        columns = pd.DataFrame(check_feature_columns(frame, schema, path, first_row=first, chunk=True))
+        is_test, is_validation = split.assign(frame, first)
+        test_positions = np.nonzero(is_test)[0]
+        digest.update((first + test_positions).astype("<i8").tobytes())
+        test_rows += len(test_positions)
+        if kept_held_out < max(PARITY_ROWS, GOLDEN_ROWS):
+            held_out.append(columns.iloc[test_positions[:max(PARITY_ROWS, GOLDEN_ROWS) - kept_held_out]])
+            kept_held_out += len(held_out[-1])
+        if kept_validation < plan.validation_rows:
+            positions = np.nonzero(is_validation)[0][:plan.validation_rows - kept_validation]
+            validation.append(columns.iloc[positions])
+            validation_labels.append(labels[positions])
+            kept_validation += len(positions)
+        training = ~(is_test | is_validation)
+        statistics.update({name: columns[name][training].reset_index(drop=True) for name in schema.kinds})
+        classes += np.bincount(labels[training], minlength=2)
+        keys = split.keys(frame, first)[training]
+        chosen = row_uniforms(keys, split.seed, "teacher sample") < sample_rate
+        sample.append(columns[training].iloc[np.nonzero(chosen)[0]])
+        sample_labels.append(labels[training][chosen])
+        sample_keys.append(np.asarray(keys[chosen]))
+        progress("pass 1 of 3: statistics", first + len(frame), plan.rows)
+    if min(classes) == 0:
+        raise DataError(path, "the training rows hold a single class; training needs buyers and non-buyers",
+                        column=schema.label)
+    return FirstPass(statistics.encoder(), classes, _concat(sample, schema.kinds), np.concatenate(sample_labels),
+                     np.concatenate(sample_keys), _concat(validation, schema.kinds), np.concatenate(validation_labels),
+                     _concat(held_out, schema.kinds), quality_frame, test_rows, digest,
+                     statistics.median_rank_error())
+
+
+class Teacher:
+    """LightGBM on the hash sample: out-of-fold probabilities for the sampled rows (by key), one model on
+    the whole sample for every other row. (LightGBM keeps the sample's pandas categories and codes each
+    chunk's categories by them when it predicts.)"""
+
+    def __init__(self, first: FirstPass, schema: Schema, folds: int, seed: int):
+        from intent_edge.train.teacher import MODELS, out_of_fold_probabilities, teacher_frame
+
+        self.kinds = schema.kinds
+        out_of_fold = out_of_fold_probabilities(first.sample, first.sample_labels, schema.kinds, folds=folds,
+                                                seed=seed, model="lightgbm")
+        self.by_key = dict(zip(first.sample_keys.tolist(), out_of_fold.tolist(), strict=True))
+        self.model = MODELS["lightgbm"][0](seed, schema.kinds)
+        self.model.fit(teacher_frame(first.sample, schema.kinds), first.sample_labels)
+
+    def probabilities(self, features: pd.DataFrame, keys: np.ndarray) -> np.ndarray:
+        from intent_edge.train.teacher import teacher_frame
+
+        out = self.model.predict_proba(teacher_frame(features, self.kinds))[:, 1]
+        if self.by_key:
+            for position, key in enumerate(keys.tolist()):
+                if key in self.by_key:
+                    out[position] = self.by_key[key]
+        return out
+
+
+class ShardWriter:
+    """Encoded training rows, each with its target, appended to one of ``count`` shard files by hash."""
+
+    def __init__(self, directory: Path, count: int, width: int):
+        self.paths = [directory / f"shard-{i:04d}.f32" for i in range(count)]
+        self.handles = [open(p, "wb") for p in self.paths]  # noqa: SIM115 - closed in close()
+        self.width, self.rows = width, 0
+
+    def write(self, encoded: np.ndarray, targets: np.ndarray, shard_of: np.ndarray) -> None:
+        records = np.empty((len(encoded), self.width + 1), dtype=np.float32)
+        records[:, :self.width] = encoded
+        records[:, self.width] = targets
+        for shard in np.unique(shard_of):
+            self.handles[shard].write(records[shard_of == shard].tobytes())
+        self.rows += len(encoded)
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.close()
+
+
+def shard_batches(paths: list[Path], width: int, batch: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless batches: the shards in a new random order each pass, each shard's rows shuffled."""
+    rng = np.random.default_rng(seed)
+    while True:
+        for index in rng.permutation(len(paths)):
+            records = np.fromfile(paths[index], dtype=np.float32).reshape(-1, width + 1)
+            records = records[rng.permutation(len(records))]
+            for start in range(0, len(records) - batch + 1, batch):
+                chunk = records[start:start + batch]
+                yield chunk[:, :width], chunk[:, width]
+
+
+def train_streaming(path: str | Path, out: str | Path, *, label: str | None = None, sep: str | None = None,
+                    schema_file: str | Path | None = None, recipe=None, seed: int = 0, policy=None,
+                    test_fraction: float = 0.2, id_column: str | None = None, teacher_rows: int = TEACHER_ROWS,
+                    chunk_rows: int = CHUNK_ROWS, on_step: Callable[[str], None] | None = None,
+                    progress: ProgressCallback | None = None) -> dict:
+    """Train an MLP bundle out of core (see the module's docstring); the bundle has the layout, checks and
+    evidence of an in-memory one."""
+    from intent_edge.data.quality import data_quality, leakage_warnings, quality_lines
+    from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics
+    from intent_edge.train.mlp import MLPRecipe, build_mlp, predict_probabilities, seed_everything
+    from intent_edge.train.pipeline import Evidence, FittedModel, write_mlp_bundle
+
+    path, step = Path(path), on_step or (lambda _message: None)
+    progress = progress or (lambda _stage, _done, _total: None)
+    recipe, policy = recipe or MLPRecipe(), policy or ThresholdPolicy("max-f1")
+    rows = count_rows(path)
+    plan = StreamingPlan(rows, chunk_rows=chunk_rows, teacher_rows=teacher_rows)
+    _, head = next(table_chunks(path, sep=sep, chunk_rows=min(chunk_rows, 65_536)))
+    schema = resolve_schema(head, path, label, schema_file)
+    if id_column is not None:
+        if id_column not in head.columns:
+            raise DataError(path, f"no column '{id_column}' to key the split by", column=id_column)
+        schema = replace(schema, kinds={k: v for k, v in schema.kinds.items() if k != id_column})
+    validation_fraction = min(0.2, plan.validation_rows / max(1, rows * (1 - test_fraction)))
+    split = HashSplit(seed, test_fraction, validation_fraction, id_column)
+    step(f"streaming {rows:,} rows in chunks of {chunk_rows:,} (test {test_fraction:.0%} by a hash of the "
+         f"{split.to_json()['key']})")
+
+    first = first_pass(path, schema, split, plan, sep=sep, progress=progress)
+    encoder, training_rows = first.encoder, int(first.classes.sum())
+    quality = data_quality(first.quality_frame, schema)
+    quality["rows_checked"] = len(first.quality_frame)
+    quality["warnings"] += leakage_warnings(first.sample, first.sample_labels, schema)
+    for line in quality_lines(quality):
+        step(line)
+    step(f"teacher: LightGBM on a sample of {len(first.sample):,} training rows ({plan.teacher_folds} folds)")
+    teacher = Teacher(first, schema, plan.teacher_folds, seed)
+
+    batch = batch_size(training_rows)
+    rate = learning_rate(recipe.learning_rate, batch)
+    width = encoder.width
+    shards = max(1, math.ceil(training_rows * (width + 1) * 4 / SHARD_BYTES))
+    scratch = Path(tempfile.mkdtemp(prefix="intent-edge-shards-"))
+    try:
+        writer = ShardWriter(scratch, shards, width)
+        for start, frame in table_chunks(path, sep=sep, chunk_rows=chunk_rows,
+                                         text_columns=() if id_column is None else (id_column,)):
+            labels = parse_label(path, frame[schema.label], first_row=start)
+            is_test, is_validation = split.assign(frame, start)
+            training = ~(is_test | is_validation)
+            columns = pd.DataFrame(check_feature_columns(frame, schema, path, first_row=start, chunk=True))
+            columns = columns[training].reset_index(drop=True)
+            keys = np.asarray(split.keys(frame, start)[training])
+            soft = teacher.probabilities(columns, keys)
+            targets = (1.0 - recipe.teacher_weight) * labels[training] + recipe.teacher_weight * soft
+            shard_of = (row_uniforms(keys, seed, "shard") * shards).astype(np.int64)
+            writer.write(encoder.encode_columns(columns, strict=False), targets, shard_of)
+            progress("pass 2 of 3: encoding", start + len(frame), rows)
+        writer.close()
+
+        import keras
+        import tensorflow as tf
+
+        seed_everything(seed)
+        model = build_mlp(width, recipe)
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss="binary_crossentropy",
+                      metrics=[keras.metrics.AUC(name="auc")])
+        validation_x = encoder.encode_columns(first.validation, strict=False)
+        steps = max(1, min(plan.evaluate_rows, writer.rows) // batch)
+        budget = recipe.max_epochs * max(1, writer.rows // (steps * batch))  # max_epochs passes over the data
+        dataset = tf.data.Dataset.from_generator(
+            lambda: shard_batches(writer.paths, width, batch, seed),
+            output_signature=(tf.TensorSpec((batch, width), tf.float32), tf.TensorSpec((batch,), tf.float32)))
+        patience = min(recipe.patience, STREAMING_PATIENCE)
+        step(f"network: batch {batch}, learning rate {rate:.2g}, validated every {steps * batch:,} rows on "
+             f"{len(validation_x):,} rows, at most {budget} validations, patience {patience}")
+        callbacks = [keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
+                                                   restore_best_weights=True),
+                     keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: progress(
+                         "network: rows seen", (epoch + 1) * steps * batch, budget * steps * batch))]
+        history = model.fit(dataset.prefetch(2), steps_per_epoch=steps, epochs=budget,
+                            validation_data=(validation_x, first.validation_labels.astype("float32")),
+                            callbacks=callbacks, shuffle=False, verbose=0).history
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    validation_p = predict_probabilities(model, validation_x)
+    threshold = policy.choose(first.validation_labels, validation_p)
+    epochs = int(np.argmax(history["val_auc"])) + 1
+    fitted = FittedModel(encoder, model, threshold, compute_metrics(first.validation_labels, validation_p, threshold),
+                         epochs, {"fit": training_rows, "validation": len(validation_x)})
+
+    def score_test(runner) -> tuple[np.ndarray, np.ndarray]:
+        labels, probabilities = [], []
+        for start, frame in table_chunks(path, sep=sep, chunk_rows=chunk_rows,
+                                         text_columns=() if id_column is None else (id_column,)):
+            is_test, _ = split.assign(frame, start)
+            if is_test.any():
+                labels.append(parse_label(path, frame[schema.label], first_row=start)[is_test])
+                columns = check_feature_columns(frame[is_test], schema, path, first_row=start, chunk=True)
+                probabilities.append(runner.infer(encoder.encode_columns(columns, strict=False)))
+            progress("pass 3 of 3: scoring the held-out rows", start + len(frame), rows)
+        return np.concatenate(labels), np.concatenate(probabilities)
+
+    from intent_edge.train.pipeline import strict_rows
+
+    held_out = first.held_out
+    accepted = strict_rows(held_out, np.arange(len(held_out)), encoder)
+    evidence = Evidence(parity_frame=held_out.iloc[:PARITY_ROWS], golden_frame=held_out.iloc[accepted[:GOLDEN_ROWS]],
+                        raw_frame=held_out.iloc[accepted[:PARITY_ROWS]],
+                        background=lambda: encoder.encode_columns(first.sample, strict=False),
+                        score_test=score_test)
+    streaming_recipe = replace(recipe, teacher="lightgbm", teacher_folds=plan.teacher_folds, refit=False,
+                               batch_size=batch, learning_rate=rate, validation_fraction=validation_fraction,
+                               patience=min(recipe.patience, STREAMING_PATIENCE))
+    record = {**split.to_json(), "test_rows": first.test_rows, "test_sha256": first.test_digest.hexdigest()}
+    training = {"model": "mlp", "recipe": streaming_recipe.to_json(), "seed": seed, "epochs": epochs,
+                "split": record, "rows": {"fit": training_rows, "validation": len(validation_x),
+                                          "test": first.test_rows, "teacher_sample": len(first.sample)},
+                "data": {"file": path.name, "rows": rows},
+                "streaming": {**plan.to_json(batch, rate, shards),
+                              "median_rank_error": first.median_rank_error,
+                              "validations": len(history["val_auc"]),
+                              "rows_seen": len(history["val_auc"]) * steps * batch}}
+    return write_mlp_bundle(out, fitted, evidence, schema=schema, quality=quality, policy=policy, training=training,
+                            threshold_chosen_on="validation (a hash sample of the training rows)", seed=seed,
+                            step=step)
