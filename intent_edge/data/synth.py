@@ -29,6 +29,8 @@ The same ``seed`` gives the same rows on every platform (NumPy's PCG64 generator
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -64,8 +66,9 @@ def _counts(rng: np.random.Generator, mean: np.ndarray, dispersion: float) -> np
     return rng.poisson(rng.gamma(dispersion, mean / dispersion)).astype(np.int64)
 
 
-def generate_sessions(rows: int, seed: int = 0) -> pd.DataFrame:
-    """``rows`` synthetic sessions in the UCI column layout; deterministic for ``seed``."""
+def generate_sessions(rows: int, seed: int | list[int] = 0) -> pd.DataFrame:
+    """``rows`` synthetic sessions in the UCI column layout; deterministic for ``seed`` (an integer, or a
+    list of them as numpy's SeedSequence takes it)."""
     if rows < 1:
         raise UsageError("rows must be at least 1")
     rng = np.random.default_rng(seed)
@@ -131,10 +134,41 @@ def generate_sessions(rows: int, seed: int = 0) -> pd.DataFrame:
     })
 
 
+SYNTH_BLOCK_ROWS = 1_000_000  # above this many rows, sessions are generated and written a block at a time
+
+
 def write_sessions(path, rows: int, seed: int = 0) -> dict:
-    """Generate ``rows`` sessions and write them (CSV or Parquet, atomically); returns the buyer share."""
+    """Generate ``rows`` sessions and write them (CSV or Parquet, atomically); returns the buyer share.
+    Up to :data:`SYNTH_BLOCK_ROWS` rows are one draw; beyond, block ``b`` is drawn with the seed
+    ``[seed, b]``, so ten million rows are written in the memory of one million."""
     from intent_edge.data.io import write_table
 
-    frame = generate_sessions(rows, seed)
-    write_table(frame, path)
-    return {"rows": rows, "buyers": float(frame["Revenue"].mean())}
+    if rows <= SYNTH_BLOCK_ROWS:
+        frame = generate_sessions(rows, seed)
+        write_table(frame, path)
+        return {"rows": rows, "buyers": float(frame["Revenue"].mean())}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from intent_edge.data.io import PARQUET_SUFFIXES
+    from intent_edge.fileio import atomic_path
+
+    parquet, buyers = Path(path).suffix.lower() in PARQUET_SUFFIXES, 0
+    with atomic_path(path) as temporary:
+        writer = None
+        with open(temporary, "wb") if parquet else open(temporary, "w", encoding="utf-8", newline="") as handle:
+            for block, start in enumerate(range(0, rows, SYNTH_BLOCK_ROWS)):
+                frame = generate_sessions(min(SYNTH_BLOCK_ROWS, rows - start), [seed, block])
+                buyers += int(frame["Revenue"].sum())
+                if parquet:
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(handle, table.schema)
+                    writer.write_table(table)
+                else:
+                    for column in frame.columns:  # as write_table writes CSV: booleans as TRUE/FALSE
+                        if pd.api.types.is_bool_dtype(frame[column]):
+                            frame[column] = np.where(frame[column], "TRUE", "FALSE")
+                    frame.to_csv(handle, index=False, header=block == 0)
+            if writer is not None:
+                writer.close()
+    return {"rows": rows, "buyers": buyers / rows}
