@@ -1,5 +1,6 @@
 """Training at scale (issue 26): the out-of-core path on about 20,000 rows. Its encoder equals the
-in-memory one (vocabularies exactly, moments within 1e-9, medians within the sketch's rank bound), its
+in-memory one (vocabularies and medians exactly, moments within 1e-9; a sampled median within its rank
+bound), its
 hash split does not depend on how the table is chunked and is rebuilt from the manifest, and the bundle
 it writes passes the same checks as an in-memory one."""
 
@@ -54,20 +55,34 @@ def test_the_streamed_encoder_equals_the_in_memory_one(messy, source):
         if isinstance(a, CategoricalFeature):
             assert a.vocabulary == b.vocabulary  # exact counts: the same words in the same order
             continue
-        assert a.transform == b.transform
-        values = dataset.features[a.name].to_numpy(dtype=float)
-        present = np.sort(values[~np.isnan(values)])
-        below, at_most = (np.searchsorted(present, b.fill, side=side) / present.size for side in ("left", "right"))
-        assert below - 0.0033 <= 0.5 <= at_most + 0.0033  # a median within KLL's documented rank error (k = 1000)
-        if a.empty_fraction == 0:
-            assert b.center == pytest.approx(a.center, rel=1e-9, abs=1e-12)
-            assert b.scale == pytest.approx(a.scale, rel=1e-9)
-        else:  # the moments include the empties at the streamed fill: the same statistic, exactly
-            from intent_edge.runtime.encoder import TRANSFORMS
+        assert a.transform == b.transform and a.fill == b.fill  # the sample holds every row: the exact median
+        assert b.center == pytest.approx(a.center, rel=1e-9, abs=1e-12)
+        assert b.scale == pytest.approx(a.scale, rel=1e-9)
 
-            filled = TRANSFORMS[b.transform].numpy(np.where(np.isnan(values), b.fill, values))
-            assert b.center == pytest.approx(filled.mean(), rel=1e-9)
-            assert b.scale == pytest.approx(filled.std(), rel=1e-9)
+
+def test_a_sampled_median_is_within_its_documented_rank_bound(messy):
+    from intent_edge.train.scale import median_rank_error
+
+    dataset = load_dataset(messy / "sessions.csv", "Revenue")
+    streamed = fit_encoder_streaming(messy / "shards", dataset.schema, chunk_rows=3000, sample_rows=5000)
+    bound = median_rank_error(5000, ROWS)
+    assert 0 < bound < 0.025  # DKW at 99% for 5,000 rows: 2.3% of the rows
+    for feature in streamed.features:
+        if isinstance(feature, CategoricalFeature):
+            continue
+        values = dataset.features[feature.name].to_numpy(dtype=float)
+        present = np.sort(values[~np.isnan(values)])
+        below, at_most = (np.searchsorted(present, feature.fill, side=side) / present.size
+                          for side in ("left", "right"))
+        assert below - bound <= 0.5 <= at_most + bound
+    # deterministic, whatever the format and the chunking: the same sample, so the same medians; the moments
+    # merged in other pieces agree to rounding
+    again = fit_encoder_streaming(messy / "sessions.csv", dataset.schema, chunk_rows=7000, sample_rows=5000)
+    for a, b in zip(again.to_spec()["features"], streamed.to_spec()["features"], strict=True):
+        assert {k: v for k, v in a.items() if k not in ("center", "scale")} == {
+            k: v for k, v in b.items() if k not in ("center", "scale")}
+        assert a.get("center", 0) == pytest.approx(b.get("center", 0), rel=1e-12, abs=1e-15)
+        assert a.get("scale", 1) == pytest.approx(b.get("scale", 1), rel=1e-12)
 
 
 def test_the_hash_split_does_not_depend_on_the_chunking(messy):
@@ -140,3 +155,44 @@ def test_large_synthetic_tables_are_written_a_block_at_a_time(tmp_path, monkeypa
     assert np.array_equal(csv.labels, parquet.labels) and parquet.features.equals(again.features)  # deterministic
     assert not parquet.features.iloc[:1000].reset_index(drop=True).equals(
         parquet.features.iloc[1000:2000].reset_index(drop=True))  # each block its own draw
+
+
+def test_the_spark_engine_equals_the_local_one(messy, tmp_path):
+    """`train --engine spark` on local[2]: the same rows kept, the same vocabularies and medians, moments to
+    1e-9, the same teacher and the same batches, so the same network."""
+    import shutil
+
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'intent-edge[spark]')")
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime on this host; Spark needs Java 17 (apt-get install openjdk-17-jre-headless)")
+    from intent_edge.runtime.bundle import read_manifest, verify_files
+    from intent_edge.train.mlp import MLPRecipe
+    from intent_edge.train.scale import train_streaming
+    from intent_edge.train.spark_engine import spark_session
+
+    frame = pd.concat([pd.read_parquet(p) for p in sorted((messy / "shards").glob("*.parquet"))], ignore_index=True)
+    frame.insert(0, "session_id", [f"s{i:06d}" for i in range(len(frame))])
+    data = tmp_path / "with-ids"
+    data.mkdir()
+    for number, part in enumerate(np.array_split(np.arange(len(frame)), 4)):
+        write_table(frame.iloc[part], data / f"part-{number}.parquet")
+    options = {"label": "Revenue", "recipe": MLPRecipe(max_epochs=2), "seed": 3, "id_column": "session_id",
+               "teacher_rows": 4000, "chunk_rows": 5000}
+    local = train_streaming(data, tmp_path / "local", **options)
+    spark = spark_session("local[2]")
+    try:
+        distributed = train_streaming(data, tmp_path / "spark", spark=spark, **options)
+    finally:
+        spark.stop()
+    verify_files(tmp_path / "spark", read_manifest(tmp_path / "spark"))
+    assert distributed["training"]["split"] == local["training"]["split"]  # the same held-out rows (digest)
+    assert distributed["training"]["rows"] == local["training"]["rows"]  # the same sample and validation rows
+    for a, b in zip(local["encoder"]["features"], distributed["encoder"]["features"], strict=True):
+        assert a["name"] == b["name"] and a.get("vocabulary") == b.get("vocabulary")
+        if a["kind"] == "numeric":
+            assert b["center"] == pytest.approx(a["center"], rel=1e-9, abs=1e-12)
+            assert b["scale"] == pytest.approx(a["scale"], rel=1e-9)
+            assert a["fill"] == b["fill"]  # the median of the same hash sample
+    assert distributed["variants"]["fp32"]["parity"]["max_abs_diff"] <= 1e-5
+    # the issue asks for held-out ROC-AUC within 0.002; the same batches in the same order give the same network
+    assert distributed["metrics"]["test"] == local["metrics"]["test"]

@@ -26,6 +26,12 @@ from intent_edge.cli.common import (
     stdout,
     user_errors,
 )
+from intent_edge.errors import UsageError
+
+
+class Engine(enum.StrEnum):
+    local = "local"
+    spark = "spark"
 
 
 class ModelKind(enum.StrEnum):
@@ -111,6 +117,12 @@ def train(
     teacher_rows: Annotated[int | None, typer.Option(
         "--teacher-rows", min=1000, help="mlp, streaming: training rows in the teacher's sample [default: 200,000].",
         rich_help_panel="Large data")] = None,
+    engine: Annotated[Engine | None, typer.Option(
+        "--engine", help="mlp, streaming: where the data passes run: this machine, or Apache Spark (needs "
+                         "--id-column; the network still trains here).", rich_help_panel="Large data")] = None,
+    spark_master: Annotated[str | None, typer.Option(
+        "--spark-master", help="--engine spark: the Spark master URL [default: local[2]].",
+        rich_help_panel="Large data")] = None,
 ):
     """Train a model, evaluate it on held-out data, export it to ONNX with parity and write a bundle.
 
@@ -141,13 +153,20 @@ def train(
             "--buys": buys}, "to the mlp, which reads a table")
     from intent_edge.train.scale import STREAMING_ROWS, count_rows
 
-    if streaming or (streaming is None and (data.is_dir() or count_rows(data) > STREAMING_ROWS)):
+    if engine is Engine.spark and streaming is False:
+        raise UsageError("--engine spark trains out of core; drop --in-memory")
+    large = streaming is None and (data.is_dir() or count_rows(data) > STREAMING_ROWS)
+    if streaming or engine is Engine.spark or large:
         refuse({"--time-column": time_column, "--plots": plots}, "to streaming training (held-out rows by hash)")
+        if engine is not Engine.spark:
+            refuse({"--spark-master": spark_master}, "without --engine spark")
         _train_streaming(data, out, label=label, sep=sep, schema=schema, seed=seed or 0, policy=policy,
                          max_epochs=max_epochs, test_fraction=0.2 if test_fraction is None else test_fraction,
-                         id_column=id_column, teacher_rows=teacher_rows)
+                         id_column=id_column, teacher_rows=teacher_rows,
+                         spark_master=(spark_master or "local[2]") if engine is Engine.spark else None)
         return
-    refuse({"--id-column": id_column, "--teacher-rows": teacher_rows}, "to in-memory training (add --streaming)")
+    refuse({"--id-column": id_column, "--teacher-rows": teacher_rows, "--engine": engine,
+            "--spark-master": spark_master}, "to in-memory training (add --streaming)")
     from intent_edge.data.io import load_dataset
     from intent_edge.train.evaluate import metrics_table
     from intent_edge.train.pipeline import plot_held_out, train_bundle
@@ -171,16 +190,30 @@ def train(
 
 
 def _train_streaming(data: Path, out: Path, *, label, sep, schema, seed: int, policy, max_epochs: int | None,
-                     test_fraction: float, id_column: str | None, teacher_rows: int | None) -> None:
+                     test_fraction: float, id_column: str | None, teacher_rows: int | None,
+                     spark_master: str | None) -> None:
     from intent_edge.train.evaluate import metrics_table
     from intent_edge.train.scale import TEACHER_ROWS, train_streaming
 
-    with rows_progress() as bar:
-        manifest = train_streaming(data, out, label=label, sep=sep, schema_file=schema, recipe=recipe(max_epochs),
-                                   seed=seed, policy=policy, test_fraction=test_fraction, id_column=id_column,
-                                   teacher_rows=teacher_rows or TEACHER_ROWS,
-                                   on_step=lambda message: bar.console.print(message, markup=False),
-                                   progress=rows_reporter(bar))
+    spark = None
+    if spark_master is not None:
+        if id_column is None:
+            raise UsageError("--engine spark needs --id-column: Spark reads rows in no fixed order, so the held-out "
+                             "rows are chosen by a hash of an id, not of the row number")
+        from intent_edge.train.spark_engine import spark_session
+
+        spark = spark_session(spark_master)
+    try:
+        with rows_progress() as bar:
+            manifest = train_streaming(data, out, label=label, sep=sep, schema_file=schema,
+                                       recipe=recipe(max_epochs), seed=seed, policy=policy,
+                                       test_fraction=test_fraction, id_column=id_column,
+                                       teacher_rows=teacher_rows or TEACHER_ROWS,
+                                       on_step=lambda message: bar.console.print(message, markup=False),
+                                       progress=rows_reporter(bar), spark=spark)
+    finally:
+        if spark is not None:
+            spark.stop()
     stdout.print(metrics_table(manifest["metrics"]["test"], f"held-out test set ({policy.describe()})"))
     parity = manifest["variants"]["fp32"]["parity"]
     console.print(f"ONNX parity: max |dp| {parity['max_abs_diff']:.2e} over {parity['rows']} rows "

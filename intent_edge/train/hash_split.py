@@ -48,16 +48,51 @@ class HashSplit:
         is_test = u < self.test_fraction
         return is_test, ~is_test & (u < self.test_fraction + self.validation_fraction * (1 - self.test_fraction))
 
+    def to_arguments(self) -> dict:
+        return {"seed": self.seed, "test_fraction": self.test_fraction, "validation_fraction": self.validation_fraction,
+                "id_column": self.id_column}
+
     def to_json(self) -> dict:
         return {"kind": "hash", "key": self.id_column or "row number", "seed": self.seed,
                 "test_fraction": self.test_fraction, "validation_fraction": self.validation_fraction}
 
 
-def rebuild_hash_split(frame: pd.DataFrame, split: dict) -> np.ndarray:
-    """The held-out row positions of an in-memory table under a manifest's hash split."""
+def rebuild_hash_split(frame: pd.DataFrame, split: dict) -> tuple[np.ndarray, str]:
+    """The held-out row positions of an in-memory table under a manifest's hash split, and the digest of
+    their keys (:func:`digest_text`), to compare with the manifest's."""
     rule = HashSplit(split["seed"], split["test_fraction"], split["validation_fraction"],
                      None if split["key"] == "row number" else split["key"])
     if rule.id_column is not None and rule.id_column not in frame.columns:
         raise DataError("the data", f"no column '{rule.id_column}', which the bundle's split is keyed by",
                         column=rule.id_column)
-    return np.nonzero(rule.assign(frame, 0)[0])[0]
+    test = np.nonzero(rule.assign(frame, 0)[0])[0]
+    return test, digest_text(keys_digest(rule.keys(frame, 0)[test]))
+
+
+def digest_text(digest: int) -> str:
+    return f"{digest:016x}"
+
+
+def _mix(keys: np.ndarray, salt: int) -> np.ndarray:
+    """SplitMix64's finaliser over pandas' hash of each key, salted."""
+    mixed = pd.util.hash_array(np.asarray(keys), categorize=False) ^ np.uint64(salt)
+    mixed = (mixed + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+    mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return mixed ^ (mixed >> np.uint64(31))
+
+
+def keys_digest(keys: np.ndarray) -> int:
+    """A 64-bit digest of a set of row keys that does not depend on their order (a sum of their mixed
+    hashes, modulo 2**64): the parts of a table, read in any order or on any number of machines, add up to
+    the digest of the whole."""
+    return int(_mix(keys, 0x1D).sum(dtype=np.uint64)) if len(keys) else 0
+
+
+def add_digests(a: int, b: int) -> int:
+    return (a + b) % (1 << 64)
+
+
+def key_hashes(keys: np.ndarray, seed: int) -> np.ndarray:
+    """A 64-bit hash of each row key (uint64): the order the training shards are put in."""
+    return _mix(keys, seed)

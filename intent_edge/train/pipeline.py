@@ -166,8 +166,8 @@ def rebuild_split(dataset: Dataset, training: dict) -> tuple[np.ndarray, np.ndar
     manifest's ``training`` record and checked against the recorded held-out rows."""
     split = training["split"]
     if split["kind"] == "hash":  # a streamed bundle: held-out rows by a hash of the row key
-        test = rebuild_hash_split(dataset.frame, split)
-        if len(test) != split["test_rows"] or _digest(test) != split["test_sha256"]:
+        test, digest = rebuild_hash_split(dataset.frame, split)
+        if len(test) != split["test_rows"] or digest != split["test_digest"]:
             raise BundleError(f"the held-out rows rebuilt from {dataset.path} ({len(test)}) are not the "
                               f"{split['test_rows']} the bundle was tested on; the split cannot be reproduced here")
         return np.setdiff1d(np.arange(len(dataset.labels)), test), test

@@ -8,12 +8,16 @@ lines), or with ``--streaming``; below it the in-memory path and its figures are
    decides whether it is a test, validation or training row, so no index list is kept and ``compress``
    and ``evaluate`` rebuild the split from the manifest (its test rows' sha256 proves it).
 3. **Pass 1, statistics** over the training rows: exact category counts, exact moments (merged chunk by
-   chunk: Pébay's formulas), and a KLL quantile sketch (Apache DataSketches) for the medians that fill
-   empty numbers. The encoder equals the in-memory one's: the same vocabularies, means and standard
-   deviations within 1e-9 relative, the median within the sketch's rank error (``MEDIAN_SKETCH_K``: about
-   0.33% of the rows at the 99% level). The pass also keeps the validation rows (at most
+   chunk: Pébay's formulas), and the teacher's hash sample, whose exact median fills empty numbers. The
+   encoder equals the in-memory one's: the same vocabularies, means and standard deviations within 1e-9
+   relative, and the median exactly where the sample holds every training row, else within the
+   sample's rank bound (Dvoretzky-Kiefer-Wolfowitz at 99%: sqrt(ln(200) / (2 n)) for a sample of n, 0.36%
+   of the rows at 200,000). A hash sample is a mergeable quantile sketch that is also deterministic:
+   Apache DataSketches' KLL, tried first, gave a different median on every run (its compactions flip an
+   unseeded coin), so the same data and seed trained different models. The pass also keeps the validation rows (about
    :data:`VALIDATION_ROWS`), a hash sample of :data:`TEACHER_ROWS` training rows for the teacher (each
-   class at the same rate), and the first held-out rows for parity and golden vectors.
+   class at the same rate), and a hash sample of held-out rows for parity and golden vectors. What it
+   keeps depends on the rows' keys only, so the Spark engine, reading in any order, keeps the same.
 4. **The teacher** (LightGBM) is fitted on the sample: out-of-fold probabilities for the sampled rows, and
    one model on the whole sample for every other training row, which it never saw.
 5. **Pass 2, encoding**: each training row is encoded, given its blended target, and appended to one of
@@ -31,7 +35,6 @@ in-memory recipe's 256 (Adam's usual rule).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import shutil
 import tempfile
@@ -56,7 +59,14 @@ from intent_edge.runtime.encoder import (
     is_empty_category,
     kept_vocabulary,
 )
-from intent_edge.train.hash_split import HashSplit, row_uniforms
+from intent_edge.train.hash_split import (
+    HashSplit,
+    add_digests,
+    digest_text,
+    key_hashes,
+    keys_digest,
+    row_uniforms,
+)
 
 STREAMING_ROWS = 2_000_000  # train above this many rows streams (or with --streaming)
 CHUNK_ROWS = 131_072
@@ -65,9 +75,9 @@ TEACHER_FOLDS = 3
 VALIDATION_ROWS = 100_000
 EVALUATE_ROWS = 1_000_000  # rows between validations (or one pass, if the training rows are fewer)
 STREAMING_PATIENCE = 4  # validations without a better validation ROC-AUC before training stops
-MEDIAN_SKETCH_K = 1000  # KLL's k: normalised rank error about 0.33% (double-sided, 99% confidence)
 MIN_CATEGORY_COUNT = 10
 SHARD_BYTES = 64 * 2**20
+RECORD_EXTRA = 3  # a shard record: the encoded row, then its target and the key's hash (two float32 lanes)
 GOLDEN_ROWS = 256
 # rows of the teacher's sample (a hash sample, so its first rows are a random subset) that the k-means
 # background is fitted on: k-means on the whole sample was the run's peak memory (1.8 GiB at 175,000 rows)
@@ -158,30 +168,39 @@ def merge_moments(a: tuple[int, float, float, float], b: tuple[int, float, float
 
 @dataclass
 class NumericSummary:
-    """A numeric column's mergeable summary: empties, minimum, moments of the values and of each transform,
-    and a KLL sketch of the values for the median."""
+    """A numeric column's mergeable summary: empties, minimum, and moments of the values and of each
+    transform. (The median comes from the teacher's hash sample.)"""
 
     rows: int = 0
     empty: int = 0
     minimum: float = math.inf
     moments: dict = field(default_factory=lambda: dict.fromkeys(TRANSFORMS, (0, 0.0, 0.0, 0.0)))
-    sketch: object = None
 
     def update(self, values: np.ndarray) -> None:
-        import datasketches
-
-        if self.sketch is None:
-            self.sketch = datasketches.kll_doubles_sketch(MEDIAN_SKETCH_K)
         present = values[~np.isnan(values)]
         self.rows += values.size
         self.empty += values.size - present.size
         if present.size:
             self.minimum = min(self.minimum, float(present.min()))
-            self.sketch.update(present)
             for name, transform in TRANSFORMS.items():
                 self.moments[name] = merge_moments(self.moments[name], _moments(transform.numpy(present)))
 
-    def feature(self, name: str, transform: str) -> NumericFeature:
+    def merge(self, other: NumericSummary) -> None:
+        self.rows, self.empty = self.rows + other.rows, self.empty + other.empty
+        self.minimum = min(self.minimum, other.minimum)
+        self.moments = {name: merge_moments(self.moments[name], other.moments[name]) for name in TRANSFORMS}
+
+    def to_json(self) -> dict:
+        return {"rows": self.rows, "empty": self.empty, "minimum": self.minimum,
+                "moments": {name: list(values) for name, values in self.moments.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> NumericSummary:
+        return cls(data["rows"], data["empty"], data["minimum"],
+                   {name: (int(v[0]), float(v[1]), float(v[2]), float(v[3])) for name, v in data["moments"].items()})
+
+    def feature(self, name: str, transform: str, sample: np.ndarray) -> NumericFeature:
+        """The fitted field; ``sample``: the column's values in the teacher's hash sample (the median's)."""
         count = self.rows - self.empty
         if count == 0:
             raise DataError("the training rows", "the column has no values to fit on", column=name)
@@ -189,7 +208,9 @@ class NumericSummary:
             n, _, m2, m3 = self.moments["identity"]
             skewness = 0.0 if m2 <= 0 else (m3 / n) / (m2 / n) ** 1.5
             transform = automatic_transform(self.minimum, skewness)
-        fill = float(self.sketch.get_quantile(0.5))
+        present = sample[~np.isnan(sample)]
+        # a column too sparse to have a value in the sample takes its mean instead
+        fill = float(np.median(present)) if present.size else self.moments["identity"][1]
         # the empty rows take the fill: their transformed value joins the moments as a constant part
         filled = TRANSFORMS[transform].numpy(np.array([fill]))[0]
         n, mean, m2, _ = merge_moments(self.moments[transform], (self.empty, float(filled), 0.0, 0.0))
@@ -212,6 +233,18 @@ class CategoricalSummary:
                 key = canonical_category(value)
                 self.counts[key] = self.counts.get(key, 0) + int(count)
 
+    def merge(self, other: CategoricalSummary) -> None:
+        self.rows, self.empty = self.rows + other.rows, self.empty + other.empty
+        for key, count in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + count
+
+    def to_json(self) -> dict:
+        return {"rows": self.rows, "empty": self.empty, "counts": self.counts}
+
+    @classmethod
+    def from_json(cls, data: dict) -> CategoricalSummary:
+        return cls(data["rows"], data["empty"], dict(data["counts"]))
+
     def feature(self, name: str) -> CategoricalFeature:
         return CategoricalFeature(name, kept_vocabulary(self.counts, MIN_CATEGORY_COUNT),
                                   self.empty / max(self.rows, 1))
@@ -230,29 +263,41 @@ class EncoderStatistics:
             summary.update(columns[name].to_numpy(dtype=np.float64) if isinstance(summary, NumericSummary)
                            else columns[name])
 
-    def encoder(self) -> Encoder:
-        return Encoder([summary.feature(name, self.schema.transforms.get(name, "auto"))
+    def merge(self, other: EncoderStatistics) -> None:
+        for name, summary in self.summaries.items():
+            summary.merge(other.summaries[name])
+
+    def to_json(self) -> dict:
+        return {name: summary.to_json() for name, summary in self.summaries.items()}
+
+    @classmethod
+    def from_json(cls, schema: Schema, data: dict) -> EncoderStatistics:
+        statistics = cls(schema)
+        statistics.summaries = {name: type(summary).from_json(data[name])
+                                for name, summary in statistics.summaries.items()}
+        return statistics
+
+    def encoder(self, sample: pd.DataFrame) -> Encoder:
+        """The fitted encoder; ``sample``: the teacher's hash sample of the training rows, for the medians."""
+        return Encoder([summary.feature(name, self.schema.transforms.get(name, "auto"),
+                                        sample[name].to_numpy(dtype=np.float64))
                         if isinstance(summary, NumericSummary) else summary.feature(name)
                         for name, summary in self.summaries.items()])
 
-    def median_rank_error(self) -> float:
-        """The sketch's documented normalised rank error (double-sided, 99% confidence)."""
-        return max((s.sketch.normalized_rank_error(False) for s in self.summaries.values()
-                    if isinstance(s, NumericSummary) and s.sketch is not None), default=0.0)
+
+def median_rank_error(sample_rows: int, training_rows: int) -> float:
+    """The bound on the sampled median's rank error, as a share of the rows: 0 where the sample holds
+    every training row, else Dvoretzky-Kiefer-Wolfowitz at 99% confidence."""
+    return 0.0 if sample_rows >= training_rows else math.sqrt(math.log(2 / 0.01) / (2 * max(sample_rows, 1)))
 
 
-def fit_encoder_streaming(path: str | Path, schema: Schema, *, sep: str | None = None, split: HashSplit | None = None,
-                          chunk_rows: int = CHUNK_ROWS) -> Encoder:
-    """The encoder fitted in one pass over ``path``'s training rows (all rows without ``split``)."""
-    statistics = EncoderStatistics(schema)
-    for first, frame in table_chunks(path, sep=sep, chunk_rows=chunk_rows):
-        columns = check_feature_columns(frame, schema, path, first_row=first, chunk=True)
-        if split is not None:
-            is_test, is_validation = split.assign(frame, first)
-            keep = ~(is_test | is_validation)
-            columns = {name: column[keep].reset_index(drop=True) for name, column in columns.items()}
-        statistics.update(columns)
-    return statistics.encoder()
+def fit_encoder_streaming(path: str | Path, schema: Schema, *, sep: str | None = None, chunk_rows: int = CHUNK_ROWS,
+                          sample_rows: int = TEACHER_ROWS, seed: int = 0) -> Encoder:
+    """The encoder pass 1 fits, over every row of ``path`` (no split), with a hash sample of
+    ``sample_rows`` rows for the medians."""
+    plan = StreamingPlan(count_rows(path), chunk_rows=chunk_rows, teacher_rows=sample_rows)
+    return first_pass(Path(path), schema, HashSplit(seed, 0.0, 0.0), plan, sep=sep,
+                      progress=lambda *_: None).encoder
 
 
 # ---- the recipe at scale ----------------------------------------------------------------------------
@@ -283,99 +328,193 @@ class StreamingPlan:
                 "teacher_rows": self.teacher_rows, "teacher_folds": self.teacher_folds,
                 "validation_rows": self.validation_rows, "evaluate_rows": self.evaluate_rows,
                 "batch_size": batch, "learning_rate": rate, "shards": shards, "refit": False,
-                "median_sketch": {"kind": "kll", "k": MEDIAN_SKETCH_K}}
+                "median": "exact, of the teacher's hash sample"}
 
 
 # ---- the passes -------------------------------------------------------------------------------------
+EVIDENCE_ROWS = 4 * max(PARITY_ROWS, GOLDEN_ROWS)  # held-out rows drawn (by hash) for parity and golden vectors
+
+
 @dataclass
 class FirstPass:
     encoder: Encoder
     classes: np.ndarray  # training rows per class (0, 1)
-    sample: pd.DataFrame  # the teacher's hash sample of training rows (features), with its labels below
+    sample: pd.DataFrame  # the teacher's hash sample of training rows (features), in hash order
     sample_labels: np.ndarray
     sample_keys: np.ndarray
-    validation: pd.DataFrame
+    validation: pd.DataFrame  # every validation row
     validation_labels: np.ndarray
-    held_out: pd.DataFrame  # the first held-out rows, for parity and golden vectors
+    held_out: pd.DataFrame  # held-out rows drawn by hash, in hash order: parity and golden vectors
     quality_frame: pd.DataFrame  # the first chunk, as read: data quality and leakage checks
-    test_rows: int = 0
-    test_digest: object = None
-    median_rank_error: float = 0.0
+    test_rows: int
+    test_digest: int  # keys_digest of the held-out rows' keys
+    median_rank_error: float
 
 
-def _concat(parts: list[pd.DataFrame], columns) -> pd.DataFrame:
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(columns))
+class PassOne:
+    """Pass 1 over any part of the table, chunk by chunk; parts merge (the Spark engine runs one a
+    partition). Which rows it keeps depends on their keys' hashes only, never on the reading order."""
+
+    def __init__(self, schema: Schema, split: HashSplit, sample_rate: float, evidence_rate: float):
+        self.schema, self.split = schema, split
+        self.sample_rate, self.evidence_rate = sample_rate, evidence_rate
+        self.statistics = EncoderStatistics(schema)
+        self.classes = np.zeros(2, dtype=np.int64)
+        self.test_rows, self.test_digest = 0, 0
+        self.kept: dict[str, list] = {"sample": [], "validation": [], "evidence": []}  # (columns, labels, keys, u)
+
+    def add(self, frame: pd.DataFrame, first_row: int, path) -> None:
+        schema, split = self.schema, self.split
+        if schema.label not in frame.columns:
+            raise DataError(path, f"label column '{schema.label}' not found", column=schema.label)
+        labels = parse_label(path, frame[schema.label], first_row=first_row)
+        columns = pd.DataFrame(check_feature_columns(frame, schema, path, first_row=first_row, chunk=True))
+        keys = split.keys(frame, first_row)
+        is_test, is_validation = split.assign(frame, first_row)
+        training = ~(is_test | is_validation)
+        self.test_rows += int(is_test.sum())
+        self.test_digest = add_digests(self.test_digest, keys_digest(keys[is_test]))
+        self.statistics.update({name: columns[name][training].reset_index(drop=True) for name in schema.kinds})
+        self.classes += np.bincount(labels[training], minlength=2)
+        sample_u = row_uniforms(keys, split.seed, "teacher sample")
+        evidence_u = row_uniforms(keys, split.seed, "evidence")
+        for role, rows, u in (("sample", training & (sample_u < self.sample_rate), sample_u),
+                              ("validation", is_validation, sample_u),
+                              ("evidence", is_test & (evidence_u < self.evidence_rate), evidence_u)):
+            if rows.any():
+                self.kept[role].append((columns[rows], labels[rows], np.asarray(keys[rows]), u[rows]))
+
+    def merge(self, other: PassOne) -> None:
+        self.statistics.merge(other.statistics)
+        self.classes += other.classes
+        self.test_rows += other.test_rows
+        self.test_digest = add_digests(self.test_digest, other.test_digest)
+        for role, parts in other.kept.items():
+            self.kept[role] += parts
+
+    def rows(self, role: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """The kept rows of a role in the order of their hash (so in the same order however read)."""
+        parts = self.kept[role]
+        if not parts:
+            return pd.DataFrame(columns=list(self.schema.kinds)), np.zeros(0, np.int8), np.zeros(0)
+        columns = pd.concat([c for c, _, _, _ in parts], ignore_index=True)
+        labels, keys, u = (np.concatenate([part[i] for part in parts]) for i in (1, 2, 3))
+        order = np.lexsort((keys.astype(str), u))  # the hash, then the key: a total order
+        return columns.iloc[order].reset_index(drop=True), labels[order], keys[order]
+
+    def finish(self, quality_frame: pd.DataFrame, path) -> FirstPass:
+        if min(self.classes) == 0:
+            raise DataError(path, "the training rows hold a single class; training needs buyers and non-buyers",
+                            column=self.schema.label)
+        sample, sample_labels, sample_keys = self.rows("sample")
+        validation, validation_labels, _ = self.rows("validation")
+        held_out, _, _ = self.rows("evidence")
+        return FirstPass(self.statistics.encoder(sample), self.classes, sample, sample_labels, sample_keys,
+                         validation, validation_labels, held_out.iloc[:max(PARITY_ROWS, GOLDEN_ROWS)], quality_frame,
+                         self.test_rows, self.test_digest, median_rank_error(len(sample), int(self.classes.sum())))
+
+
+def pass_rates(plan: StreamingPlan, split: HashSplit) -> tuple[float, float]:
+    """The teacher sample's and the evidence rows' hash rates, from the table's size."""
+    return (min(1.0, plan.teacher_rows / max(1.0, plan.rows * (1 - split.test_fraction))),
+            min(1.0, EVIDENCE_ROWS / max(1.0, plan.rows * split.test_fraction)))
 
 
 def first_pass(path: Path, schema: Schema, split: HashSplit, plan: StreamingPlan, *, sep: str | None,
                progress: ProgressCallback) -> FirstPass:
-    statistics = EncoderStatistics(schema)
-    classes = np.zeros(2, dtype=np.int64)
-    sample_rate = min(1.0, plan.teacher_rows / max(1.0, plan.rows * (1 - split.test_fraction)))
-    sample, sample_labels, sample_keys, validation, validation_labels, held_out = [], [], [], [], [], []
-    kept_validation = kept_held_out = 0
-    digest, test_rows, quality_frame = hashlib.sha256(), 0, None
+    accumulator, quality_frame = PassOne(schema, split, *pass_rates(plan, split)), None
     text_columns = () if split.id_column is None else (split.id_column,)
     for first, frame in table_chunks(path, sep=sep, chunk_rows=plan.chunk_rows, text_columns=text_columns):
         quality_frame = frame if quality_frame is None else quality_frame
-        if schema.label not in frame.columns:
-            raise DataError(path, f"label column '{schema.label}' not found", column=schema.label)
-        labels = parse_label(path, frame[schema.label], first_row=first)
-        columns = pd.DataFrame(check_feature_columns(frame, schema, path, first_row=first, chunk=True))
-        is_test, is_validation = split.assign(frame, first)
-        test_positions = np.nonzero(is_test)[0]
-        digest.update((first + test_positions).astype("<i8").tobytes())
-        test_rows += len(test_positions)
-        if kept_held_out < max(PARITY_ROWS, GOLDEN_ROWS):
-            held_out.append(columns.iloc[test_positions[:max(PARITY_ROWS, GOLDEN_ROWS) - kept_held_out]])
-            kept_held_out += len(held_out[-1])
-        if kept_validation < plan.validation_rows:
-            positions = np.nonzero(is_validation)[0][:plan.validation_rows - kept_validation]
-            validation.append(columns.iloc[positions])
-            validation_labels.append(labels[positions])
-            kept_validation += len(positions)
-        training = ~(is_test | is_validation)
-        statistics.update({name: columns[name][training].reset_index(drop=True) for name in schema.kinds})
-        classes += np.bincount(labels[training], minlength=2)
-        keys = split.keys(frame, first)[training]
-        chosen = row_uniforms(keys, split.seed, "teacher sample") < sample_rate
-        sample.append(columns[training].iloc[np.nonzero(chosen)[0]])
-        sample_labels.append(labels[training][chosen])
-        sample_keys.append(np.asarray(keys[chosen]))
+        accumulator.add(frame, first, path)
         progress("pass 1 of 3: statistics", first + len(frame), plan.rows)
-    if min(classes) == 0:
-        raise DataError(path, "the training rows hold a single class; training needs buyers and non-buyers",
-                        column=schema.label)
-    return FirstPass(statistics.encoder(), classes, _concat(sample, schema.kinds), np.concatenate(sample_labels),
-                     np.concatenate(sample_keys), _concat(validation, schema.kinds), np.concatenate(validation_labels),
-                     _concat(held_out, schema.kinds), quality_frame, test_rows, digest,
-                     statistics.median_rank_error())
+    return accumulator.finish(quality_frame, path)
 
 
 class Teacher:
     """LightGBM on the hash sample: out-of-fold probabilities for the sampled rows (by key), one model on
-    the whole sample for every other row. (LightGBM keeps the sample's pandas categories and codes each
-    chunk's categories by them when it predicts.)"""
+    the whole sample for every other row. Both travel as plain data (the model as LightGBM's own text,
+    which keeps the sample's pandas categories and codes a chunk's categories by them), so a Spark
+    executor scores with exactly the driver's teacher."""
 
     def __init__(self, first: FirstPass, schema: Schema, folds: int, seed: int):
         from intent_edge.train.teacher import MODELS, out_of_fold_probabilities, teacher_frame
 
-        self.kinds = schema.kinds
         out_of_fold = out_of_fold_probabilities(first.sample, first.sample_labels, schema.kinds, folds=folds,
                                                 seed=seed, model="lightgbm")
         self.by_key = dict(zip(first.sample_keys.tolist(), out_of_fold.tolist(), strict=True))
-        self.model = MODELS["lightgbm"][0](seed, schema.kinds)
-        self.model.fit(teacher_frame(first.sample, schema.kinds), first.sample_labels)
+        model = MODELS["lightgbm"][0](seed, schema.kinds)
+        model.fit(teacher_frame(first.sample, schema.kinds), first.sample_labels)
+        self.model_text = model.booster_.model_to_string()
 
-    def probabilities(self, features: pd.DataFrame, keys: np.ndarray) -> np.ndarray:
+
+@dataclass
+class EncodingJob:
+    """Everything pass 2 needs for a chunk, as plain data that a Spark executor can be sent."""
+
+    schema: dict
+    split: dict
+    encoder: dict
+    teacher_model: str
+    teacher_weight: float
+    shards: int
+    seed: int
+
+    def run(self, frame: pd.DataFrame, first_row: int, by_key: dict, path
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The chunk's training rows encoded, their blended targets, their shards and their keys' hashes."""
         from intent_edge.train.teacher import teacher_frame
 
-        out = self.model.predict_proba(teacher_frame(features, self.kinds))[:, 1]
-        if self.by_key:
-            for position, key in enumerate(keys.tolist()):
-                if key in self.by_key:
-                    out[position] = self.by_key[key]
-        return out
+        schema, split, encoder, booster = self._objects()
+        labels = parse_label(path, frame[schema.label], first_row=first_row)
+        is_test, is_validation = split.assign(frame, first_row)
+        training = ~(is_test | is_validation)
+        columns = pd.DataFrame(check_feature_columns(frame, schema, path, first_row=first_row, chunk=True))
+        columns = columns[training].reset_index(drop=True)
+        keys = np.asarray(split.keys(frame, first_row)[training])
+        soft = booster.predict(teacher_frame(columns, schema.kinds)) if len(columns) else np.zeros(0)
+        for position, key in enumerate(keys.tolist()):
+            if key in by_key:  # a sampled row: its out-of-fold probability
+                soft[position] = by_key[key]
+        targets = (1.0 - self.teacher_weight) * labels[training] + self.teacher_weight * soft
+        shard_of = (row_uniforms(keys, self.seed, "shard") * self.shards).astype(np.int64)
+        return encoder.encode_columns(columns, strict=False), targets, shard_of, key_hashes(keys, self.seed)
+
+    def __getstate__(self) -> dict:  # what Spark sends an executor: the plain fields, never the built objects
+        return {name: value for name, value in self.__dict__.items() if name != "_cached"}
+
+    def _objects(self):
+        cached = getattr(self, "_cached", None)
+        if cached is None:
+            import lightgbm as lgb
+
+            cached = self._cached = (Schema.from_json(self.schema), HashSplit(**self.split),
+                                     Encoder.from_spec(self.encoder), lgb.Booster(model_str=self.teacher_model))
+        return cached
+
+
+def local_shards(path: Path, job: EncodingJob, by_key: dict, directory: Path, width: int, *, sep: str | None,
+                 chunk_rows: int, text_columns: tuple[str, ...], rows: int, progress: ProgressCallback
+                 ) -> tuple[list[Path], int]:
+    """Pass 2 on this machine: the shard files and the training rows written."""
+    writer = ShardWriter(directory, job.shards, width)
+    try:
+        for start, frame in table_chunks(path, sep=sep, chunk_rows=chunk_rows, text_columns=text_columns):
+            writer.write(*job.run(frame, start, by_key, path))
+            progress("pass 2 of 3: encoding", start + len(frame), rows)
+    finally:
+        writer.close()
+    return writer.paths, writer.rows
+
+
+def shard_records(encoded: np.ndarray, targets: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows as a shard stores them, float32: the encoded row, the target, then the row key's 64-bit hash in
+    two lanes (bits, not a number), by which a shard is put in one order however it was written."""
+    width = encoded.shape[1]
+    records = np.empty((len(encoded), width + RECORD_EXTRA), dtype=np.float32)
+    records[:, :width], records[:, width] = encoded, targets
+    records[:, width + 1:].view(np.uint64)[:, 0] = order
+    return records
 
 
 class ShardWriter:
@@ -386,10 +525,8 @@ class ShardWriter:
         self.handles = [open(p, "wb") for p in self.paths]  # noqa: SIM115 - closed in close()
         self.width, self.rows = width, 0
 
-    def write(self, encoded: np.ndarray, targets: np.ndarray, shard_of: np.ndarray) -> None:
-        records = np.empty((len(encoded), self.width + 1), dtype=np.float32)
-        records[:, :self.width] = encoded
-        records[:, self.width] = targets
+    def write(self, encoded: np.ndarray, targets: np.ndarray, shard_of: np.ndarray, order: np.ndarray) -> None:
+        records = shard_records(encoded, targets, order)
         for shard in np.unique(shard_of):
             self.handles[shard].write(records[shard_of == shard].tobytes())
         self.rows += len(encoded)
@@ -404,8 +541,9 @@ def shard_batches(paths: list[Path], width: int, batch: int, seed: int) -> Itera
     rng = np.random.default_rng(seed)
     while True:
         for index in rng.permutation(len(paths)):
-            records = np.fromfile(paths[index], dtype=np.float32).reshape(-1, width + 1)
-            records = records[rng.permutation(len(records))]
+            records = np.fromfile(paths[index], dtype=np.float32).reshape(-1, width + RECORD_EXTRA)
+            canonical = np.argsort(np.ascontiguousarray(records[:, width + 1:]).view(np.uint64)[:, 0], kind="stable")
+            records = records[canonical[rng.permutation(len(records))]]
             for start in range(0, len(records) - batch + 1, batch):
                 chunk = records[start:start + batch]
                 yield chunk[:, :width], chunk[:, width]
@@ -415,9 +553,11 @@ def train_streaming(path: str | Path, out: str | Path, *, label: str | None = No
                     schema_file: str | Path | None = None, recipe=None, seed: int = 0, policy=None,
                     test_fraction: float = 0.2, id_column: str | None = None, teacher_rows: int = TEACHER_ROWS,
                     chunk_rows: int = CHUNK_ROWS, on_step: Callable[[str], None] | None = None,
-                    progress: ProgressCallback | None = None) -> dict:
+                    progress: ProgressCallback | None = None, spark=None) -> dict:
     """Train an MLP bundle out of core (see the module's docstring); the bundle has the layout, checks and
-    evidence of an in-memory one."""
+    evidence of an in-memory one. With ``spark`` (a SparkSession), passes 1 and 2 run on Spark
+    (:mod:`intent_edge.train.spark_engine`; the split must then be keyed by ``id_column``), and the network
+    trains here from the shards Spark wrote."""
     from intent_edge.data.quality import data_quality, leakage_warnings, quality_lines
     from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics
     from intent_edge.train.mlp import MLPRecipe, build_mlp, predict_probabilities, seed_everything
@@ -434,12 +574,19 @@ def train_streaming(path: str | Path, out: str | Path, *, label: str | None = No
         if id_column not in head.columns:
             raise DataError(path, f"no column '{id_column}' to key the split by", column=id_column)
         schema = replace(schema, kinds={k: v for k, v in schema.kinds.items() if k != id_column})
+    # every validation row is kept: the fraction is sized for about VALIDATION_ROWS of them
     validation_fraction = min(0.2, plan.validation_rows / max(1, rows * (1 - test_fraction)))
     split = HashSplit(seed, test_fraction, validation_fraction, id_column)
     step(f"streaming {rows:,} rows in chunks of {chunk_rows:,} (test {test_fraction:.0%} by a hash of the "
          f"{split.to_json()['key']})")
 
-    first = first_pass(path, schema, split, plan, sep=sep, progress=progress)
+    text_columns = () if id_column is None else (id_column,)
+    if spark is None:
+        first = first_pass(path, schema, split, plan, sep=sep, progress=progress)
+    else:
+        from intent_edge.train.spark_engine import spark_first_pass
+
+        first = spark_first_pass(spark, path, schema, split, plan, sep=sep, progress=progress)
     encoder, training_rows = first.encoder, int(first.classes.sum())
     quality = data_quality(first.quality_frame, schema)
     quality["rows_checked"] = len(first.quality_frame)
@@ -452,24 +599,20 @@ def train_streaming(path: str | Path, out: str | Path, *, label: str | None = No
     batch = batch_size(training_rows)
     rate = learning_rate(recipe.learning_rate, batch)
     width = encoder.width
-    shards = max(1, math.ceil(training_rows * (width + 1) * 4 / SHARD_BYTES))
+    shards = max(1, math.ceil(training_rows * (width + RECORD_EXTRA) * 4 / SHARD_BYTES))
     scratch = Path(tempfile.mkdtemp(prefix="intent-edge-shards-"))
     try:
-        writer = ShardWriter(scratch, shards, width)
-        for start, frame in table_chunks(path, sep=sep, chunk_rows=chunk_rows,
-                                         text_columns=() if id_column is None else (id_column,)):
-            labels = parse_label(path, frame[schema.label], first_row=start)
-            is_test, is_validation = split.assign(frame, start)
-            training = ~(is_test | is_validation)
-            columns = pd.DataFrame(check_feature_columns(frame, schema, path, first_row=start, chunk=True))
-            columns = columns[training].reset_index(drop=True)
-            keys = np.asarray(split.keys(frame, start)[training])
-            soft = teacher.probabilities(columns, keys)
-            targets = (1.0 - recipe.teacher_weight) * labels[training] + recipe.teacher_weight * soft
-            shard_of = (row_uniforms(keys, seed, "shard") * shards).astype(np.int64)
-            writer.write(encoder.encode_columns(columns, strict=False), targets, shard_of)
-            progress("pass 2 of 3: encoding", start + len(frame), rows)
-        writer.close()
+        job = EncodingJob(schema.to_json(), split.to_arguments(), encoder.to_spec(), teacher.model_text,
+                          recipe.teacher_weight, shards, seed)
+        if spark is None:
+            shard_paths, written = local_shards(path, job, teacher.by_key, scratch, width, sep=sep,
+                                                chunk_rows=chunk_rows, text_columns=text_columns, rows=rows,
+                                                progress=progress)
+        else:
+            from intent_edge.train.spark_engine import spark_shards
+
+            shard_paths, written = spark_shards(spark, path, job, teacher.by_key, scratch, width, sep=sep,
+                                                progress=progress)
 
         import keras
         import tensorflow as tf
@@ -479,10 +622,10 @@ def train_streaming(path: str | Path, out: str | Path, *, label: str | None = No
         model.compile(optimizer=keras.optimizers.Adam(rate), loss="binary_crossentropy",
                       metrics=[keras.metrics.AUC(name="auc")])
         validation_x = encoder.encode_columns(first.validation, strict=False)
-        steps = max(1, min(plan.evaluate_rows, writer.rows) // batch)
-        budget = recipe.max_epochs * max(1, writer.rows // (steps * batch))  # max_epochs passes over the data
+        steps = max(1, min(plan.evaluate_rows, written) // batch)
+        budget = recipe.max_epochs * max(1, written // (steps * batch))  # max_epochs passes over the data
         dataset = tf.data.Dataset.from_generator(
-            lambda: shard_batches(writer.paths, width, batch, seed),
+            lambda: shard_batches(shard_paths, width, batch, seed),
             output_signature=(tf.TensorSpec((batch, width), tf.float32), tf.TensorSpec((batch,), tf.float32)))
         patience = min(recipe.patience, STREAMING_PATIENCE)
         step(f"network: batch {batch}, learning rate {rate:.2g}, validated every {steps * batch:,} rows on "
@@ -506,7 +649,7 @@ def train_streaming(path: str | Path, out: str | Path, *, label: str | None = No
     def score_test(runner) -> tuple[np.ndarray, np.ndarray]:
         labels, probabilities = [], []
         for start, frame in table_chunks(path, sep=sep, chunk_rows=chunk_rows,
-                                         text_columns=() if id_column is None else (id_column,)):
+                                         text_columns=text_columns):
             is_test, _ = split.assign(frame, start)
             if is_test.any():
                 labels.append(parse_label(path, frame[schema.label], first_row=start)[is_test])
@@ -526,7 +669,7 @@ def train_streaming(path: str | Path, out: str | Path, *, label: str | None = No
     streaming_recipe = replace(recipe, teacher="lightgbm", teacher_folds=plan.teacher_folds, refit=False,
                                batch_size=batch, learning_rate=rate, validation_fraction=validation_fraction,
                                patience=min(recipe.patience, STREAMING_PATIENCE))
-    record = {**split.to_json(), "test_rows": first.test_rows, "test_sha256": first.test_digest.hexdigest()}
+    record = {**split.to_json(), "test_rows": first.test_rows, "test_digest": digest_text(first.test_digest)}
     training = {"model": "mlp", "recipe": streaming_recipe.to_json(), "seed": seed, "epochs": epochs,
                 "split": record, "rows": {"fit": training_rows, "validation": len(validation_x),
                                           "test": first.test_rows, "teacher_sample": len(first.sample)},
