@@ -8,9 +8,13 @@ not hold out; reading the file is part of its time). Both are scored on one fixe
 claims; the report goes to benchmarks/results/.
 
     .venv/bin/python benchmarks/train_scale.py [--rows 100000,1000000,10000000] [--holdout-rows 1000000]
+                                               [--spark-rows 1000000]
 
-Spark (`train --engine spark`) is not built yet; its rows are absent. Needs about 0.5 GB of free disk per
-million rows (the data and the training shards, in a temporary directory, removed afterwards).
+With ``--spark-rows`` (where pyspark and Java are installed), that table gets a ``session_id`` column and
+is trained twice, keyed by it: on the local engine and with ``--engine spark --spark-master local[2]``; the
+report compares their encoders (vocabularies, medians, moments), held-out ROC-AUC and times. Needs about
+0.5 GB of free disk per million rows (the data and the training shards, in a temporary directory,
+removed afterwards).
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def synth(path: Path, rows: int, seed: int) -> None:
                     str(rows), "--seed", str(seed), "--out", str(path)], check=True, capture_output=True)
 
 
-def holdout_auc(bundle: Path, holdout: Path, lightgbm_p: Path) -> dict:
+def holdout_auc(bundle: Path, holdout: Path, lightgbm_p: Path | None) -> dict:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
@@ -92,16 +96,53 @@ def holdout_auc(bundle: Path, holdout: Path, lightgbm_p: Path) -> dict:
     p = np.concatenate([predictor.predict_batch(data.features.iloc[s:s + 200_000])
                         for s in range(0, len(data.labels), 200_000)])
     return {"intent_edge": float(roc_auc_score(data.labels, p)),
-            "lightgbm": float(roc_auc_score(data.labels, np.load(lightgbm_p)))}
+            "lightgbm": None if lightgbm_p is None else float(roc_auc_score(data.labels, np.load(lightgbm_p)))}
+
+
+def spark_comparison(work: Path, data: Path, holdout: Path) -> dict:
+    """The same table trained on the local engine and on Spark (local[2]), both keyed by a session_id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keyed = work / "keyed.parquet"
+    table = pq.read_table(data)
+    table = table.append_column("session_id", pa.array([f"s{i:09d}" for i in range(table.num_rows)]))
+    pq.write_table(table, keyed, row_group_size=131_072)
+    del table
+    runs = {}
+    for engine in ("local", "spark"):
+        bundle = work / f"keyed-{engine}"
+        extra = ["--engine", "spark", "--spark-master", "local[2]"] if engine == "spark" else []
+        wall, fields = run(_TRAIN, "train", str(keyed), "--out", str(bundle), "--streaming", "--id-column",
+                           "session_id", *extra)
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        runs[engine] = {"wall_seconds": wall, "peak_rss_mib": fields["PEAK"] / 1024, "manifest": manifest,
+                        "holdout_roc_auc": holdout_auc(bundle, holdout, None)["intent_edge"]}
+    local, spark = (runs[e]["manifest"]["encoder"]["features"] for e in ("local", "spark"))
+    numeric = [(a, b) for a, b in zip(local, spark, strict=True) if a["kind"] == "numeric"]
+    keyed.unlink()
+    return {
+        "rows": pq.ParquetFile(data).metadata.num_rows,
+        "vocabularies_equal": all(a.get("vocabulary") == b.get("vocabulary")
+                                  for a, b in zip(local, spark, strict=True)),
+        "medians_equal": all(a["fill"] == b["fill"] for a, b in numeric),
+        "largest_relative_moment_difference": max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-300)
+                                                  for a, b in numeric for k in ("center", "scale")),
+        "split_equal": runs["local"]["manifest"]["training"]["split"] == runs["spark"]["manifest"]["training"]["split"],
+        **{engine: {k: v for k, v in r.items() if k != "manifest"} | {
+            "test_roc_auc": r["manifest"]["metrics"]["test"]["roc_auc"],
+            "parity_max_abs_diff": r["manifest"]["variants"]["fp32"]["parity"]["max_abs_diff"]}
+           for engine, r in runs.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="100000,1000000,10000000", help="comma-separated table sizes")
     parser.add_argument("--holdout-rows", type=int, default=1_000_000)
+    parser.add_argument("--spark-rows", type=int, default=None, help="compare the Spark engine on this size")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    results = []
+    results, comparison = [], None
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         holdout = work / "holdout.parquet"
@@ -126,9 +167,14 @@ def main() -> None:
                              "training_rows": int(lgb["ROWS"]), "peak_rss_mib": lgb["PEAK"] / 1024,
                              "holdout_roc_auc": auc["lightgbm"]}})
             print(json.dumps(results[-1]), flush=True)
+            if rows == args.spark_rows:
+                print(f"{rows:,} rows: the local and the Spark engine, keyed by session_id", flush=True)
+                comparison = spark_comparison(work, data, holdout)
+                print(json.dumps(comparison), flush=True)
             data.unlink()
     date = dt.date.today().isoformat()
-    report = {"date": date, "host": host_description(), "holdout_rows": args.holdout_rows, "results": results}
+    report = {"date": date, "host": host_description(), "holdout_rows": args.holdout_rows, "results": results,
+              "spark_comparison": comparison}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"train-scale-{date}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# Training at scale, {date}", "",
@@ -142,6 +188,17 @@ def main() -> None:
               f"{r['intent_edge']['rows_per_second']:,.0f} | {r['intent_edge']['peak_rss_mib']:.0f} | "
               f"{r['intent_edge']['holdout_roc_auc']:.4f} | {r['lightgbm']['wall_seconds']:.0f} | "
               f"{r['lightgbm']['peak_rss_mib']:.0f} | {r['lightgbm']['holdout_roc_auc']:.4f} |" for r in results]
+    if comparison is not None:
+        local, spark = comparison["local"], comparison["spark"]
+        lines += ["", f"Spark (`--engine spark --spark-master local[2]`) beside the local engine on "
+                  f"{comparison['rows']:,} rows with a `session_id` column, both `--id-column session_id`:", "",
+                  "| engine | wall s | peak RSS MiB | test ROC-AUC | held-out ROC-AUC |", "|---|---|---|---|---|",
+                  *(f"| {name} | {r['wall_seconds']:.0f} | {r['peak_rss_mib']:.0f} | {r['test_roc_auc']:.4f} | "
+                    f"{r['holdout_roc_auc']:.4f} |" for name, r in (("local", local), ("spark", spark))), "",
+                  f"Vocabularies equal: {comparison['vocabularies_equal']}; medians equal: "
+                  f"{comparison['medians_equal']}; split equal: {comparison['split_equal']}; largest relative "
+                  "difference of a mean or standard deviation: "
+                  f"{comparison['largest_relative_moment_difference']:.1e}."]
     (args.out / f"train-scale-{date}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

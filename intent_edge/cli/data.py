@@ -18,11 +18,15 @@ def data_synth(
     out: Annotated[Path, typer.Option("--out", help="Output file: .csv, or .parquet for Parquet.")],
     rows: Annotated[int, typer.Option("--rows", min=1, help="Number of sessions.")] = 20000,
     seed: SeedOption = None,
+    shift: Annotated[str | None, typer.Option(
+        "--shift", help="A documented covariate shift, to test monitoring against: traffic-source (a new source, "
+                        "code 21, brings 60% of sessions, of keen returning shoppers) or season (November brings "
+                        "75% of sessions).")] = None,
 ):
     """Write synthetic shopping sessions in the UCI Online Shoppers layout (label column: Revenue)."""
     from intent_edge.data.synth import write_sessions
 
-    summary = write_sessions(out, rows, seed or 0)
+    summary = write_sessions(out, rows, seed or 0, shift)
     console.print(f"wrote {rows} sessions ({summary['buyers']:.1%} buyers) to {out}")
 
 

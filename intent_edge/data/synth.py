@@ -54,6 +54,20 @@ TRAFFIC_INTENT = {2: 0.3, 1: -0.2, 3: -0.5, 4: 0.1, 13: -0.8, 10: 0.2, 6: -0.3, 
                   12: 0.0, 17: 0.0}
 
 
+# Documented covariate shifts (`data synth --shift`), for testing monitoring: who arrives changes, the
+# story of how a shopper decides does not.
+SHIFTS = {
+    # a retargeting campaign, traffic source 21, brings 60% of sessions: shoppers back for their carts (intent
+    # +3, so the buyer share goes from about 16% to 42%)
+    "traffic-source": {"traffic": {**{k: v * 0.4 for k, v in TRAFFIC.items()}, 21: 0.6},
+                       "traffic_intent": {**TRAFFIC_INTENT, 21: 3.0}},
+    # the holiday peak: November brings 75% of sessions, October and December 10% each
+    "season": {"months": {**{k: v * 0.05 / sum(w for m, w in MONTHS.items() if m not in ("Oct", "Nov", "Dec"))
+                             for k, v in MONTHS.items() if k not in ("Oct", "Nov", "Dec")},
+                          "Oct": 0.1, "Nov": 0.75, "Dec": 0.1}},
+}
+
+
 def _draw(rng: np.random.Generator, table: dict, n: int) -> np.ndarray:
     keys = list(table)
     weights = np.array([table[k] for k in keys], dtype=float)
@@ -66,24 +80,28 @@ def _counts(rng: np.random.Generator, mean: np.ndarray, dispersion: float) -> np
     return rng.poisson(rng.gamma(dispersion, mean / dispersion)).astype(np.int64)
 
 
-def generate_sessions(rows: int, seed: int | list[int] = 0) -> pd.DataFrame:
+def generate_sessions(rows: int, seed: int | list[int] = 0, shift: str | None = None) -> pd.DataFrame:
     """``rows`` synthetic sessions in the UCI column layout; deterministic for ``seed`` (an integer, or a
-    list of them as numpy's SeedSequence takes it)."""
+    list of them as numpy's SeedSequence takes it). ``shift`` names one of :data:`SHIFTS`."""
     if rows < 1:
         raise UsageError("rows must be at least 1")
+    if shift is not None and shift not in SHIFTS:
+        raise UsageError(f"unknown shift {shift!r}; choose one of {', '.join(SHIFTS)}")
+    changed = SHIFTS.get(shift, {})
     rng = np.random.default_rng(seed)
-    month = _draw(rng, MONTHS, rows)
+    month = _draw(rng, changed.get("months", MONTHS), rows)
     visitor = _draw(rng, VISITORS, rows)
     weekend = rng.random(rows) < 0.23
     operating_system = _draw(rng, OPERATING_SYSTEMS, rows)
     browser = _draw(rng, BROWSERS, rows)
     region = _draw(rng, REGIONS, rows)
-    traffic = _draw(rng, TRAFFIC, rows)
+    traffic = _draw(rng, changed.get("traffic", TRAFFIC), rows)
     near_holiday = np.isin(month, ["Feb", "May"]) & (rng.random(rows) < 0.25)
     special_day = np.where(near_holiday, rng.integers(1, 6, rows) / 5.0, 0.0)
 
     intent = (rng.standard_normal(rows) + np.vectorize(MONTH_INTENT.get)(month)
-              + np.vectorize(VISITOR_INTENT.get)(visitor) + np.vectorize(TRAFFIC_INTENT.get)(traffic))
+              + np.vectorize(VISITOR_INTENT.get)(visitor)
+              + np.vectorize(changed.get("traffic_intent", TRAFFIC_INTENT).get)(traffic))
     engagement = rng.standard_normal(rows)
 
     product = _counts(rng, np.exp(2.7 + 0.6 * engagement + 0.25 * intent), 1.5)
@@ -137,14 +155,14 @@ def generate_sessions(rows: int, seed: int | list[int] = 0) -> pd.DataFrame:
 SYNTH_BLOCK_ROWS = 1_000_000  # above this many rows, sessions are generated and written a block at a time
 
 
-def write_sessions(path, rows: int, seed: int = 0) -> dict:
+def write_sessions(path, rows: int, seed: int = 0, shift: str | None = None) -> dict:
     """Generate ``rows`` sessions and write them (CSV or Parquet, atomically); returns the buyer share.
     Up to :data:`SYNTH_BLOCK_ROWS` rows are one draw; beyond, block ``b`` is drawn with the seed
     ``[seed, b]``, so ten million rows are written in the memory of one million."""
     from intent_edge.data.io import write_table
 
     if rows <= SYNTH_BLOCK_ROWS:
-        frame = generate_sessions(rows, seed)
+        frame = generate_sessions(rows, seed, shift)
         write_table(frame, path)
         return {"rows": rows, "buyers": float(frame["Revenue"].mean())}
     import pyarrow as pa
@@ -158,7 +176,7 @@ def write_sessions(path, rows: int, seed: int = 0) -> dict:
         writer = None
         with open(temporary, "wb") if parquet else open(temporary, "w", encoding="utf-8", newline="") as handle:
             for block, start in enumerate(range(0, rows, SYNTH_BLOCK_ROWS)):
-                frame = generate_sessions(min(SYNTH_BLOCK_ROWS, rows - start), [seed, block])
+                frame = generate_sessions(min(SYNTH_BLOCK_ROWS, rows - start), [seed, block], shift)
                 buyers += int(frame["Revenue"].sum())
                 if parquet:
                     table = pa.Table.from_pandas(frame, preserve_index=False)

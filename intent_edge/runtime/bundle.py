@@ -111,7 +111,8 @@ def variant_entry(manifest: dict, variant: str | None) -> tuple[str, dict]:
 
 def file_entries(manifest: dict) -> list[dict]:
     """Every file entry a manifest lists: source model, golden file, variants, smaller sources, the
-    explanations' background, and a clickstream bundle's streaming steps and context graphs."""
+    explanations' background, the monitoring profile, and a clickstream bundle's streaming steps and
+    context graphs."""
     def raw(part: dict) -> list[dict]:  # a raw-field graph beside it, where one was written
         return [part["raw"]["file"]] if part.get("raw", {}).get("status", "ok") == "ok" and "raw" in part else []
 
@@ -127,6 +128,8 @@ def file_entries(manifest: dict) -> list[dict]:
     entries += [e["file"] for e in context.get("backends", {}).values()] + raw(context)
     if "explain" in manifest:
         entries.append(manifest["explain"]["background"]["file"])
+    if "monitor" in manifest:
+        entries.append(manifest["monitor"]["file"])
     return entries
 
 

@@ -40,6 +40,7 @@ class Predictor:
         self._bundle, self._threads = bundle, threads
         self._explainer = None
         self._explainer_lock = threading.Lock()
+        self._monitor = None
         self.strict = strict
 
     @classmethod
@@ -71,16 +72,36 @@ class Predictor:
     @strict.setter
     def strict(self, value: bool) -> None:
         self._strict = bool(value)
-        # Where the runner can join the encoder's fast path (the native one can), ``predict`` becomes one
-        # compiled call from raw record to probability, which hands the records the fast path does not
-        # take to the checked path below. It is an attribute of this instance, set again with ``strict``,
-        # and holds no reference back to it (a capsule would keep such a cycle from being collected).
-        checked = functools.partial(_predict_checked, self.encoder, self.runner, self._strict, self._local)
+        self._bind_predict()
+
+    def _bind_predict(self) -> None:
+        # Where the runner can join the encoder's fast path (the native one can) and nothing watches the
+        # encoded rows, ``predict`` becomes one compiled call from raw record to probability, which hands
+        # the records the fast path does not take to the checked path. It is an attribute of this
+        # instance, set again with ``strict`` and with monitoring, and holds no reference back to it (a
+        # capsule would keep such a cycle from being collected).
         fuse = getattr(self.runner, "fuse", None)
-        if fuse is not None and self.encoder.fast_plan is not None:
+        if fuse is not None and self.encoder.fast_plan is not None and self._monitor is None:
+            checked = functools.partial(_predict_checked, self.encoder, self.runner, self._strict, self._local)
             self.predict = fuse(self.encoder.fast_plan, checked)
         else:
             self.__dict__.pop("predict", None)
+
+    # ---- monitoring ---------------------------------------------------------------------------
+    def start_monitoring(self):
+        """Count every record ``predict`` and ``predict_batch`` score from now on in a
+        :class:`intent_edge.runtime.monitor.Monitor` against the bundle's reference profile, and return it
+        (its ``snapshot()`` is the sketch to save or send). Monitoring reads the encoded row, so the native
+        backend's single-call ``predict`` gives way to encoding and running in two calls."""
+        from intent_edge.runtime.monitor import Monitor, Profile
+
+        self._monitor = Monitor(Profile.load(self._bundle, self.manifest, self.variant))
+        self._bind_predict()
+        return self._monitor
+
+    def stop_monitoring(self) -> None:
+        self._monitor = None
+        self._bind_predict()
 
     def encode(self, records: Any) -> np.ndarray:
         """The model input for a batch: a sequence of records, a dict of columns, or a pandas DataFrame."""
@@ -95,14 +116,22 @@ class Predictor:
 
     def predict(self, record: Mapping[str, Any]) -> float:
         """Purchase probability for one raw record (a mapping of field name to value)."""
-        return _predict_checked(self.encoder, self.runner, self._strict, self._local, record)
+        monitor = self._monitor
+        if monitor is None:
+            return _predict_checked(self.encoder, self.runner, self._strict, self._local, record)
+        row, probability = _encode_and_run(self.encoder, self.runner, self._strict, self._local, record)
+        monitor.update(row[None, :], np.array([probability]))
+        return probability
 
     def predict_batch(self, records: Any) -> np.ndarray:
         """Purchase probabilities (float32) for a batch of raw records."""
         features = self.encode(records)
         if len(features) == 0:
             return np.zeros(0, dtype=np.float32)
-        return self.runner.infer(features)
+        probabilities = self.runner.infer(features)
+        if self._monitor is not None:
+            self._monitor.update(features, probabilities)
+        return probabilities
 
     def decide(self, records: Any) -> bool | np.ndarray:
         """Apply the bundle's decision threshold: a bool for one record, a bool array for a batch."""
@@ -166,17 +195,23 @@ class Predictor:
             return self._explainer
 
 
-def _predict_checked(encoder: Encoder, runner, strict: bool, local: threading.local,
-                     record: Mapping[str, Any]) -> float:
+def _encode_and_run(encoder: Encoder, runner, strict: bool, local: threading.local,
+                    record: Mapping[str, Any]) -> tuple[np.ndarray, float]:
     """One record encoded into this thread's row (made once per thread) and run: the fast encoder where it
-    takes the record, else the checked path, which raises the error that names the field."""
+    takes the record, else the checked path, which raises the error that names the field. The row and
+    the probability."""
     try:
         row, run = local.buffer
     except AttributeError:
         matrix = np.zeros((1, encoder.width), dtype=np.float32)
         row, run = local.buffer = (matrix[0], functools.partial(runner.infer_one, matrix))
     encoder.encode_record(record, row, strict=strict)
-    return run()
+    return row, run()
+
+
+def _predict_checked(encoder: Encoder, runner, strict: bool, local: threading.local,
+                     record: Mapping[str, Any]) -> float:
+    return _encode_and_run(encoder, runner, strict, local, record)[1]
 
 
 def _batch_dependent(name: str, entry: dict) -> bool:

@@ -20,6 +20,7 @@ from intent_edge.data.schema import Schema
 from intent_edge.errors import BundleError, DataError, UsageError
 from intent_edge.export.network import write_native_variant
 from intent_edge.fileio import atomic_directory
+from intent_edge.monitoring.profile import write_profile
 from intent_edge.parity import PARITY_ROWS, compare
 from intent_edge.raw_graph import raw_metadata, spec_sha256, write_raw_variant
 from intent_edge.runtime.backends import BACKENDS
@@ -290,7 +291,7 @@ class Evidence:
     parity_frame: pd.DataFrame  # raw rows: Keras (training encoder) against ONNX (runtime encoder)
     golden_frame: pd.DataFrame  # held-out rows the strict runtime takes, at most GOLDEN_ROWS
     raw_frame: pd.DataFrame  # held-out rows the strict runtime takes, for the raw-field graph's check
-    background: Callable[[], np.ndarray]  # encoded training rows, for the explanations' k-means background
+    background: Callable[[], np.ndarray]  # encoded training rows: the explanations' background, monitoring bins
     score_test: Callable[[object], tuple[np.ndarray, np.ndarray]]  # runner -> (labels, probabilities) of the test
 
 
@@ -339,7 +340,11 @@ def write_mlp_bundle(out: str | Path, fitted: FittedModel, evidence: Evidence, *
         native = write_native_variant(staging / "model.onnx", staging, "fp32", runner, golden_x)
 
         step("summarising the training rows as the explanations' background (k-means)")
-        explain = write_background(staging, evidence.background(), seed)
+        training_x = evidence.background()
+        explain = write_background(staging, training_x, seed)
+        step("writing the monitoring profile: reference bins of every field and of the held-out scores")
+        monitor = write_profile(staging, encoder, training_x, test_p, test_labels, variant="fp32",
+                                roc_auc=test_metrics["roc_auc"], threshold=fitted.threshold)
 
         manifest = {
             "format": BUNDLE_FORMAT,
@@ -359,6 +364,7 @@ def write_mlp_bundle(out: str | Path, fitted: FittedModel, evidence: Evidence, *
                                   "opset": ONNX_OPSET, "parity": parity, "raw": raw, "native": native}},
             "golden": {"file": describe_file(staging, "golden.json"), "rows": len(golden["rows"])},
             "explain": explain,
+            "monitor": monitor,
         }
         write_manifest(staging, manifest)
     return manifest

@@ -1,0 +1,142 @@
+"""Monitoring (issue 25): the reference profile in the bundle, sketches that merge exactly and agree
+between predict and predict_batch, drift flagged on the documented shifts and (almost) never on
+unshifted samples, performance estimated from calibrated scores, and the `monitor` command's contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from intent_edge.data.synth import generate_sessions
+from intent_edge.monitoring.drift import realised_performance, report
+from intent_edge.runtime import Predictor
+from intent_edge.runtime.monitor import Sketch
+
+TRAINING_ROWS = 20_000
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from intent_edge.data.io import load_dataset, write_table
+    from intent_edge.train.mlp import MLPRecipe
+    from intent_edge.train.pipeline import train_bundle
+
+    directory = tmp_path_factory.mktemp("monitoring")
+    write_table(generate_sessions(TRAINING_ROWS, seed=1), directory / "train.csv")
+    train_bundle(load_dataset(directory / "train.csv", "Revenue"), directory / "bundle", seed=0,
+                 recipe=MLPRecipe(hidden=(32, 16), max_epochs=12, patience=3, teacher="lightgbm"))
+    return directory / "bundle"
+
+
+def scored_sketch(bundle, frame):
+    predictor = Predictor.load(bundle, strict=False)
+    watcher = predictor.start_monitoring()
+    probabilities = predictor.predict_batch(frame.drop(columns=["Revenue"]))
+    return watcher, watcher.snapshot(), probabilities
+
+
+def test_the_bundle_carries_a_checksummed_reference_profile(bundle):
+    from intent_edge.runtime.bundle import read_manifest, verify_files
+    from intent_edge.runtime.monitor import Profile
+
+    manifest = read_manifest(bundle)
+    assert any(path.name == "monitor.json" for path in verify_files(bundle, manifest))
+    profile = Profile.load(bundle, manifest)
+    assert {f.name for f in profile.fields} == set(manifest["encoder"]["names"] if "names" in manifest["encoder"]
+                                                   else [f["name"] for f in manifest["encoder"]["features"]])
+    assert all(counts.sum() == manifest["training"]["rows"]["refit"] for counts in profile.reference.values())
+    assert profile.score_reference.sum() == manifest["training"]["rows"]["test"]
+    assert np.all(np.diff(profile.calibration) >= -1e-12)  # isotonic: the buyer rate never falls with the score
+
+
+def test_sketches_merge_exactly_and_predict_agrees_with_predict_batch(bundle):
+    frame = generate_sessions(2000, seed=31).drop(columns=["Revenue"])
+    records = frame.to_dict("records")
+    one_by_one = Predictor.load(bundle, strict=False)
+    watcher = one_by_one.start_monitoring()
+    singles = np.array([one_by_one.predict(r) for r in records], dtype=np.float32)
+    batched = Predictor.load(bundle, strict=False)
+    whole = batched.start_monitoring()
+    assert np.array_equal(batched.predict_batch(frame), singles)
+    assert watcher.snapshot() == whole.snapshot()  # the same counts, record by record or in a batch
+    parts = []
+    for piece in np.array_split(np.arange(len(frame)), 4):
+        predictor = Predictor.load(bundle, strict=False)
+        part = predictor.start_monitoring()
+        predictor.predict_batch(frame.iloc[piece])
+        parts.append(part.snapshot())
+    merged = parts[0].merge(parts[1]).merge(parts[2]).merge(parts[3])
+    assert merged == whole.snapshot() and merged.rows == len(frame)
+    text = json.dumps(merged.to_json())
+    assert Sketch.from_json(json.loads(text)) == merged and len(text) < 20_000  # kilobytes, not rows
+
+
+@pytest.mark.parametrize("shift, field", [("traffic-source", "TrafficType"), ("season", "Month")])
+def test_a_known_shift_is_flagged_with_the_score(bundle, shift, field):
+    watcher, sketch, _ = scored_sketch(bundle, generate_sessions(5000, seed=17, shift=shift))
+    result = report(watcher.profile, sketch)
+    drifting = {name for name, entry in result["fields"].items() if entry["drift"]}
+    assert field in drifting and result["score"]["drift"] and result["drift"]
+
+
+def test_unshifted_samples_almost_never_raise_an_alarm(bundle):
+    alarms = scores = 0
+    for seed in range(100, 120):
+        watcher, sketch, _ = scored_sketch(bundle, generate_sessions(5000, seed=seed))
+        result = report(watcher.profile, sketch)
+        alarms += sum(entry["drift"] for entry in result["fields"].values())
+        scores += result["score"]["drift"]
+    assert alarms <= 1 and scores == 0  # at most 1 of 340 field verdicts
+
+
+def test_the_estimated_roc_auc_follows_the_realised_one(bundle):
+    frame = generate_sessions(5000, seed=41)
+    watcher, sketch, probabilities = scored_sketch(bundle, frame)
+    estimated = report(watcher.profile, sketch)["performance"]["estimated"]
+    realised = roc_auc_score(frame["Revenue"], probabilities)
+    assert abs(estimated["roc_auc"] - realised) <= 0.02 and estimated["lower"] <= estimated["roc_auc"]
+    errors = []
+    for seed in range(5):
+        for shift in (None, "season"):
+            frame = generate_sessions(20_000, seed=200 + seed, shift=shift)
+            watcher, sketch, probabilities = scored_sketch(bundle, frame)
+            estimated = report(watcher.profile, sketch)["performance"]["estimated"]["roc_auc"]
+            errors.append(abs(estimated - roc_auc_score(frame["Revenue"], probabilities)))
+    assert np.mean(errors) <= 0.01
+
+
+def test_the_monitor_command_keeps_its_contract(bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from intent_edge.cli import app
+    from intent_edge.data.io import write_table
+
+    shifted, same = tmp_path / "shifted.csv", tmp_path / "same.csv"
+    write_table(generate_sessions(5000, seed=3, shift="season"), shifted)
+    write_table(generate_sessions(5000, seed=4), same)
+    runner = CliRunner()
+    result = runner.invoke(app, ["monitor", str(bundle), str(same), "--labels", "Revenue", "--json",
+                                 str(tmp_path / "same.json"), "--fail-on", "drift"])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "same.json").read_text())
+    for name, entry in document["fields"].items():
+        assert isinstance(entry["psi"], float) and isinstance(entry["drift"], bool), name
+    assert {"psi", "drift"} <= set(document["score"]) and document["performance"]["estimated"]["roc_auc"] > 0.5
+    frame = generate_sessions(5000, seed=4)
+    probabilities = Predictor.load(bundle, strict=False).predict_batch(frame.drop(columns=["Revenue"]))
+    assert document["performance"]["realised"]["roc_auc"] == roc_auc_score(frame["Revenue"], probabilities)
+    assert document["performance"]["realised"] == realised_performance(
+        frame["Revenue"].to_numpy(), probabilities, Predictor.load(bundle).threshold)
+    result = runner.invoke(app, ["monitor", str(bundle), str(shifted), "--fail-on", "drift"])
+    assert result.exit_code == 3 and "Month" in result.output
+    # a till's saved sketch is an input too, merged with the others
+    predictor = Predictor.load(bundle, strict=False)
+    watcher = predictor.start_monitoring()
+    predictor.predict_batch(generate_sessions(3000, seed=5).drop(columns=["Revenue"]))
+    (tmp_path / "till.json").write_text(json.dumps(watcher.snapshot().to_json()))
+    result = runner.invoke(app, ["monitor", str(bundle), str(tmp_path / "till.json"), str(same), "--json",
+                                 str(tmp_path / "both.json")])
+    assert result.exit_code == 0 and json.loads((tmp_path / "both.json").read_text())["rows"] == 8000
