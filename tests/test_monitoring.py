@@ -132,11 +132,11 @@ def test_the_monitor_command_keeps_its_contract(bundle, tmp_path):
         frame["Revenue"].to_numpy(), probabilities, Predictor.load(bundle).threshold)
     result = runner.invoke(app, ["monitor", str(bundle), str(shifted), "--fail-on", "drift"])
     assert result.exit_code == 3 and "Month" in result.output
-    # a till's saved sketch is an input too, merged with the others
-    predictor = Predictor.load(bundle, strict=False)
-    watcher = predictor.start_monitoring()
-    predictor.predict_batch(generate_sessions(3000, seed=5).drop(columns=["Revenue"]))
-    (tmp_path / "till.json").write_text(json.dumps(watcher.snapshot().to_json()))
+    # a saved sketch (here from `score --monitor`) is an input too, merged with the others
+    write_table(generate_sessions(3000, seed=5).drop(columns=["Revenue"]), tmp_path / "till.csv")
+    result = runner.invoke(app, ["score", str(bundle), str(tmp_path / "till.csv"), "--output",
+                                 str(tmp_path / "scored.csv"), "--monitor", str(tmp_path / "till.json")])
+    assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["monitor", str(bundle), str(tmp_path / "till.json"), str(same), "--json",
                                  str(tmp_path / "both.json")])
     assert result.exit_code == 0 and json.loads((tmp_path / "both.json").read_text())["rows"] == 8000

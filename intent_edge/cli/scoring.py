@@ -122,6 +122,9 @@ def score(
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows read and scored at a time.")] = 65536,
     public_key: PublicKeyOption = None,
     sep: SepOption = None,
+    monitor: Annotated[Path | None, typer.Option("--monitor", help="Also write the monitoring sketch of what was "
+                                                                   "scored (JSON, kilobytes): an input of "
+                                                                   "`intent-edge monitor`.")] = None,
 ):
     """Score a file of raw session records with a bundle (no TensorFlow involved), streaming."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -131,6 +134,7 @@ def score(
 
     predictor = Predictor.load(bundle, variant, backend=backend, strict=not lenient, public_key=public_key)
     kept = "all" if keep.strip() == "all" else [c.strip() for c in keep.split(",") if c.strip()]
+    watcher = predictor.start_monitoring() if monitor is not None else None
     with Progress(SpinnerColumn(), TextColumn("scoring {task.fields[rows]:,} rows"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("score", total=None, rows=0)
@@ -139,3 +143,8 @@ def score(
     console.print(f"scored {summary.rows:,} records ({summary.above_threshold / summary.rows:.1%} above the "
                   f"threshold {predictor.threshold:.4f}) in {summary.seconds:.1f} s "
                   f"({summary.rows_per_second:,.0f} rows/s) -> {output}")
+    if watcher is not None:
+        from intent_edge.cli.common import write_json
+
+        write_json(monitor, watcher.snapshot().to_json())
+        console.print(f"monitoring sketch of the {summary.rows:,} records -> {monitor}")
