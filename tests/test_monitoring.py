@@ -140,3 +140,26 @@ def test_the_monitor_command_keeps_its_contract(bundle, tmp_path):
     result = runner.invoke(app, ["monitor", str(bundle), str(tmp_path / "till.json"), str(same), "--json",
                                  str(tmp_path / "both.json")])
     assert result.exit_code == 0 and json.loads((tmp_path / "both.json").read_text())["rows"] == 8000
+
+
+def test_compress_keeps_the_profile_and_adds_each_variants_score_bins(bundle, tmp_path):
+    import shutil
+
+    from intent_edge.compress.pipeline import compress_bundle
+    from intent_edge.data.io import load_dataset, write_table
+    from intent_edge.runtime.bundle import read_manifest, verify_files
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    write_table(generate_sessions(TRAINING_ROWS, seed=1), tmp_path / "train.csv")
+    manifest = compress_bundle(copy, load_dataset(tmp_path / "train.csv"), methods=["original", "int8-dynamic"],
+                               max_auc_drop=1.0)
+    verify_files(copy, read_manifest(copy))  # monitor.json came along, rewritten, with its new checksum
+    assert manifest["monitor"]["variants"] == ["fp32", "int8-dynamic"]
+    predictor = Predictor.load(copy, "int8-dynamic", strict=False)
+    watcher = predictor.start_monitoring()
+    predictor.predict_batch(generate_sessions(3000, seed=9).drop(columns=["Revenue"]))
+    result = report(watcher.profile, watcher.snapshot())
+    assert result["variant"] == "int8-dynamic"
+    assert result["performance"]["reference"]["roc_auc"] == pytest.approx(
+        manifest["variants"]["int8-dynamic"]["accuracy"]["roc_auc"], abs=1e-12)

@@ -30,6 +30,7 @@ from intent_edge.data.io import Dataset
 from intent_edge.errors import DataError, UsageError
 from intent_edge.export.network import write_native_variant
 from intent_edge.fileio import atomic_directory
+from intent_edge.monitoring.profile import add_variant_scores
 from intent_edge.parity import PARITY_ROWS, compare
 from intent_edge.raw_graph import raw_metadata, write_raw_variant
 from intent_edge.runtime.backends import BACKENDS
@@ -208,6 +209,7 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
 
         fp32_runner = load_runner("onnx", staging / fp32["file"]["path"])
         fp32_probabilities = fp32_runner.infer(rows.test_x)
+        held_out_scores = {"fp32": fp32_probabilities}  # each proven variant's, for its monitoring score bins
         original_auc = float(roc_auc_score(rows.test_y, fp32_probabilities))
         table = [VariantRow("fp32", "original", "onnx-fp32", "onnx", "fp32",
                             files=[fp32["file"]["path"]],
@@ -257,6 +259,7 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
                 table.append(row)
                 continue
             runners[name] = runner
+            held_out_scores[name] = probabilities
             row.files = [target_path.name]
             if name in NATIVE_VARIANTS and (conversion.format, conversion.precision) in (("onnx", "fp32"),
                                                                                            ("tflite", "int8")):
@@ -284,6 +287,10 @@ def compress_bundle(bundle: str | Path, dataset: Dataset, *, target: str = "cpu"
         _time_all(table, runners, rows.test_x)
 
         best = recommend(table, objective, max_auc_drop)
+        if "monitor" in manifest:
+            step("monitoring profile: score bins of every variant")
+            manifest = {**manifest, "monitor": add_variant_scores(bundle, staging, manifest, held_out_scores,
+                                                                  rows.test_y)}
         variants = dict(kept)
         variants.update((row.name, row.manifest_entry(staging, len(rows.test_y)))
                         for row in table[1:] if row.status == "ok")

@@ -59,8 +59,9 @@ class FieldBins:
 
 
 class Profile:
-    """The reference: every field's bins with their training counts, and the score's bins with their
-    held-out counts, buyers and calibrated buyer rate."""
+    """The reference: every field's bins with their training counts, and one variant's score bins with
+    their held-out counts, buyers and calibrated buyer rate. ``to_json`` writes the fields' part; the
+    score bins of each variant are stored beside it under ``scores``."""
 
     def __init__(self, fields: list[FieldBins], reference: dict[str, np.ndarray], score_edges: np.ndarray,
                  score_reference: np.ndarray, score_buyers: np.ndarray, calibration: np.ndarray, summary: dict):
@@ -102,10 +103,9 @@ class Profile:
 
     # ---- building and reading ----------------------------------------------------------------
     @classmethod
-    def fit(cls, encoder: Encoder, training: np.ndarray, held_out_scores: np.ndarray, held_out_labels: np.ndarray,
-            calibrated: np.ndarray, summary: dict) -> Profile:
-        """The profile of encoded ``training`` rows and held-out scores; ``calibrated``: each score bin's
-        calibrated buyer rate (the caller fits it, so that the runtime needs no scikit-learn)."""
+    def fit(cls, encoder: Encoder, training: np.ndarray, summary: dict) -> Profile:
+        """The fields' bins and counts from encoded ``training`` rows (the score bins are added per variant
+        by :mod:`intent_edge.monitoring.profile`, which calibrates them with scikit-learn)."""
         fields = []
         for feature, offset in zip(encoder.features, encoder.offsets, strict=True):
             if isinstance(feature, NumericFeature):
@@ -121,15 +121,11 @@ class Profile:
                 assert isinstance(feature, CategoricalFeature)
                 labels = [*feature.vocabulary, "out of vocabulary"] + (["empty"] if feature.may_be_empty else [])
                 fields.append(FieldBins(feature.name, "categorical", offset, tuple(labels)))
-        profile = cls(fields, {}, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), summary)
-        reference = {name: np.bincount(bins, minlength=f.bins).astype(np.int64)
-                     for f, (name, bins) in zip(fields, profile.bin_rows(training).items(), strict=True)}
-        scores = np.asarray(held_out_scores, dtype=np.float64)
-        score_edges = np.unique(np.quantile(scores, np.linspace(0.01, 0.99, SCORE_BINS - 1), method="lower"))
-        bins = np.searchsorted(score_edges, scores, side="right")
-        counts = np.bincount(bins, minlength=len(score_edges) + 1).astype(np.int64)
-        buyers = np.bincount(bins, weights=held_out_labels, minlength=len(score_edges) + 1).astype(np.int64)
-        return cls(fields, reference, score_edges, counts, buyers, np.asarray(calibrated, dtype=np.float64), summary)
+        empty = np.zeros(0)
+        profile = cls(fields, {}, empty, empty, empty, empty, summary)
+        profile.reference = {f.name: np.bincount(bins, minlength=f.bins).astype(np.int64)
+                             for f, bins in zip(fields, profile.bin_rows(training).values(), strict=True)}
+        return profile
 
     def to_json(self) -> dict:
         return {"version": PROFILE_VERSION, "summary": self.summary,
@@ -137,9 +133,7 @@ class Profile:
                             "edges": None if f.edges is None else [float(e) for e in f.edges],
                             "indicator": f.indicator, "reference": self.reference[f.name].tolist()}
                            for f in self.fields],
-                "scores": {self.summary["variant"]: {
-                    "edges": self.score_edges.tolist(), "reference": self.score_reference.tolist(),
-                    "buyers": self.score_buyers.tolist(), "calibration": self.calibration.tolist()}}}
+                "scores": {}}
 
     @classmethod
     def from_json(cls, data: dict, variant: str | None = None) -> Profile:
@@ -158,7 +152,7 @@ class Profile:
         return cls(fields, {f["name"]: np.asarray(f["reference"], dtype=np.int64) for f in data["fields"]},
                    np.asarray(score["edges"], dtype=np.float64), np.asarray(score["reference"], dtype=np.int64),
                    np.asarray(score["buyers"], dtype=np.int64), np.asarray(score["calibration"], dtype=np.float64),
-                   {**data["summary"], "variant": variant})
+                   {**data["summary"], "variant": variant, "held_out_roc_auc": score["held_out_roc_auc"]})
 
     @classmethod
     def load(cls, bundle: str | Path, manifest: dict, variant: str | None = None) -> Profile:
@@ -168,6 +162,12 @@ class Profile:
             raise BundleError(f"{bundle}: this bundle has no monitoring profile (bundles from before "
                               "intent-edge wrote one); retrain it to monitor it")
         return cls.from_json(json.loads(resolve_file(bundle, manifest["monitor"]["file"]).read_text()), variant)
+
+
+def score_edges(scores: np.ndarray) -> np.ndarray:
+    """The score bins' edges: the held-out scores' percentiles (``SCORE_BINS`` bins at most)."""
+    return np.unique(np.quantile(np.asarray(scores, dtype=np.float64), np.linspace(0.01, 0.99, SCORE_BINS - 1),
+                                 method="lower"))
 
 
 def _raw(feature: NumericFeature, encoded: float) -> str:

@@ -344,7 +344,7 @@ def write_mlp_bundle(out: str | Path, fitted: FittedModel, evidence: Evidence, *
         explain = write_background(staging, training_x, seed)
         step("writing the monitoring profile: reference bins of every field and of the held-out scores")
         monitor = write_profile(staging, encoder, training_x, test_p, test_labels, variant="fp32",
-                                roc_auc=test_metrics["roc_auc"], threshold=fitted.threshold)
+                                threshold=fitted.threshold)
 
         manifest = {
             "format": BUNDLE_FORMAT,
