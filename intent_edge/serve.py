@@ -11,6 +11,13 @@ Endpoints: ``POST /v1/predict`` (``{"record": {...}}`` or ``{"records": [...]}``
 (loopback callers only; SIGHUP does the same): the bundle directory is read again and the new predictor
 takes over between requests, or, if it fails to load, the old one keeps serving and the reason is
 returned and counted.
+
+Monitoring (where the bundle has a profile for the variant served): every scored record is counted in a
+sketch (``GET /v1/monitor``) and in a rolling window of the last ``monitor_window`` records, whose
+per-field and score PSI are gauges in ``/metrics``; each record gets a ``request_id``, and
+``POST /v1/feedback`` (``{"request_id": ..., "outcome": true}``) records its outcome and answers the
+realised ROC-AUC and calibration over the last ``feedback_window`` outcomes. Scores are kept for the last
+``feedback_ids`` request ids (100,000 by default); an unknown, expired or already answered id gets a 404.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import math
 import signal
 import threading
 import time
+import uuid
+from collections import OrderedDict, deque
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,11 +45,13 @@ from starlette.routing import Route
 from intent_edge.errors import BundleError, IntentEdgeError, RecordError
 from intent_edge.runtime import Predictor
 from intent_edge.runtime.encoder import MAX_STANDARD_SCORE, CategoricalFeature, NumericFeature
+from intent_edge.runtime.monitor import Monitor, Profile, RollingMonitor, rank_roc_auc
 
 DRIFT_STANDARD_SCORE = 4.0  # a value this many training standard deviations out counts as a drift signal
 LOOPBACK = ("127.0.0.1", "::1")
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 _BATCH_IN_THREAD = 64  # batches larger than this run in a worker thread, off the event loop
+_SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 
 class RequestProblem(Exception):
@@ -54,8 +65,14 @@ class RequestProblem(Exception):
 class _Loaded:
     """A predictor with what the service derives from it once: drift columns and the OpenAPI document."""
 
-    def __init__(self, predictor: Predictor, generation: int, max_batch: int, max_explain: int):
+    def __init__(self, predictor: Predictor, generation: int, max_batch: int, max_explain: int, monitor_window: int):
         self.predictor, self.generation = predictor, generation
+        try:  # a bundle without a profile for this variant is served unmonitored (its /v1/monitor says so)
+            profile = Profile.load(predictor.bundle, predictor.manifest, predictor.variant)
+            self.monitor, self.window = Monitor(profile), RollingMonitor(profile, monitor_window)
+        except BundleError as exc:
+            self.monitor = self.window = None
+            self.unmonitored = str(exc)
         encoder = predictor.encoder
         numeric = [(f.name, o) for f, o in zip(encoder.features, encoder.offsets, strict=True)
                    if isinstance(f, NumericFeature)]
@@ -73,8 +90,13 @@ class Service:
 
     def __init__(self, bundle: str | Path, *, variant: str | None = None, backend: str = "auto",
                  public_key: str | Path | None = None, strict: bool = True, max_body_bytes: int = 1 << 20,
-                 max_batch: int = 10_000, max_explain: int = 100, admin_hosts: tuple[str, ...] = LOOPBACK):
+                 max_batch: int = 10_000, max_explain: int = 100, admin_hosts: tuple[str, ...] = LOOPBACK,
+                 monitor_window: int = 10_000, feedback_ids: int = 100_000, feedback_window: int = 10_000):
         self.bundle, self.variant, self.backend = bundle, variant, backend
+        self.monitor_window, self.feedback_ids = monitor_window, feedback_ids
+        self._scored: OrderedDict[str, tuple[float, int]] = OrderedDict()  # request id -> (probability, generation)
+        self._outcomes: deque[tuple[float, int]] = deque(maxlen=feedback_window)
+        self._feedback_lock = threading.Lock()
         self.max_explain = max_explain  # records explained per request: each costs ~1 ms of inference
         self.public_key, self.strict = public_key, strict
         self.max_body_bytes, self.max_batch, self.admin_hosts = max_body_bytes, max_batch, admin_hosts
@@ -96,8 +118,17 @@ class Service:
         self.reloads = Counter("intent_edge_reloads", "Bundle reloads by outcome", ["outcome"], registry=registry)
         self.bundle_generation = Gauge("intent_edge_bundle_generation", "How many times a bundle was loaded",
                                        registry=registry)
+        self.drift_psi = Gauge("intent_edge_drift_psi", "Population stability index of the recent window against "
+                               "the training reference, by field (\"score\" for the model's output)", ["field"],
+                               registry=registry)
+        self.window_records = Gauge("intent_edge_monitor_window_records", "Records in the drift gauges' window",
+                                    registry=registry)
+        self.scores = Histogram("intent_edge_score", "Probabilities scored", buckets=_SCORE_BUCKETS,
+                                registry=registry)
+        self.feedback = Counter("intent_edge_feedback", "Outcomes fed back, by outcome", ["outcome"],
+                                registry=registry)
         self._reload_lock = threading.Lock()
-        self.current = _Loaded(self._load(), 1, max_batch, max_explain)
+        self.current = _Loaded(self._load(), 1, max_batch, max_explain, monitor_window)
         self.bundle_generation.set(1)
 
     def _load(self) -> Predictor:
@@ -108,7 +139,8 @@ class Service:
         """Load the bundle again; the old predictor keeps serving if that fails (RequestProblem 409)."""
         with self._reload_lock:
             try:
-                loaded = _Loaded(self._load(), self.current.generation + 1, self.max_batch, self.max_explain)
+                loaded = _Loaded(self._load(), self.current.generation + 1, self.max_batch, self.max_explain,
+                                 self.monitor_window)
             except (IntentEdgeError, OSError, KeyError, ValueError) as exc:
                 self.reloads.labels("failed").inc()
                 raise RequestProblem(409, "reload_failed", f"the bundle did not load; still serving generation "
@@ -134,10 +166,66 @@ class Service:
         if len(features):
             self._count_drift(loaded, features)
             probabilities = loaded.predictor.runner.infer(features)
+            if loaded.monitor is not None:
+                loaded.monitor.update(features, probabilities)
+                loaded.window.update(features, probabilities)
+            for probability in probabilities.tolist():
+                self.scores.observe(probability)
         else:
             probabilities = np.zeros(0, dtype=np.float32)
         self.records.inc(len(features))
         return loaded, probabilities
+
+    def remember(self, loaded: _Loaded, probabilities: np.ndarray) -> list[str]:
+        """A request id for each scored record, kept (with its probability) for the last ``feedback_ids``."""
+        ids = [uuid.uuid4().hex for _ in range(len(probabilities))]
+        with self._feedback_lock:
+            for request_id, probability in zip(ids, probabilities.tolist(), strict=True):
+                self._scored[request_id] = (probability, loaded.generation)
+            while len(self._scored) > self.feedback_ids:
+                self._scored.popitem(last=False)
+        return ids
+
+    def record_outcome(self, request_id: str, outcome: bool) -> dict:
+        """Record a scored record's outcome; the realised figures over the feedback window."""
+        with self._feedback_lock:
+            scored = self._scored.pop(request_id, None)
+            if scored is None:
+                raise RequestProblem(404, "unknown_request_id", f"no scored record has request_id {request_id!r}: "
+                                     f"unknown, answered already, or older than the last {self.feedback_ids:,}")
+            self._outcomes.append((scored[0], int(outcome)))
+            window = np.array(self._outcomes, dtype=np.float64)
+        self.feedback.labels(str(bool(outcome)).lower()).inc()
+        loaded = self.current
+        if loaded.monitor is not None and scored[1] == loaded.generation:
+            loaded.monitor.add_outcomes(np.array([scored[0]]), np.array([int(outcome)]))
+        probabilities, outcomes = window[:, 0], window[:, 1].astype(np.int64)
+        return {"request_id": request_id, "outcome": bool(outcome), "probability": scored[0],
+                "window": {"outcomes": int(len(outcomes)), "buyers": int(outcomes.sum()),
+                           "roc_auc": rank_roc_auc(outcomes, probabilities),
+                           "mean_probability": float(probabilities.mean()),
+                           "buyer_rate": float(outcomes.mean())}}
+
+    def monitoring(self) -> dict:
+        loaded = self.current
+        if loaded.monitor is None:
+            raise RequestProblem(404, "not_monitored", loaded.unmonitored)
+        return {"variant": loaded.predictor.variant, "generation": loaded.generation,
+                "sketch": loaded.monitor.snapshot().to_json()}
+
+    def update_drift_gauges(self) -> None:
+        loaded = self.current
+        if loaded.window is None:
+            return
+        from intent_edge.monitoring.drift import deciles, psi
+
+        window, profile = loaded.window.snapshot(), loaded.window.profile
+        self.window_records.set(window.rows)
+        if window.rows == 0:
+            return
+        for name, counts in window.fields.items():
+            self.drift_psi.labels(name).set(psi(profile.reference[name], counts))
+        self.drift_psi.labels("score").set(psi(deciles(profile.score_reference), deciles(window.score)))
 
     def explain(self, loaded: _Loaded, records: list) -> list[dict]:
         """Contributions for records already scored by ``loaded`` (the same predictor)."""
@@ -186,14 +274,23 @@ def openapi_document(predictor: Predictor, max_batch: int, max_explain: int = 10
                                     "sum is the probability"}
     explanation = {"type": "object", "required": ["base", "contributions"],
                    "properties": {"base": {"type": "number"}, "contributions": contributions}}
-    single = {"type": "object", "required": ["probability", "decision", "variant"],
+    request_id = {"type": "string", "description": "the id to send the record's outcome with, to /v1/feedback"}
+    single = {"type": "object", "required": ["probability", "decision", "variant", "request_id"],
               "properties": {"probability": probability, "decision": {"type": "boolean"},
-                             "variant": {"type": "string"}, **explanation["properties"]}}
-    batch = {"type": "object", "required": ["probabilities", "decisions", "variant"],
+                             "variant": {"type": "string"}, "request_id": request_id, **explanation["properties"]}}
+    batch = {"type": "object", "required": ["probabilities", "decisions", "variant", "request_ids"],
              "properties": {"probabilities": {"type": "array", "items": probability},
                             "decisions": {"type": "array", "items": {"type": "boolean"}},
-                            "variant": {"type": "string"},
+                            "variant": {"type": "string"}, "request_ids": {"type": "array", "items": request_id},
                             "explanations": {"type": "array", "items": explanation}}}
+    nullable_number = {"type": "number", "nullable": True}
+    feedback_answer = {"type": "object", "required": ["request_id", "outcome", "probability", "window"],
+                       "properties": {"request_id": {"type": "string"}, "outcome": {"type": "boolean"},
+                                      "probability": probability, "window": {
+                                          "type": "object", "properties": {
+                                              "outcomes": {"type": "integer"}, "buyers": {"type": "integer"},
+                                              "roc_auc": nullable_number, "mean_probability": {"type": "number"},
+                                              "buyer_rate": {"type": "number"}}}}}
     explain = {"type": "boolean", "default": False,
                "description": f"add each field's contribution (at most {max_explain} records a request)"}
     error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -221,6 +318,23 @@ def openapi_document(predictor: Predictor, max_batch: int, max_explain: int = 10
                 "responses": {"200": {"description": "probability and decision (one record) or lists of them",
                                       "content": {"application/json": {"schema": {"oneOf": [single, batch]}}}},
                               **errors}}},
+            "/v1/feedback": {"post": {
+                "summary": "Record the outcome of a scored record; the realised figures over the recent outcomes",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["request_id", "outcome"], "additionalProperties": False,
+                    "properties": {"request_id": request_id, "outcome": {"type": "boolean"}}}}}},
+                "responses": {"200": {"description": "recorded; ROC-AUC and calibration over the window",
+                                      "content": {"application/json": {"schema": feedback_answer}}},
+                              "400": {"description": "not JSON, or not {request_id, outcome}", "content": error_body},
+                              "404": {"description": "an unknown, expired or answered request_id",
+                                      "content": error_body},
+                              "413": errors["413"]}}},
+            "/v1/monitor": {"get": {"summary": "The monitoring sketch of everything scored since the bundle loaded",
+                                    "responses": {"200": {"description": "variant, generation and sketch (JSON)",
+                                                          "content": {"application/json": {
+                                                              "schema": {"type": "object"}}}},
+                                                  "404": {"description": "the bundle has no monitoring profile",
+                                                          "content": error_body}}}},
             "/healthz": {"get": {"summary": "Liveness and the bundle being served", "responses": {"200": {
                 "description": "serving", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
@@ -319,19 +433,38 @@ def create_app(service: Service) -> Starlette:
                                  record=None if single else exc.row) from None
         threshold, variant = loaded.predictor.threshold, loaded.predictor.variant
         explanations = await run_in_threadpool(service.explain, loaded, records) if explain and records else []
+        ids = service.remember(loaded, probabilities)
         if single:
             probability = float(probabilities[0])
             return JSONResponse({"probability": probability, "decision": probability >= threshold, "variant": variant,
-                                 **(explanations[0] if explanations else {})})
+                                 "request_id": ids[0], **(explanations[0] if explanations else {})})
         return JSONResponse({"probabilities": probabilities.astype(float).tolist(),
                              "decisions": (probabilities >= threshold).tolist(), "variant": variant,
-                             **({"explanations": explanations} if explain else {})})
+                             "request_ids": ids, **({"explanations": explanations} if explain else {})})
+
+    @observed("/v1/feedback")
+    async def feedback(request: Request) -> Response:
+        body = await _read_body(request, service.max_body_bytes)
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise RequestProblem(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+        if (not isinstance(payload, dict) or set(payload) != {"request_id", "outcome"}
+                or not isinstance(payload["request_id"], str) or not isinstance(payload["outcome"], bool)):
+            raise RequestProblem(400, "bad_request", 'expected {"request_id": "<id from /v1/predict>", '
+                                                     '"outcome": true or false}')
+        return JSONResponse(service.record_outcome(payload["request_id"], payload["outcome"]))
+
+    @observed("/v1/monitor")
+    async def monitor(request: Request) -> Response:
+        return JSONResponse(service.monitoring())
 
     @observed("/healthz")
     async def healthz(request: Request) -> Response:
         return JSONResponse(service.describe())
 
     async def metrics(request: Request) -> Response:
+        service.update_drift_gauges()
         return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
@@ -362,6 +495,7 @@ def create_app(service: Service) -> Starlette:
         yield
 
     return Starlette(routes=[Route("/v1/predict", predict, methods=["POST"]), Route("/healthz", healthz),
+                             Route("/v1/feedback", feedback, methods=["POST"]), Route("/v1/monitor", monitor),
                              Route("/metrics", metrics), Route("/openapi.json", openapi),
                              Route("/admin/reload", reload, methods=["POST"])], lifespan=lifespan)
 

@@ -220,3 +220,37 @@ def test_explain_true_returns_the_library_explanations_within_its_own_limit(bund
         request = document["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert all(option["properties"]["explain"]["type"] == "boolean" for option in request["oneOf"])
         assert "at most 5 records" in request["oneOf"][0]["properties"]["explain"]["description"]
+
+
+def test_feedback_gives_the_realised_roc_auc_of_the_outcomes_sent_back(client, records):
+    from prometheus_client.parser import text_string_to_metric_families
+    from sklearn.metrics import roc_auc_score
+
+    answer = client.post("/v1/predict", json={"records": records}).json()
+    ids, probabilities = answer["request_ids"], answer["probabilities"]
+    assert len(set(ids)) == len(records)
+    single = client.post("/v1/predict", json={"record": records[0]}).json()
+    assert isinstance(single["request_id"], str) and single["request_id"] not in ids
+    outcomes = [i % 3 == 0 for i in range(len(ids))]
+    for request_id, outcome in zip(ids, outcomes, strict=True):
+        window = client.post("/v1/feedback", json={"request_id": request_id, "outcome": outcome}).json()["window"]
+    assert window["outcomes"] == len(ids)
+    assert window["roc_auc"] == pytest.approx(roc_auc_score(outcomes, probabilities), abs=1e-12)
+    again = client.post("/v1/feedback", json={"request_id": ids[0], "outcome": True})
+    assert again.status_code == 404 and again.json()["kind"] == "unknown_request_id"  # answered already
+    assert client.post("/v1/feedback", json={"request_id": "nope", "outcome": True}).status_code == 404
+    assert client.post("/v1/feedback", json={"request_id": ids[1]}).status_code == 400
+    sketch = client.get("/v1/monitor").json()["sketch"]
+    assert sketch["rows"] == len(records) + 1 and sum(sketch["labelled"]) == len(ids)
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    gauges = {s.labels["field"]: s.value for s in families["intent_edge_drift_psi"].samples}
+    assert set(gauges) == {*records[0], "score"} and all(v >= 0 for v in gauges.values())
+    assert families["intent_edge_score"].samples  # the score histogram, in Prometheus's own format
+
+
+def test_feedback_ids_are_kept_for_a_bounded_number_of_records(bundle, records):
+    service = Service(bundle, feedback_ids=5)
+    with TestClient(create_app(service)) as client:
+        ids = client.post("/v1/predict", json={"records": records[:8]}).json()["request_ids"]
+        assert client.post("/v1/feedback", json={"request_id": ids[0], "outcome": True}).status_code == 404
+        assert client.post("/v1/feedback", json={"request_id": ids[-1], "outcome": True}).status_code == 200

@@ -30,17 +30,25 @@ def serve(
                                                                           "explain (\"explain\": true); about a "
                                                                           "millisecond each.")] = 100,
     public_key: PublicKeyOption = None,
+    monitor_window: Annotated[int, typer.Option("--monitor-window", min=2, help="Records in the rolling window of "
+                                                                               "the drift gauges in /metrics.")]
+        = 10_000,
+    feedback_ids: Annotated[int, typer.Option("--feedback-ids", min=1, help="Request ids whose scores are kept "
+                                                                           "for POST /v1/feedback (the oldest "
+                                                                           "go first).")] = 100_000,
 ):
-    """Serve the bundle over HTTP: POST /v1/predict, GET /healthz, /metrics (Prometheus), /openapi.json."""
+    """Serve the bundle over HTTP: POST /v1/predict and /v1/feedback, GET /v1/monitor, /healthz, /metrics
+    (Prometheus, with drift gauges) and /openapi.json."""
     from intent_edge.serve import Service
     from intent_edge.serve import serve as run_service
 
     service = Service(bundle, variant=variant, strict=not lenient, public_key=public_key,
                       max_body_bytes=max_body_bytes, max_batch=max_batch,
-                      max_explain=max_explain)
+                      max_explain=max_explain, monitor_window=monitor_window, feedback_ids=feedback_ids)
     described = service.describe()
     console.print(f"serving {bundle} (variant {described['variant']}, {described['backend']}) on http://{host}:{port}"
-                  f"; POST /v1/predict, GET /healthz /metrics /openapi.json; SIGHUP or POST /admin/reload "
+                  f"; POST /v1/predict /v1/feedback, GET /v1/monitor /healthz /metrics /openapi.json; SIGHUP or "
+                  f"POST /admin/reload "
                   f"(from loopback) loads a new bundle; SIGTERM finishes requests in flight, then stops",
                   markup=False)
     run_service(service, host, port)

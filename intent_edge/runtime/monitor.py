@@ -250,6 +250,58 @@ class Monitor:
                 self._sketch.buyers += buyers
                 self._sketch.labelled += score_counts
 
+    def add_outcomes(self, probabilities: np.ndarray, outcomes: np.ndarray) -> None:
+        """Count outcomes that arrived after their records were scored (by the records' probabilities)."""
+        score_bins = self.profile.bin_scores(np.atleast_1d(probabilities))
+        width = len(self._sketch.score)
+        labelled = np.bincount(score_bins, minlength=width)
+        buyers = np.bincount(score_bins, weights=np.asarray(outcomes, dtype=np.float64), minlength=width)
+        with self._lock:
+            if self._sketch.buyers is None:
+                self._sketch.buyers = np.zeros(width, dtype=np.int64)
+                self._sketch.labelled = np.zeros(width, dtype=np.int64)
+            self._sketch.buyers += buyers.astype(np.int64)
+            self._sketch.labelled += labelled
+
     def snapshot(self) -> Sketch:
         with self._lock:
             return Sketch.from_json(self._sketch.to_json())
+
+
+class RollingMonitor:
+    """The most recent records only, for gauges: two monitors of ``window // 2`` records each, the older
+    dropped when the newer fills, so the window holds between half and all of the last ``window``."""
+
+    def __init__(self, profile: Profile, window: int):
+        self.profile, self.half = profile, max(1, window // 2)
+        self._older, self._newer = None, Monitor(profile)
+        self._lock = threading.Lock()
+
+    def update(self, encoded: np.ndarray, probabilities: np.ndarray) -> None:
+        with self._lock:
+            newer = self._newer
+        newer.update(encoded, probabilities)
+        if newer.snapshot().rows >= self.half:
+            with self._lock:
+                if self._newer is newer:
+                    self._older, self._newer = newer, Monitor(self.profile)
+
+    def snapshot(self) -> Sketch:
+        with self._lock:
+            older, newer = self._older, self._newer
+        return newer.snapshot() if older is None else older.snapshot().merge(newer.snapshot())
+
+
+def rank_roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC-AUC as the Mann-Whitney statistic with average ranks for ties (what scikit-learn computes), in
+    numpy, for the service, which has no scikit-learn; None with a single class."""
+    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=np.float64)
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))

@@ -62,6 +62,11 @@ class Predictor:
         return cls(manifest, encoder, runner, name, strict=strict, bundle=Path(bundle), threads=threads)
 
     @property
+    def bundle(self) -> Path | None:
+        """The bundle directory this predictor was loaded from."""
+        return self._bundle
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         return self.encoder.names
 
