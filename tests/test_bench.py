@@ -64,6 +64,10 @@ def test_report_lists_every_variant_and_backend_with_its_figures(bundle_with_lit
     key = "native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50"
     measured, net = report["bars"][key], report["bars"][f"{key}_net_of_clock"]
     assert 0 < net < measured or measured >= 1  # the same overhead taken from both sides lowers a ratio below 1
+    monitoring = report["monitoring"]  # on and off, interleaved: the cost is a difference in one run
+    assert monitoring["predict_p50_us"]["on"] > 0 and monitoring["predict_batch_rows_s"]["on"] > 0
+    assert report["bars"]["monitoring_predict_p50_cost_us"] == pytest.approx(
+        monitoring["predict_p50_us"]["on"] - monitoring["predict_p50_us"]["off"])
     assert report["encoder"] in ("compiled fast path", "pure Python (fast path not built)")
     json.dumps(report)  # the JSON report is plain JSON
     raw = {row["variant"]: row for row in report["raw"]}

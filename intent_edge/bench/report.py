@@ -14,6 +14,10 @@ BAR_LABELS = {
     "native_fp32_predict_p50_over_bare_litert_fp32_invoke_p50_net_of_clock":
         "the same, each p50 less that of an empty call in the same loop (what the clock and the loop add to "
         "every sample)",
+    "monitoring_predict_p50_cost_us":
+        "monitoring's cost: the default variant's predict(record) p50 with monitoring on, less off (µs)",
+    "monitoring_batch_throughput_on_over_off":
+        "monitoring's cost in batches: predict_batch rows/s at 4,096 rows, on over off",
     "predict_p50_over_bare_litert_invoke_p50":
         "predict(record) of the default variant, p50, over a bare LiteRT invoke of the fp32 model "
         "(includes the default variant's own cost where it is not fp32)",

@@ -175,6 +175,9 @@ def run_benchmark(bundle: str | Path, records: list[dict], *, batch_sizes=BATCH_
             report["cold_start"]["keras"] = cold_start("keras", bundle, manifest["default_variant"], records)
     step("interleaved comparison: predict(record) against bare invokes")
     report["interleaved"] = _interleaved(bundle, manifest, records, encoded)
+    if "monitor" in manifest:
+        step("monitoring on and off")
+        report["monitoring"] = _monitoring_cost(bundle, records)
     step("raw-field graphs")
     report["raw"] = _raw_graphs(bundle, manifest, records, encoded, batch_sizes)
     report["bars"] = _bars(report, manifest)
@@ -316,6 +319,42 @@ def _keras_baseline(bundle: Path, manifest: dict, encoded: np.ndarray, batch_siz
                               f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all cores'})")}
 
 
+def _monitoring_cost(bundle: Path, records: list[dict], batch_rows: int = 4096, rounds: int = 7) -> dict:
+    """The default variant's ``predict(record)`` p50 and ``predict_batch`` rows/s with monitoring off and on,
+    interleaved record by record (and batch by batch), so that both see the same moments of the machine."""
+    from intent_edge.errors import BackendUnavailable, BundleError
+    from intent_edge.runtime import Predictor
+
+    try:
+        plain, watched = Predictor.load(bundle, threads=1), Predictor.load(bundle, threads=1)
+        watched.start_monitoring()
+    except (BackendUnavailable, BundleError) as exc:  # the default variant's backend is missing, or no profile
+        return {"status": str(exc)}
+    samples = {"off": np.empty(len(records), np.int64), "on": np.empty(len(records), np.int64)}
+    clock = time.perf_counter_ns
+    for i in range(min(200, len(records))):
+        plain.predict(records[i])
+        watched.predict(records[i])
+    for i, record in enumerate(records):
+        for name, predictor in (("off", plain), ("on", watched)):
+            started = clock()
+            predictor.predict(record)
+            samples[name][i] = clock() - started
+    repeated = (records * (batch_rows // len(records) + 1))[:batch_rows]
+    batch = {name: [record[name] for record in repeated] for name in plain.encoder.names}  # a dict of columns
+    seconds = {"off": [], "on": []}
+    for _ in range(rounds):
+        for name, predictor in (("off", plain), ("on", watched)):
+            started = time.perf_counter()
+            predictor.predict_batch(batch)
+            seconds[name].append(time.perf_counter() - started)
+    p50 = {name: percentiles(values)["p50"] for name, values in samples.items()}
+    throughput = {name: batch_rows / min(values) for name, values in seconds.items()}
+    return {"variant": watched.variant, "predict_p50_us": p50, "predict_p50_cost_us": p50["on"] - p50["off"],
+            "predict_batch_rows_s": throughput, "batch_rows": batch_rows,
+            "batch_throughput_on_over_off": throughput["on"] / throughput["off"]}
+
+
 def _bars(report: dict, manifest: dict) -> dict:
     """The ratios issue-level targets are stated in, where the run has what they need."""
     rows = {(r["variant"], r["backend"]): r for r in report["rows"] if r.get("status") == "ok"}
@@ -354,6 +393,10 @@ def _bars(report: dict, manifest: dict) -> dict:
         bars["onnxruntime_fp32_configuration"] = f"{ort['configuration']}, {threads} thread(s), batch {size}"
         bars[f"tensorrt_throughput_over_onnxruntime_fp32_batch{size}"] = (
             best["throughput_rows_s"]["1"][size] / ort["throughput_rows_s"][threads][size])
+    monitoring = report.get("monitoring", {})
+    if "predict_p50_cost_us" in monitoring:
+        bars["monitoring_predict_p50_cost_us"] = monitoring["predict_p50_cost_us"]
+        bars["monitoring_batch_throughput_on_over_off"] = monitoring["batch_throughput_on_over_off"]
     cold = report["cold_start"]
     if "runtime" in cold and "keras" in cold:
         bars["cold_start_runtime_over_keras"] = (cold["runtime"]["seconds_to_first_prediction"]
