@@ -163,3 +163,25 @@ def test_compress_keeps_the_profile_and_adds_each_variants_score_bins(bundle, tm
     assert result["variant"] == "int8-dynamic"
     assert result["performance"]["reference"]["roc_auc"] == pytest.approx(
         manifest["variants"]["int8-dynamic"]["accuracy"]["roc_auc"], abs=1e-12)
+
+
+def test_monitor_by_period_writes_a_row_and_plots_per_period(bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from intent_edge.cli import app
+    from intent_edge.data.io import write_table
+
+    frames = [generate_sessions(2500, seed=60 + i, shift=shift).assign(week=week)
+              for i, (week, shift) in enumerate((("2026-W01", None), ("2026-W02", None), ("2026-W03", "season")))]
+    import pandas as pd
+
+    write_table(pd.concat(frames, ignore_index=True), tmp_path / "weeks.csv")
+    result = CliRunner().invoke(app, ["monitor", str(bundle), str(tmp_path / "weeks.csv"), "--by", "week",
+                                      "--labels", "Revenue", "--json", str(tmp_path / "weeks.json"),
+                                      "--plots", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output
+    periods = json.loads((tmp_path / "weeks.json").read_text())["periods"]
+    assert list(periods) == ["2026-W01", "2026-W02", "2026-W03"]
+    assert [p["drift"] for p in periods.values()] == [False, False, True]  # the shifted week, and only it
+    assert all(p["rows"] == 2500 and p["performance"]["realised"]["roc_auc"] > 0.5 for p in periods.values())
+    assert {path.name for path in (tmp_path / "plots").iterdir()} >= {"drift-2026-W03-Month.png", "periods.png"}

@@ -45,6 +45,11 @@ def monitor(
                                                                   "by more than --max-auc-drop).")] = None,
     max_auc_drop: Annotated[float, typer.Option("--max-auc-drop", min=0.0, max=1.0,
                                                 help="--fail-on performance: the ROC-AUC drop that alerts.")] = 0.02,
+    by: Annotated[str | None, typer.Option("--by", help="A period column of the data files (a month, a date): "
+                                                        "adds a row per period, and `periods` to the JSON.")] = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Directory for PNGs: each drifting field's training "
+                                                               "and current distributions; with --by, drift and "
+                                                               "the estimated ROC-AUC over the periods.")] = None,
     sep: SepOption = None,
 ):
     """Compare new data (or the sketches tills kept) with the training reference: per-field drift (PSI,
@@ -61,10 +66,13 @@ def monitor(
 
     if fail_on not in (None, "drift", "performance"):
         raise UsageError(f"--fail-on takes drift or performance, got {fail_on!r}")
+    from intent_edge.runtime.monitor import Monitor, Profile
+
     predictor = Predictor.load(bundle, variant, strict=False)
-    watcher = predictor.start_monitoring()
+    watcher = Monitor(Profile.load(bundle, predictor.manifest, predictor.variant))
     schema = Schema.from_json(predictor.manifest["schema"])
     sketch, outcomes, scores = None, [], []
+    periods: dict = {}  # period -> (Monitor, outcomes, scores)
     for path in inputs:
         if _is_sketch(path):
             if labels is not None:
@@ -75,12 +83,27 @@ def monitor(
         first = 0
         for chunk in iter_record_chunks(path, sep):
             features = check_feature_columns(chunk, schema, path, first_row=first, chunk=True)
-            probabilities = predictor.predict_batch(features)
+            encoded = predictor.encode(features)
+            probabilities = predictor.runner.infer(encoded)
+            watcher.update(encoded, probabilities)
+            known = None
             if labels is not None:
                 if labels not in chunk.columns:
                     raise UsageError(f"{path}: no column '{labels}' for --labels")
-                outcomes.append(parse_label(path, chunk[labels], first_row=first))
+                known = parse_label(path, chunk[labels], first_row=first)
+                outcomes.append(known)
                 scores.append(probabilities)
+            if by is not None:
+                if by not in chunk.columns:
+                    raise UsageError(f"{path}: no column '{by}' for --by")
+                values = chunk[by].astype(str).to_numpy()
+                for period in np.unique(values):
+                    rows = values == period
+                    entry = periods.setdefault(period, (Monitor(watcher.profile), [], []))
+                    entry[0].update(encoded[rows], probabilities[rows])
+                    if known is not None:
+                        entry[1].append(known[rows])
+                        entry[2].append(probabilities[rows])
             first += len(chunk)
     scored = watcher.snapshot()
     sketch = scored if sketch is None else sketch.merge(scored) if scored.rows else sketch
@@ -88,7 +111,19 @@ def monitor(
     if labels is not None:
         realised = realised_performance(np.concatenate(outcomes), np.concatenate(scores), predictor.threshold)
     result = report(watcher.profile, sketch, realised)
+    if by is not None:
+        result["periods"] = {}
+        for period in sorted(periods, key=_period_key):
+            part, known, scored = periods[period]
+            figures = None if not known else realised_performance(np.concatenate(known), np.concatenate(scored),
+                                                                   predictor.threshold)
+            result["periods"][period] = report(watcher.profile, part.snapshot(), figures)
     _print(result)
+    if plots is not None:
+        from intent_edge.monitoring.plots import write_monitor_plots
+
+        for path in write_monitor_plots(result, plots):
+            console.print(f"plot: {path}")
     if json_out is not None:
         common.write_json(json_out, result)
         console.print(f"report written to {json_out}")
@@ -100,6 +135,20 @@ def monitor(
                    (result["performance"].get("realised") or {}).get("roc_auc")]
         if any(f is not None and f < reference - max_auc_drop for f in figures):
             raise typer.Exit(DRIFT_EXIT)
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def _period_key(value: str):
+    """Periods in time order: month names by the calendar, numbers by value, anything else as text."""
+    text = value.strip().lower()[:3]
+    if text in _MONTHS:
+        return (0, _MONTHS.index(text), "")
+    try:
+        return (1, float(value), "")
+    except ValueError:
+        return (2, 0.0, value)
 
 
 def _print(result: dict) -> None:
@@ -133,4 +182,14 @@ def _print(result: dict) -> None:
     for row in rows:
         performance_table.add_row(*row)
     stdout.print(performance_table)
+    if "periods" in result:
+        periods = Table(title="by period")
+        for column in ("period", "rows", "drifting fields", "score PSI", "estimated ROC-AUC", "realised ROC-AUC"):
+            periods.add_column(column, justify="left" if column == "period" else "right")
+        for name, entry in result["periods"].items():
+            drifting = [field for field, verdict in entry["fields"].items() if verdict["drift"]]
+            periods.add_row(name, f"{entry['rows']:,}", ", ".join(drifting) or "-", f"{entry['score']['psi']:.3f}",
+                            shown(entry["performance"]["estimated"]["roc_auc"]),
+                            shown((entry["performance"].get("realised") or {}).get("roc_auc")))
+        stdout.print(periods)
     stdout.print("dataset drift: " + ("[bold red]yes[/]" if result["drift"] else "no"))
