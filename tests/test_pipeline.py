@@ -17,10 +17,10 @@ def test_bundle_holds_every_artifact_with_checksums(tiny_bundle):
     manifest = read_manifest(tiny_bundle)
     files = [manifest["source_model"]["file"], manifest["golden"]["file"], manifest["variants"]["fp32"]["file"],
              manifest["variants"]["fp32"]["raw"]["file"], manifest["variants"]["fp32"]["native"],
-             manifest["explain"]["background"]["file"]]
+             manifest["explain"]["background"]["file"], manifest["monitor"]["file"]]
     assert sorted(p.name for p in tiny_bundle.iterdir()) == ["background.json", "fp32.native.npz", "golden.json",
                                                               "manifest.json", "model.keras", "model.onnx",
-                                                              "model.raw.onnx"]
+                                                              "model.raw.onnx", "monitor.json"]
     for entry in files:
         path = tiny_bundle / entry["path"]
         assert entry["bytes"] == path.stat().st_size and entry["sha256"] == sha256_of(path)

@@ -168,7 +168,7 @@ def test_the_spark_engine_equals_the_local_one(messy, tmp_path):
     from intent_edge.runtime.bundle import read_manifest, verify_files
     from intent_edge.train.mlp import MLPRecipe
     from intent_edge.train.scale import train_streaming
-    from intent_edge.train.spark_engine import spark_session
+    from intent_edge.train.spark_engine import SparkEngine, spark_session
 
     frame = pd.concat([pd.read_parquet(p) for p in sorted((messy / "shards").glob("*.parquet"))], ignore_index=True)
     frame.insert(0, "session_id", [f"s{i:06d}" for i in range(len(frame))])
@@ -181,7 +181,7 @@ def test_the_spark_engine_equals_the_local_one(messy, tmp_path):
     local = train_streaming(data, tmp_path / "local", **options)
     spark = spark_session("local[2]")
     try:
-        distributed = train_streaming(data, tmp_path / "spark", spark=spark, **options)
+        distributed = train_streaming(data, tmp_path / "spark", engine=SparkEngine(spark), **options)
     finally:
         spark.stop()
     verify_files(tmp_path / "spark", read_manifest(tmp_path / "spark"))

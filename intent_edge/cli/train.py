@@ -200,7 +200,7 @@ def _train_streaming(data: Path, out: Path, *, label, sep, schema, seed: int, po
         if id_column is None:
             raise UsageError("--engine spark needs --id-column: Spark reads rows in no fixed order, so the held-out "
                              "rows are chosen by a hash of an id, not of the row number")
-        from intent_edge.train.spark_engine import spark_session
+        from intent_edge.train.spark_engine import SparkEngine, spark_session
 
         spark = spark_session(spark_master)
     try:
@@ -210,7 +210,8 @@ def _train_streaming(data: Path, out: Path, *, label, sep, schema, seed: int, po
                                        test_fraction=test_fraction, id_column=id_column,
                                        teacher_rows=teacher_rows or TEACHER_ROWS,
                                        on_step=lambda message: bar.console.print(message, markup=False),
-                                       progress=rows_reporter(bar), spark=spark)
+                                       progress=rows_reporter(bar),
+                                       engine=None if spark is None else SparkEngine(spark))
     finally:
         if spark is not None:
             spark.stop()

@@ -560,15 +560,29 @@ def shard_batches(paths: list[Path], width: int, batch: int, seed: int) -> Itera
                 yield chunk[:, :width], chunk[:, width]
 
 
+class LocalEngine:
+    """Passes 1 and 2 on this machine, a chunk at a time."""
+
+    def first_pass(self, path: Path, schema: Schema, split: HashSplit, plan: StreamingPlan, *, sep: str | None,
+                   progress: ProgressCallback) -> FirstPass:
+        return first_pass(path, schema, split, plan, sep=sep, progress=progress)
+
+    def shards(self, path: Path, job: EncodingJob, by_key: dict, directory: Path, width: int, *, sep: str | None,
+               chunk_rows: int, text_columns: tuple[str, ...], rows: int, progress: ProgressCallback
+               ) -> tuple[list[Path], int]:
+        return local_shards(path, job, by_key, directory, width, sep=sep, chunk_rows=chunk_rows,
+                            text_columns=text_columns, rows=rows, progress=progress)
+
+
 def train_streaming(path: str | Path, out: str | Path, *, label: str | None = None, sep: str | None = None,
                     schema_file: str | Path | None = None, recipe=None, seed: int = 0, policy=None,
                     test_fraction: float = 0.2, id_column: str | None = None, teacher_rows: int = TEACHER_ROWS,
                     chunk_rows: int = CHUNK_ROWS, on_step: Callable[[str], None] | None = None,
-                    progress: ProgressCallback | None = None, spark=None) -> dict:
+                    progress: ProgressCallback | None = None, engine=None) -> dict:
     """Train an MLP bundle out of core (see the module's docstring); the bundle has the layout, checks and
-    evidence of an in-memory one. With ``spark`` (a SparkSession), passes 1 and 2 run on Spark
-    (:mod:`intent_edge.train.spark_engine`; the split must then be keyed by ``id_column``), and the network
-    trains here from the shards Spark wrote."""
+    evidence of an in-memory one. ``engine`` runs passes 1 and 2: :class:`LocalEngine` (the default), or
+    :class:`intent_edge.train.spark_engine.SparkEngine` (the split must then be keyed by ``id_column``);
+    the network trains here from the shards either writes."""
     from intent_edge.data.quality import data_quality, leakage_warnings, quality_lines
     from intent_edge.train.evaluate import ThresholdPolicy, compute_metrics
     from intent_edge.train.mlp import MLPRecipe, build_mlp, predict_probabilities, seed_everything
@@ -592,12 +606,8 @@ def train_streaming(path: str | Path, out: str | Path, *, label: str | None = No
          f"{split.to_json()['key']})")
 
     text_columns = () if id_column is None else (id_column,)
-    if spark is None:
-        first = first_pass(path, schema, split, plan, sep=sep, progress=progress)
-    else:
-        from intent_edge.train.spark_engine import spark_first_pass
-
-        first = spark_first_pass(spark, path, schema, split, plan, sep=sep, progress=progress)
+    engine = engine or LocalEngine()
+    first = engine.first_pass(path, schema, split, plan, sep=sep, progress=progress)
     encoder, training_rows = first.encoder, int(first.classes.sum())
     quality = data_quality(first.quality_frame, schema)
     quality["rows_checked"] = len(first.quality_frame)
@@ -615,15 +625,9 @@ def train_streaming(path: str | Path, out: str | Path, *, label: str | None = No
     try:
         job = EncodingJob(schema.to_json(), split.to_arguments(), encoder.to_spec(), teacher.model_text,
                           recipe.teacher_weight, shards, seed)
-        if spark is None:
-            shard_paths, written = local_shards(path, job, teacher.by_key, scratch, width, sep=sep,
-                                                chunk_rows=chunk_rows, text_columns=text_columns, rows=rows,
-                                                progress=progress)
-        else:
-            from intent_edge.train.spark_engine import spark_shards
-
-            shard_paths, written = spark_shards(spark, path, job, teacher.by_key, scratch, width, sep=sep,
-                                                progress=progress)
+        shard_paths, written = engine.shards(path, job, teacher.by_key, scratch, width, sep=sep,
+                                             chunk_rows=chunk_rows, text_columns=text_columns, rows=rows,
+                                             progress=progress)
 
         import keras
         import tensorflow as tf

@@ -161,3 +161,19 @@ def spark_shards(spark, path: Path, job: EncodingJob, by_key: dict, directory: P
         paths.append(target)
     progress("pass 2 of 3: encoding (Spark)", rows, rows)
     return paths, rows
+
+
+class SparkEngine:
+    """Passes 1 and 2 on Spark (``train_streaming(..., engine=SparkEngine(session))``)."""
+
+    def __init__(self, spark):
+        self.spark = spark
+
+    def first_pass(self, path: Path, schema, split, plan, *, sep: str | None, progress: ProgressCallback) -> FirstPass:
+        return spark_first_pass(self.spark, path, schema, split, plan, sep=sep, progress=progress)
+
+    def shards(self, path: Path, job: EncodingJob, by_key: dict, directory: Path, width: int, *, sep: str | None,
+               chunk_rows: int, text_columns: tuple[str, ...], rows: int, progress: ProgressCallback
+               ) -> tuple[list[Path], int]:
+        del chunk_rows, text_columns, rows  # Spark reads and partitions the table itself
+        return spark_shards(self.spark, path, job, by_key, directory, width, sep=sep, progress=progress)
