@@ -180,7 +180,7 @@ def _csv(tmp_path):
 def test_a_bug_is_not_printed_as_a_user_error(monkeypatch, tmp_path):
     import intent_edge.data.synth
 
-    def broken(rows, seed):
+    def broken(*args, **kwargs):
         raise ValueError("a bug, not the user's doing")
 
     monkeypatch.setattr(intent_edge.data.synth, "generate_sessions", broken)
