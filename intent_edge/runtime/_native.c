@@ -336,11 +336,123 @@ static PyObject *infer(PyObject *self, PyObject *args) {
  * does not take goes to checked(record), the Predictor's checked path. */
 #define FUSED_MAX_WIDTH 1024
 
+/* Monitoring inside the fused call (runtime/monitor.py compiles the plan): each record's bin per field and
+ * for its score, counted straight into the Monitor's int64 array, so that watching costs nanoseconds.
+ * The GIL is held throughout the call, so a count never interleaves with another thread's. */
+typedef struct {
+    int n_numeric, n_edges, n_categorical, n_score_edges;
+    int *numeric;      /* per numeric field: column, indicator column (-1: none), offset in counts, empty bin */
+    float *edges;      /* n_numeric x n_edges, padded with +inf */
+    int *categorical;  /* per categorical field: first column, width, offset in counts */
+    double *score_edges;
+    int score_offset;
+    Py_buffer counts;  /* int64, writable, held */
+} Watch;
+
 typedef struct {
     const Network *network;
     PyObject *network_capsule, *plan, *checked;  /* owned: the network and the plan kept alive, the fallback */
     const FastEncodeApi *api;
+    Watch *watch;      /* NULL: not monitored */
 } Fused;
+
+static void watch_free(Watch *watch) {
+    if (watch == NULL) return;
+    PyMem_Free(watch->numeric);
+    PyMem_Free(watch->edges);
+    PyMem_Free(watch->categorical);
+    PyMem_Free(watch->score_edges);
+    if (watch->counts.obj != NULL) PyBuffer_Release(&watch->counts);
+    PyMem_Free(watch);
+}
+
+/* The bins of one encoded row and its probability, as Profile.bin_rows and bin_scores give them. */
+static void watch_count(Watch *watch, const float *row, float probability) {
+    int64_t *counts = (int64_t *)watch->counts.buf;
+    for (int i = 0; i < watch->n_numeric; i++) {
+        const int *field = watch->numeric + 4 * i;
+        int bin = 0;
+        if (field[1] >= 0 && row[field[1]] == 1.0f) {
+            bin = field[3];
+        } else {
+            const float *edges = watch->edges + (size_t)i * watch->n_edges;
+            for (int e = 0; e < watch->n_edges; e++) bin += row[field[0]] >= edges[e];
+        }
+        counts[field[2] + bin]++;
+    }
+    for (int i = 0; i < watch->n_categorical; i++) {
+        const int *field = watch->categorical + 3 * i;
+        int bin = 0;
+        for (int j = 0; j < field[1]; j++)
+            if (row[field[0] + j] == 1.0f) { bin = j; break; }
+        counts[field[2] + bin]++;
+    }
+    int low = 0, high = watch->n_score_edges;  /* the number of edges <= probability */
+    while (low < high) {
+        int middle = (low + high) / 2;
+        if (watch->score_edges[middle] <= (double)probability) low = middle + 1; else high = middle;
+    }
+    counts[watch->score_offset + low]++;
+}
+
+static void *copy_array(PyObject *source, Py_ssize_t itemsize, const char *formats, Py_ssize_t *count) {
+    Py_buffer view;
+    void *out = NULL;
+    if (PyObject_GetBuffer(source, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (view.itemsize != itemsize || strchr(formats, view.format[0]) == NULL) {
+        PyErr_SetString(PyExc_ValueError, "a monitoring plan array has the wrong type");
+    } else if ((out = PyMem_Malloc(view.len ? (size_t)view.len : 1)) == NULL) {
+        PyErr_NoMemory();
+    } else {
+        memcpy(out, view.buf, (size_t)view.len);
+        *count = view.len / itemsize;
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* watch = (numeric int32 [n, 4], edges float32 [n, e], categorical int32 [m, 3], score edges float64,
+ * score offset, counts int64 writable); every index is checked against the row and the counts here. */
+static Watch *make_watch(PyObject *spec, int width) {
+    PyObject *numeric, *edges, *categorical, *score_edges, *counts;
+    int score_offset;
+    Py_ssize_t n_numeric = 0, n_edges = 0, n_categorical = 0, n_score = 0, total;
+    Watch *watch = PyMem_Calloc(1, sizeof(Watch));
+    if (watch == NULL) return (Watch *)PyErr_NoMemory();
+    if (!PyArg_ParseTuple(spec, "OOOOiO", &numeric, &edges, &categorical, &score_edges, &score_offset, &counts)
+        || (watch->numeric = copy_array(numeric, 4, "il", &n_numeric)) == NULL
+        || (watch->edges = copy_array(edges, 4, "f", &n_edges)) == NULL
+        || (watch->categorical = copy_array(categorical, 4, "il", &n_categorical)) == NULL
+        || (watch->score_edges = copy_array(score_edges, 8, "d", &n_score)) == NULL
+        || PyObject_GetBuffer(counts, &watch->counts, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        watch_free(watch);
+        return NULL;
+    }
+    watch->n_numeric = (int)(n_numeric / 4);
+    watch->n_edges = watch->n_numeric ? (int)(n_edges / watch->n_numeric) : 0;
+    watch->n_categorical = (int)(n_categorical / 3);
+    watch->n_score_edges = (int)n_score;
+    watch->score_offset = score_offset;
+    total = watch->counts.len / 8;
+    int bad = watch->counts.itemsize != 8 || strchr("lq", watch->counts.format[0]) == NULL
+              || n_numeric % 4 || n_categorical % 3 || (watch->n_numeric && n_edges % watch->n_numeric)
+              || score_offset < 0 || score_offset + n_score >= total;
+    for (int i = 0; !bad && i < watch->n_numeric; i++) {
+        const int *f = watch->numeric + 4 * i;
+        bad = f[0] < 0 || f[0] >= width || f[1] >= width || f[2] < 0 || f[3] < 0
+              || f[2] + (f[3] > watch->n_edges ? f[3] : watch->n_edges) >= total;
+    }
+    for (int i = 0; !bad && i < watch->n_categorical; i++) {
+        const int *f = watch->categorical + 3 * i;
+        bad = f[0] < 0 || f[1] < 1 || f[0] + f[1] > width || f[2] < 0 || f[2] + f[1] > total;
+    }
+    if (bad) {
+        watch_free(watch);
+        PyErr_SetString(PyExc_ValueError, "the monitoring plan does not fit the row or the counts");
+        return NULL;
+    }
+    return watch;
+}
 
 static const char *FUSED = "intent_edge.native.fused";
 
@@ -350,6 +462,7 @@ static void fused_free(PyObject *capsule) {
     Py_XDECREF(fused->network_capsule);
     Py_XDECREF(fused->plan);
     Py_XDECREF(fused->checked);
+    watch_free(fused->watch);
     PyMem_Free(fused);
 }
 
@@ -360,7 +473,9 @@ static PyObject *predict_record(PyObject *capsule, PyObject *record) {
     int written = fused->api->encode_into(fused->plan, record, row, fused->network->width);
     if (written < 0) return NULL;
     if (written == 0) return PyObject_CallOneArg(fused->checked, record);
-    return PyFloat_FromDouble((double)run(fused->network, row, scratch));
+    float probability = run(fused->network, row, scratch);
+    if (fused->watch != NULL) watch_count(fused->watch, row, probability);
+    return PyFloat_FromDouble((double)probability);
 }
 
 static PyMethodDef PREDICT_RECORD = {
@@ -368,12 +483,14 @@ static PyMethodDef PREDICT_RECORD = {
     "predict(record) -> the purchase probability for one raw record (a mapping of field name to value)"};
 
 static PyObject *fuse(PyObject *self, PyObject *args) {
-    PyObject *capsule, *plan, *checked, *capsule_out, *function;
+    PyObject *capsule, *plan, *checked, *watch_spec = Py_None, *capsule_out, *function;
     const FastEncodeApi *api;
     Network *network;
     Fused *fused;
+    Watch *watch = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOO", &capsule, &plan, &checked) || (network = network_of(capsule)) == NULL)
+    if (!PyArg_ParseTuple(args, "OOO|O", &capsule, &plan, &checked, &watch_spec)
+        || (network = network_of(capsule)) == NULL)
         return NULL;
     if (!PyCallable_Check(checked)) return PyErr_Format(PyExc_TypeError, "fuse: checked must be callable");
     if (network->width > FUSED_MAX_WIDTH || 2 * network->widest > SMALL_SCRATCH)
@@ -384,17 +501,22 @@ static PyObject *fuse(PyObject *self, PyObject *args) {
     if (api->version != FASTENCODE_API_VERSION)
         return PyErr_Format(PyExc_ImportError, "the encoder fast path's C API is version %d, not %d", api->version,
                             FASTENCODE_API_VERSION);
+    if (watch_spec != Py_None && (watch = make_watch(watch_spec, network->width)) == NULL) return NULL;
     fused = PyMem_Calloc(1, sizeof(Fused));
-    if (fused == NULL) return PyErr_NoMemory();
+    if (fused == NULL) {
+        watch_free(watch);
+        return PyErr_NoMemory();
+    }
     Py_INCREF(capsule);
     Py_INCREF(plan);
     Py_INCREF(checked);
-    *fused = (Fused){network, capsule, plan, checked, api};
+    *fused = (Fused){network, capsule, plan, checked, api, watch};
     capsule_out = PyCapsule_New(fused, FUSED, fused_free);
     if (capsule_out == NULL) {
         Py_DECREF(capsule);
         Py_DECREF(plan);
         Py_DECREF(checked);
+        watch_free(watch);
         PyMem_Free(fused);
         return NULL;
     }
@@ -405,8 +527,8 @@ static PyObject *fuse(PyObject *self, PyObject *args) {
 
 static PyMethodDef METHODS[] = {
     {"fuse", fuse, METH_VARARGS,
-     "fuse(network, plan, checked) -> predict: record in, probability out (checked(record) where the fast path "
-     "does not take it)"},
+     "fuse(network, plan, checked[, watch]) -> predict: record in, probability out (checked(record) where the "
+     "fast path does not take it), counted into watch's monitoring counts where given"},
     {"make_network", make_network, METH_VARARGS, "make_network(inputs, layers) -> network capsule"},
     {"make_int8_network", make_int8_network, METH_VARARGS,
      "make_int8_network(inputs, (input_scale, input_zero_point, output_scale, output_zero_point), logistic, "

@@ -71,7 +71,7 @@ class Profile:
         numeric = [f for f in fields if f.kind == "numeric"]
         self._numeric_columns = np.array([f.column for f in numeric], dtype=np.intp)
         width = max((len(f.edges) for f in numeric), default=0)
-        # edges padded with +inf, so that one comparison bins every numeric field of a row at once
+        # edges padded with +inf (for the compiled count, which runs over a fixed number of edges)
         self._edges = np.full((len(numeric), width), np.inf, dtype=np.float32)
         for i, f in enumerate(numeric):
             self._edges[i, :len(f.edges)] = f.edges
@@ -84,15 +84,14 @@ class Profile:
         """Each field's bin (int64) for every row of an encoded matrix."""
         encoded = np.asarray(encoded, dtype=np.float32).reshape(-1, encoded.shape[-1])
         out = {}
-        if len(self._numeric_names):
-            values = encoded[:, self._numeric_columns]
-            bins = (values[:, :, None] >= self._edges[None, :, :]).sum(axis=2)
-            for i, column, empty_bin in self._indicators:
-                bins[encoded[:, column] == 1.0, i] = empty_bin
-            out.update({name: bins[:, i] for i, name in enumerate(self._numeric_names)})
-        for f in self._categorical:
+        values = encoded[:, self._numeric_columns].T.copy()  # a field's values side by side: quicker to search
+        for i, name in enumerate(self._numeric_names):  # the number of edges <= the value
+            out[name] = np.searchsorted(self._edges[i], values[i], side="right")
+        for i, column, empty_bin in self._indicators:
+            out[self._numeric_names[i]][encoded[:, column] == 1.0] = empty_bin
+        for f in self._categorical:  # the block's one 1 (the first, as the compiled count takes it)
             out[f.name] = np.argmax(encoded[:, f.column:f.column + f.bins], axis=1)
-        return out
+        return {f.name: out[f.name] for f in self.fields}
 
     def bin_scores(self, probabilities: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.score_edges, np.asarray(probabilities, dtype=np.float64), side="right")
@@ -222,50 +221,66 @@ class Sketch:
 
 
 class Monitor:
-    """A sketch that grows with every record scored (thread-safe); :meth:`snapshot` copies it."""
+    """A sketch that grows with every record scored (thread-safe); :meth:`snapshot` copies it.
+
+    The counts live in two flat int64 arrays, fields' bins then the score's: one that :meth:`update`
+    adds batches to under a lock, and one that the native backend's fused ``predict`` increments in C,
+    holding the GIL (:meth:`watch_plan`); a snapshot adds them up."""
 
     def __init__(self, profile: Profile):
         self.profile = profile
-        self._sketch = profile.empty_sketch()
+        sizes = [f.bins for f in profile.fields] + [len(profile.score_reference)]
+        self._offsets = np.cumsum([0, *sizes])
+        self._counts = np.zeros(int(self._offsets[-1]), dtype=np.int64)  # written here, under the lock
+        self._compiled_counts = np.zeros_like(self._counts)  # written by the compiled predict
+        self._buyers = self._labelled = None
         self._lock = threading.Lock()
 
     def update(self, encoded: np.ndarray, probabilities: np.ndarray, outcomes: np.ndarray | None = None) -> None:
         """Count encoded rows and their probabilities (and their known outcomes, 0/1, where given)."""
         bins = self.profile.bin_rows(encoded)
         score_bins = self.profile.bin_scores(np.atleast_1d(probabilities))
-        width = len(self._sketch.score)
-        field_counts = {name: np.bincount(b, minlength=len(self._sketch.fields[name])) for name, b in bins.items()}
-        score_counts = np.bincount(score_bins, minlength=width)
-        if outcomes is not None:
-            outcomes = np.asarray(outcomes, dtype=np.int64).reshape(-1)
-            buyers = np.bincount(score_bins, weights=outcomes, minlength=width).astype(np.int64)
+        counts = np.concatenate([np.bincount(bins[f.name], minlength=f.bins) for f in self.profile.fields]
+                                + [np.bincount(score_bins, minlength=len(self.profile.score_reference))])
         with self._lock:
-            for name, counts in field_counts.items():
-                self._sketch.fields[name] += counts
-            self._sketch.score += score_counts
-            if outcomes is not None:
-                if self._sketch.buyers is None:
-                    self._sketch.buyers = np.zeros(width, dtype=np.int64)
-                    self._sketch.labelled = np.zeros(width, dtype=np.int64)
-                self._sketch.buyers += buyers
-                self._sketch.labelled += score_counts
+            self._counts += counts
+        if outcomes is not None:
+            self.add_outcomes(probabilities, outcomes)
 
     def add_outcomes(self, probabilities: np.ndarray, outcomes: np.ndarray) -> None:
         """Count outcomes that arrived after their records were scored (by the records' probabilities)."""
         score_bins = self.profile.bin_scores(np.atleast_1d(probabilities))
-        width = len(self._sketch.score)
+        width = len(self.profile.score_reference)
         labelled = np.bincount(score_bins, minlength=width)
-        buyers = np.bincount(score_bins, weights=np.asarray(outcomes, dtype=np.float64), minlength=width)
+        buyers = np.bincount(score_bins, weights=np.asarray(outcomes, dtype=np.float64).reshape(-1), minlength=width)
         with self._lock:
-            if self._sketch.buyers is None:
-                self._sketch.buyers = np.zeros(width, dtype=np.int64)
-                self._sketch.labelled = np.zeros(width, dtype=np.int64)
-            self._sketch.buyers += buyers.astype(np.int64)
-            self._sketch.labelled += labelled
+            if self._buyers is None:
+                self._buyers = np.zeros(width, dtype=np.int64)
+                self._labelled = np.zeros(width, dtype=np.int64)
+            self._buyers += buyers.astype(np.int64)
+            self._labelled += labelled
+
+    def watch_plan(self) -> tuple:
+        """The plan the native backend's fused ``predict`` counts with (see ``_native.c``: ``Watch``)."""
+        profile, offsets = self.profile, self._offsets
+        numeric = [(i, f) for i, f in enumerate(profile.fields) if f.kind == "numeric"]
+        numeric_plan = np.array([(f.column, -1 if f.indicator is None else f.indicator, offsets[i],
+                                  f.bins - 1 if f.indicator is not None else 0) for i, f in numeric],
+                                dtype=np.int32).reshape(-1, 4)
+        categorical = np.array([(f.column, f.bins, offsets[i]) for i, f in enumerate(profile.fields)
+                                if f.kind == "categorical"], dtype=np.int32).reshape(-1, 3)
+        return (numeric_plan, np.ascontiguousarray(profile._edges, dtype=np.float32), categorical,
+                np.ascontiguousarray(profile.score_edges, dtype=np.float64), int(offsets[-2]),
+                self._compiled_counts)
 
     def snapshot(self) -> Sketch:
         with self._lock:
-            return Sketch.from_json(self._sketch.to_json())
+            counts = self._counts + self._compiled_counts
+            buyers = None if self._buyers is None else self._buyers.copy()
+            labelled = None if self._labelled is None else self._labelled.copy()
+        offsets = self._offsets
+        return Sketch({f.name: counts[offsets[i]:offsets[i + 1]].copy() for i, f in enumerate(self.profile.fields)},
+                      counts[offsets[-2]:].copy(), buyers, labelled)
 
 
 class RollingMonitor:

@@ -89,11 +89,12 @@ class NativeRunner:
     def infer_one(self, features: np.ndarray) -> float:
         return self._native.infer_one(self._network, features)
 
-    def fuse(self, plan, checked):
+    def fuse(self, plan, checked, watch=None):
         """One compiled call from a raw record to its probability: the encoder's fast-path ``plan`` joined
         with this network. A record the fast path does not take goes to ``checked(record)``, which
-        encodes it on the checked path (or raises the error that names the field)."""
-        return self._native.fuse(self._network, plan, checked)
+        encodes it on the checked path (or raises the error that names the field). ``watch``, a
+        :meth:`intent_edge.runtime.monitor.Monitor.watch_plan`, has each record counted in C."""
+        return self._native.fuse(self._network, plan, checked, watch)
 
     def infer(self, features: np.ndarray) -> np.ndarray:
         features = np.ascontiguousarray(features, dtype=np.float32)

@@ -80,15 +80,17 @@ class Predictor:
         self._bind_predict()
 
     def _bind_predict(self) -> None:
-        # Where the runner can join the encoder's fast path (the native one can) and nothing watches the
-        # encoded rows, ``predict`` becomes one compiled call from raw record to probability, which hands
-        # the records the fast path does not take to the checked path. It is an attribute of this
-        # instance, set again with ``strict`` and with monitoring, and holds no reference back to it (a
-        # capsule would keep such a cycle from being collected).
+        # Where the runner can join the encoder's fast path (the native one can), ``predict`` becomes one
+        # compiled call from raw record to probability (counting it for the monitor, where one watches),
+        # which hands the records the fast path does not take to the checked path. It is an attribute of
+        # this instance, set again with ``strict`` and with monitoring, and holds no reference back to it
+        # (a capsule would keep such a cycle from being collected).
         fuse = getattr(self.runner, "fuse", None)
-        if fuse is not None and self.encoder.fast_plan is not None and self._monitor is None:
-            checked = functools.partial(_predict_checked, self.encoder, self.runner, self._strict, self._local)
-            self.predict = fuse(self.encoder.fast_plan, checked)
+        if fuse is not None and self.encoder.fast_plan is not None:
+            checked = functools.partial(_predict_checked, self.encoder, self.runner, self._strict, self._local,
+                                        self._monitor)
+            watch = None if self._monitor is None else self._monitor.watch_plan()
+            self.predict = fuse(self.encoder.fast_plan, checked, watch)
         else:
             self.__dict__.pop("predict", None)
 
@@ -96,8 +98,8 @@ class Predictor:
     def start_monitoring(self):
         """Count every record ``predict`` and ``predict_batch`` score from now on in a
         :class:`intent_edge.runtime.monitor.Monitor` against the bundle's reference profile, and return it
-        (its ``snapshot()`` is the sketch to save or send). Monitoring reads the encoded row, so the native
-        backend's single-call ``predict`` gives way to encoding and running in two calls."""
+        (its ``snapshot()`` is the sketch to save or send). On the native backend the compiled ``predict``
+        counts each record itself, in C."""
         from intent_edge.runtime.monitor import Monitor, Profile
 
         self._monitor = Monitor(Profile.load(self._bundle, self.manifest, self.variant))
@@ -121,12 +123,7 @@ class Predictor:
 
     def predict(self, record: Mapping[str, Any]) -> float:
         """Purchase probability for one raw record (a mapping of field name to value)."""
-        monitor = self._monitor
-        if monitor is None:
-            return _predict_checked(self.encoder, self.runner, self._strict, self._local, record)
-        row, probability = _encode_and_run(self.encoder, self.runner, self._strict, self._local, record)
-        monitor.update(row[None, :], np.array([probability]))
-        return probability
+        return _predict_checked(self.encoder, self.runner, self._strict, self._local, self._monitor, record)
 
     def predict_batch(self, records: Any) -> np.ndarray:
         """Purchase probabilities (float32) for a batch of raw records."""
@@ -214,9 +211,12 @@ def _encode_and_run(encoder: Encoder, runner, strict: bool, local: threading.loc
     return row, run()
 
 
-def _predict_checked(encoder: Encoder, runner, strict: bool, local: threading.local,
+def _predict_checked(encoder: Encoder, runner, strict: bool, local: threading.local, monitor,
                      record: Mapping[str, Any]) -> float:
-    return _encode_and_run(encoder, runner, strict, local, record)[1]
+    row, probability = _encode_and_run(encoder, runner, strict, local, record)
+    if monitor is not None:
+        monitor.update(row[None, :], np.array([probability]))
+    return probability
 
 
 def _batch_dependent(name: str, entry: dict) -> bool:
