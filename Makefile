@@ -26,7 +26,11 @@ demo: install
 	  $(BIN)/intent-edge export $(DEMO)/bundle --format c --out $(DEMO)/c-library --build; \
 	else echo "no C compiler: the C library is not built (apt-get install gcc)"; fi
 	$(BIN)/intent-edge data synth --rows 1000 --seed 1 --out $(DEMO)/new-sessions.csv
-	$(BIN)/intent-edge score $(DEMO)/bundle $(DEMO)/new-sessions.csv --output $(DEMO)/scored.csv --keep all
+	$(BIN)/intent-edge score $(DEMO)/bundle $(DEMO)/new-sessions.csv --output $(DEMO)/scored.csv --keep all \
+	  --monitor $(DEMO)/scored-sketch.json
+	$(BIN)/intent-edge data synth --rows 5000 --seed 2 --shift season --out $(DEMO)/season-sessions.csv
+	$(BIN)/intent-edge monitor $(DEMO)/bundle $(DEMO)/scored-sketch.json $(DEMO)/season-sessions.csv \
+	  --json $(DEMO)/monitoring.json --plots $(DEMO)/monitoring
 	$(BIN)/intent-edge evaluate $(DEMO)/new-sessions.csv --bundle $(DEMO)/bundle --json $(DEMO)/evaluation.json \
 	  --explain --plots $(DEMO)/explanations
 	$(BIN)/intent-edge data clickstream --sessions 8000 --seed 0 --out $(DEMO)/events.csv
