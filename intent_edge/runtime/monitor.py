@@ -3,7 +3,7 @@
 The bundle carries a reference profile (``monitor.json``, written by ``train``, checksummed like every
 file): for each field, bins fixed on the training rows, and for the score, bins fixed on the held-out
 scores, with each bin's training or held-out counts and, for the score, its held-out buyer rate after
-isotonic calibration.
+Platt scaling.
 
 * A numeric field has up to ten bins cut at the deciles of its training values, plus an ``empty`` bin
   for a field that may be empty. Bins are cut on the encoded value (a monotone function of the raw one),
