@@ -16,7 +16,8 @@ from intent_edge.data.io import load_dataset, write_table
 from intent_edge.data.synth import generate_sessions
 from intent_edge.runtime.encoder import CategoricalFeature, Encoder
 from intent_edge.train.hash_split import HashSplit
-from intent_edge.train.scale import count_rows, fit_encoder_streaming, table_chunks
+from intent_edge.train.scale import fit_encoder_streaming
+from intent_edge.train.table_stream import count_rows, table_chunks
 
 ROWS = 20_000
 
@@ -61,7 +62,7 @@ def test_the_streamed_encoder_equals_the_in_memory_one(messy, source):
 
 
 def test_a_sampled_median_is_within_its_documented_rank_bound(messy):
-    from intent_edge.train.scale import median_rank_error
+    from intent_edge.train.table_stream import median_rank_error
 
     dataset = load_dataset(messy / "sessions.csv", "Revenue")
     streamed = fit_encoder_streaming(messy / "shards", dataset.schema, chunk_rows=3000, sample_rows=5000)

@@ -151,7 +151,8 @@ def train(
             "--event-column": event_column, "--timestamp-column": timestamp_column, "--user-column": user_column,
             "--product-column": product_column, "--purchase-events": purchase_events, "--time-unit": time_unit,
             "--buys": buys}, "to the mlp, which reads a table")
-    from intent_edge.train.scale import STREAMING_ROWS, count_rows
+    from intent_edge.train.scale import STREAMING_ROWS
+    from intent_edge.train.table_stream import count_rows
 
     if engine is Engine.spark and streaming is False:
         raise UsageError("--engine spark trains out of core; drop --in-memory")

@@ -56,7 +56,7 @@ def spark_session(master: str):
 
 def read_table(spark, path: Path, sep: str | None):
     from intent_edge.data.io import sniff_delimiter
-    from intent_edge.train.scale import is_parquet
+    from intent_edge.train.table_stream import is_parquet
 
     if is_parquet(path):
         return spark.read.parquet(str(path))
@@ -87,7 +87,7 @@ def _part_to_json(part: PassOne) -> str:
 
 
 def _part_from_json(text: str, template: PassOne) -> PassOne:
-    from intent_edge.train.scale import EncoderStatistics
+    from intent_edge.train.table_stream import EncoderStatistics
 
     data = json.loads(text)
     part = PassOne(template.schema, template.split, template.sample_rate, template.evidence_rate)
