@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from intent_edge.errors import RecordError
-from intent_edge.export.c_source import STATUSES, c_double, c_string, floats_literal
+from intent_edge.export.c_source import STATUSES, c_number, c_string, floats_literal
 from intent_edge.raw_graph import host_text, lenient_records
 from intent_edge.runtime.bundle import resolve_file
 from intent_edge.runtime.encoder import CategoricalFeature, Encoder, NumericFeature
@@ -82,17 +82,9 @@ def harness_cases(bundle: Path, manifest: dict, variant: str, encoder: Encoder, 
     return cases
 
 
-def _c_number(value: float) -> str:
-    if math.isnan(value):
-        return "NAN"
-    if math.isinf(value):
-        return "INFINITY" if value > 0 else "-INFINITY"
-    return c_double(value)
-
-
 def harness(encoder: Encoder, cases: list[dict], facts: dict) -> str:
     p, P = facts["prefix"], facts["prefix"].upper()
-    numbers = ",\n".join("    {" + ", ".join(_c_number(v) for v in case["numbers"]) + "}" for case in cases)
+    numbers = ",\n".join("    {" + ", ".join(c_number(v) for v in case["numbers"]) + "}" for case in cases)
     texts = ",\n".join("    {" + ", ".join("NULL" if t is None else c_string(t) for t in case["texts"]) + "}"
                         for case in cases)
     flags = ",\n".join(f"    {{{int(c['lenient'])}, {c['status']}, {c['field']}}}" for c in cases)

@@ -3,6 +3,7 @@ kernel file, and the text functions that strip as Python's str.strip does."""
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 
 import numpy as np
@@ -28,6 +29,15 @@ def c_float(value: float) -> str:
 
 def c_double(value: float) -> str:
     return repr(float(value)) if "e" in repr(float(value)) or "." in repr(float(value)) else f"{float(value)!r}.0"
+
+
+def c_number(value: float) -> str:
+    """A double literal, NaN and the infinities included (math.h's NAN and INFINITY)."""
+    if math.isnan(value):
+        return "NAN"
+    if math.isinf(value):
+        return "INFINITY" if value > 0 else "-INFINITY"
+    return c_double(value)
 
 
 def floats_literal(values) -> str:
