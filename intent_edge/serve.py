@@ -263,6 +263,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+async def _read_json(request: Request, limit: int) -> Any:
+    """The request body parsed as JSON, within ``limit`` bytes (400 and 413 otherwise)."""
+    body = await _read_body(request, limit)
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise RequestProblem(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+
+
 def _records_of(payload: Any, max_batch: int, max_explain: int) -> tuple[list, bool, bool]:
     """``(records, single, explain)`` of a request body."""
     if not isinstance(payload, dict):
@@ -318,11 +327,7 @@ def create_app(service: Service) -> Starlette:
 
     @observed("/v1/predict")
     async def predict(request: Request) -> Response:
-        body = await _read_body(request, service.max_body_bytes)
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise RequestProblem(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+        payload = await _read_json(request, service.max_body_bytes)
         records, single, explain = _records_of(payload, service.max_batch, service.max_explain)
         try:
             if len(records) > _BATCH_IN_THREAD:
@@ -345,11 +350,7 @@ def create_app(service: Service) -> Starlette:
 
     @observed("/v1/feedback")
     async def feedback(request: Request) -> Response:
-        body = await _read_body(request, service.max_body_bytes)
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise RequestProblem(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+        payload = await _read_json(request, service.max_body_bytes)
         if (not isinstance(payload, dict) or set(payload) != {"request_id", "outcome"}
                 or not isinstance(payload["request_id"], str) or not isinstance(payload["outcome"], bool)):
             raise RequestProblem(400, "bad_request", 'expected {"request_id": "<id from /v1/predict>", '
