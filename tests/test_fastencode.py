@@ -2,6 +2,7 @@
 
 import math
 import shutil
+import sys
 import types
 
 import numpy as np
@@ -113,3 +114,52 @@ def test_encode_record_gives_the_same_rows_with_and_without_the_fast_path():
     without = np.stack([checked(record) for record in records])
     np.testing.assert_array_equal(with_fast, without)
     np.testing.assert_array_equal(with_fast, ENCODER.encode_columns(COLUMNS))
+
+
+def _rebuilt_keys(record):
+    """The same record with key objects that are equal to, but not, the originals."""
+    return {"".join(list(key)): value for key, value in record.items()}
+
+
+class _Name(str):
+    """A str subclass as a key: the layout is not cached for it, and the record still encodes."""
+
+
+@pytest.mark.parametrize("follow", [
+    lambda first: {**first, "pages": 40, "month": "Nov"},  # same key objects, new values: the cached layout
+    lambda first: dict(reversed(list(first.items()))),  # same keys in another order
+    _rebuilt_keys,  # equal keys that are other objects
+    lambda first: {**first, "extra": 1},  # one key more
+    lambda first: {_Name(key): value for key, value in first.items()},
+    lambda first: {**{k: v for k, v in first.items() if k != "rate"}, "rat": 0.1},  # as many keys, one field gone
+    lambda first: {k: v for k, v in first.items() if k != "month"},
+])
+def test_a_record_after_another_is_read_by_its_own_keys(follow):
+    """The fast path caches the key layout of the last record; whatever the next record's layout, its row
+    is the checked path's, or it is declined exactly when the checked path would name a missing field."""
+    plan = ENCODER._make_fast_plan()
+    first = dict(PLAIN)
+    row = np.full(ENCODER.width, 7.0, dtype=np.float32)
+    assert fast.encode(plan, first, row)
+    for _ in range(2):  # the second pass meets the layout the first one cached
+        record = follow(first)
+        row = np.full(ENCODER.width, 7.0, dtype=np.float32)
+        if all(name in record for name in _valid):
+            assert fast.encode(plan, record, row)
+            np.testing.assert_array_equal(row, checked(record))
+        else:
+            assert not fast.encode(plan, record, row)
+            assert (row == 7.0).all()
+    assert fast.encode(plan, first, row)  # and back to the first layout
+    np.testing.assert_array_equal(row, checked(first))
+
+
+def test_a_cached_layout_holds_its_keys_alive_and_lets_them_go_with_the_plan():
+    plan = ENCODER._make_fast_plan()
+    key = "".join(["pa", "ges"])
+    record = {key: 3, **{k: v for k, v in PLAIN.items() if k != "pages"}}
+    before = sys.getrefcount(key)
+    assert fast.encode(plan, record, np.zeros(ENCODER.width, np.float32))
+    assert sys.getrefcount(key) == before + 1  # held by the layout, so its address cannot be reused
+    del plan
+    assert sys.getrefcount(key) == before

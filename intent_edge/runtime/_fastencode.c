@@ -34,11 +34,25 @@ typedef struct {
     Py_ssize_t small[SMALL_INTS];  /* by_int for 0..255: the column, or -1 where not in the vocabulary */
 } CategoricalField;
 
+/* The key layout of the last record taken: callers such as pandas' to_dict("records") or a dict literal
+ * reuse the same key objects in the same order for every record, so a record whose keys are, one by one,
+ * those objects is read by walking it (pointer compares) instead of 17 hashed lookups with string
+ * compares. The keys are held, so an address cannot be reused by another string while cached. */
+#define LAYOUT_KEYS 128
+
+typedef struct {
+    Py_ssize_t size;               /* entries of the cached layout; 0 when none is cached */
+    PyObject *keys[LAYOUT_KEYS];   /* the record's keys in iteration order, owned */
+    int field[LAYOUT_KEYS];        /* the field each key names (numeric i, categorical n_numeric + i), or -1 */
+} Layout;
+
 typedef struct {
     Py_ssize_t width, n_numeric, n_categorical;
     double limit;
     NumericField *numeric;
     CategoricalField *categorical;
+    PyObject *field_index;         /* dict name -> field number as in Layout.field, owned */
+    Layout layout;                 /* mutated only with the GIL held and no Python code running */
 } Plan;
 
 static const char *CAPSULE = "intent_edge.fastencode.plan";
@@ -52,6 +66,8 @@ static void plan_free(Plan *plan) {
         Py_XDECREF(plan->categorical[i].by_text);
         Py_XDECREF(plan->categorical[i].by_int);
     }
+    for (Py_ssize_t k = 0; k < plan->layout.size; k++) Py_DECREF(plan->layout.keys[k]);
+    Py_XDECREF(plan->field_index);
     PyMem_Free(plan->numeric);
     PyMem_Free(plan->categorical);
     PyMem_Free(plan);
@@ -139,30 +155,100 @@ static PyObject *make_plan(PyObject *self, PyObject *args) {
         field->by_int = by_int;
         plan->n_categorical = i + 1;
     }
+    plan->field_index = PyDict_New();
+    if (plan->field_index == NULL) {
+        plan_free(plan);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n_numeric + n_categorical; i++) {
+        PyObject *name = i < n_numeric ? plan->numeric[i].name : plan->categorical[i - n_numeric].name;
+        PyObject *number = PyLong_FromSsize_t(i);
+        int failed = number == NULL || PyDict_SetItem(plan->field_index, name, number) < 0;
+        Py_XDECREF(number);
+        if (failed) {
+            plan_free(plan);
+            return NULL;
+        }
+    }
     PyObject *capsule = PyCapsule_New(plan, CAPSULE, capsule_free);
     if (capsule == NULL) plan_free(plan);
     return capsule;
 }
 
-/* A value from the record, or NULL (no exception set) when it is absent. */
-static int lookup(PyObject *record, PyObject *name, PyObject **value) {
-    *value = PyDict_GetItemWithError(record, name);
-    return *value == NULL && PyErr_Occurred() ? -1 : 0;
+/* The record's value for every field into values (borrowed), by hashed lookup of each field's name.
+ * 1: all present; 0: one is missing (the checked path names it); -1: an exception is set. */
+static int values_by_name(const Plan *plan, PyObject *record, PyObject **values) {
+    for (Py_ssize_t i = 0; i < plan->n_numeric + plan->n_categorical; i++) {
+        PyObject *name = i < plan->n_numeric ? plan->numeric[i].name : plan->categorical[i - plan->n_numeric].name;
+        values[i] = PyDict_GetItemWithError(record, name);
+        if (values[i] == NULL) return PyErr_Occurred() ? -1 : 0;
+    }
+    return 1;
+}
+
+/* The same, by walking the record: through the cached layout when its keys are the record's, else by
+ * looking each key up among the field names and caching this layout when it names every field. Only
+ * exact dicts whose keys are exact str take this way: their hashing and comparison run no Python code,
+ * so nothing can enter the plan while its layout is being replaced. */
+static int values_by_layout(Plan *plan, PyObject *record, PyObject **values) {
+    Layout *layout = &plan->layout;
+    Py_ssize_t size = PyDict_GET_SIZE(record), n_fields = plan->n_numeric + plan->n_categorical;
+    Py_ssize_t position = 0, k = 0;
+    PyObject *key, *value;
+    if (size == layout->size && size > 0) {
+        while (PyDict_Next(record, &position, &key, &value) && key == layout->keys[k]) {
+            if (layout->field[k] >= 0) values[layout->field[k]] = value;
+            k++;
+        }
+        if (k == size) return 1;
+    }
+    /* A wide record is cheaper to read by name than to walk whenever its keys are new objects. */
+    if (size > LAYOUT_KEYS || size > 2 * n_fields + 8) return values_by_name(plan, record, values);
+    PyObject *keys[LAYOUT_KEYS];
+    int field[LAYOUT_KEYS];
+    Py_ssize_t found = 0;
+    position = 0;
+    k = 0;
+    while (PyDict_Next(record, &position, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) return values_by_name(plan, record, values);
+        PyObject *number = PyDict_GetItemWithError(plan->field_index, key);
+        if (number == NULL && PyErr_Occurred()) return -1;
+        keys[k] = key;
+        field[k] = number == NULL ? -1 : (int)PyLong_AsLong(number);
+        if (field[k] >= 0) {
+            values[field[k]] = value;
+            found++;
+        }
+        k++;
+    }
+    if (found < n_fields) return 0;
+    for (Py_ssize_t i = 0; i < size; i++) Py_INCREF(keys[i]);
+    for (Py_ssize_t i = 0; i < layout->size; i++) Py_DECREF(layout->keys[i]);
+    memcpy(layout->keys, keys, (size_t)size * sizeof(PyObject *));
+    memcpy(layout->field, field, (size_t)size * sizeof(int));
+    layout->size = size;
+    return 1;
 }
 
 /* The fast path proper, as fastencode_api.h describes it (a row of another width is not taken). */
 static int encode_into(PyObject *plan_capsule, PyObject *record, float *row, Py_ssize_t width) {
-    const Plan *plan = (const Plan *)PyCapsule_GetPointer(plan_capsule, CAPSULE);
+    Plan *plan = (Plan *)PyCapsule_GetPointer(plan_capsule, CAPSULE);
     if (plan == NULL) return -1;
     if (!PyDict_Check(record) || width != plan->width) return 0;
 
+    PyObject *values[2 * MAX_FIELDS];
+#ifdef Py_GIL_DISABLED
+    int gathered = values_by_name(plan, record, values);  /* the layout cache relies on the GIL */
+#else
+    int gathered = PyDict_CheckExact(record) ? values_by_layout(plan, record, values)
+                                             : values_by_name(plan, record, values);
+#endif
+    if (gathered <= 0) return gathered;
     double scores[MAX_FIELDS];
     Py_ssize_t hot[MAX_FIELDS];
     for (Py_ssize_t i = 0; i < plan->n_numeric; i++) {
         const NumericField *field = &plan->numeric[i];
-        PyObject *value;
-        if (lookup(record, field->name, &value) < 0) return -1;
-        if (value == NULL) return 0;
+        PyObject *value = values[i];
         double x;
         if (PyFloat_CheckExact(value)) {
             x = PyFloat_AS_DOUBLE(value);
@@ -183,9 +269,7 @@ static int encode_into(PyObject *plan_capsule, PyObject *record, float *row, Py_
     }
     for (Py_ssize_t i = 0; i < plan->n_categorical; i++) {
         const CategoricalField *field = &plan->categorical[i];
-        PyObject *value, *column;
-        if (lookup(record, field->name, &value) < 0) return -1;
-        if (value == NULL) return 0;
+        PyObject *value = values[plan->n_numeric + i], *column;
         if (PyUnicode_CheckExact(value)) {
             column = PyDict_GetItemWithError(field->by_text, value);
         } else if (PyLong_CheckExact(value)) {
