@@ -112,6 +112,17 @@ def test_the_estimated_roc_auc_follows_the_realised_one(bundle):
         assert np.mean(errors) <= 0.01, shift
 
 
+def test_the_estimate_is_marked_unreliable_where_categories_the_model_never_saw_arrive(bundle):
+    """A new traffic source reaches the model only as out of vocabulary, where its calibration has no
+    evidence: the estimate says so and names the field; a shift within what training saw does not."""
+    for shift, unseen in (("traffic-source", {"TrafficType"}), ("season", set()), (None, set())):
+        watcher, sketch, _ = scored_sketch(bundle, generate_sessions(5000, seed=17, shift=shift))
+        estimated = report(watcher.profile, sketch)["performance"]["estimated"]
+        assert set(estimated["unseen"]) == unseen and estimated["reliable"] is (not unseen), shift
+        for entry in estimated["unseen"].values():
+            assert entry["share"] > entry["reference_share"] + 0.05
+
+
 def test_the_monitor_command_keeps_its_contract(bundle, tmp_path):
     from typer.testing import CliRunner
 

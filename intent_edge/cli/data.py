@@ -20,8 +20,8 @@ def data_synth(
     seed: SeedOption = None,
     shift: Annotated[str | None, typer.Option(
         "--shift", help="A documented covariate shift, to test monitoring against: traffic-source (a new source, "
-                        "code 21, brings 60% of sessions, of keen returning shoppers) or season (November brings "
-                        "75% of sessions).")] = None,
+                        "code 21, brings 80% of sessions, of keen returning shoppers) or season (November brings "
+                        "90% of sessions, December the rest).")] = None,
 ):
     """Write synthetic shopping sessions in the UCI Online Shoppers layout (label column: Revenue)."""
     from intent_edge.data.synth import write_sessions

@@ -172,6 +172,9 @@ def _print(result: dict) -> None:
             ("estimated ROC-AUC (95% band)", f"{shown(estimated['roc_auc'])} ({shown(estimated['lower'])} - "
                                              f"{shown(estimated['upper'])})"),
             ("estimated precision / recall", f"{shown(estimated['precision'])} / {shown(estimated['recall'])}")]
+    for field, entry in estimated["unseen"].items():
+        rows.append(("estimate unreliable", f"{field}: {entry['share']:.0%} never seen in training "
+                                            f"({entry['reference_share']:.1%} there)"))
     if "realised" in performance:
         realised = performance["realised"]
         rows += [("realised ROC-AUC", shown(realised["roc_auc"])),

@@ -19,7 +19,11 @@ each score bin's rows are taken to buy at the bin's calibrated held-out rate, wh
 buyers and non-buyers per bin, and from them the expected ROC-AUC, precision and recall at the bundle's
 threshold. The band is the ROC-AUC's standard error (Hanley and McNeil) at 95% for the expected class
 counts. It sees shifts in who arrives (covariate shift); it cannot see a change in how likely a given
-shopper is to buy (concept shift, a change in P(buy | x)): only outcomes show that.
+shopper is to buy (concept shift, a change in P(buy | x)): only outcomes show that. Nor can it see
+where the model has no evidence: a category never seen in training reaches the model as "out of
+vocabulary", whose calibration came from other rare words, so the estimate is marked ``reliable: false``,
+naming the field, when a field's out-of-vocabulary share rises more than :data:`UNSEEN_MARGIN` above
+training's.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from intent_edge.runtime.monitor import Profile, Sketch
 PSI_THRESHOLD = 0.2
 ALPHA = 0.01
 SMOOTHING = 0.5  # added to every bin's count, on both sides, before PSI and the JS distance
+UNSEEN_MARGIN = 0.05  # out-of-vocabulary share above training's past which the estimate is unreliable
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
@@ -79,14 +84,33 @@ def deciles(score_counts: np.ndarray) -> np.ndarray:
     return np.array([part.sum() for part in np.array_split(counts, min(10, len(counts)))], dtype=np.int64)
 
 
+def unseen_categories(profile: Profile, sketch: Sketch) -> dict:
+    """The categorical fields whose out-of-vocabulary share rose more than UNSEEN_MARGIN above training's,
+    with both shares."""
+    unseen = {}
+    for field in profile.fields:
+        column = field.out_of_vocabulary_bin
+        if column is None:
+            continue
+        current, reference = sketch.fields[field.name], profile.reference[field.name]
+        share = float(current[column] / current.sum()) if current.sum() else 0.0
+        reference_share = float(reference[column] / reference.sum()) if reference.sum() else 0.0
+        if share > reference_share + UNSEEN_MARGIN:
+            unseen[field.name] = {"share": share, "reference_share": reference_share}
+    return unseen
+
+
 def estimated_performance(profile: Profile, sketch: Sketch) -> dict:
-    """Expected ROC-AUC (with a 95% band), precision and recall from the score bins and their calibration."""
+    """Expected ROC-AUC (with a 95% band), precision and recall from the score bins and their calibration,
+    and whether the profile can vouch for that calibration (``reliable``, ``unseen``)."""
+    unseen = unseen_categories(profile, sketch)
+    support = {"reliable": not unseen, "unseen": unseen}
     counts = sketch.score.astype(np.float64)
     buyers = counts * profile.calibration
     others = counts - buyers
     positives, negatives = buyers.sum(), others.sum()
     if positives <= 0 or negatives <= 0:
-        return {"roc_auc": None, "lower": None, "upper": None, "precision": None, "recall": None}
+        return {"roc_auc": None, "lower": None, "upper": None, "precision": None, "recall": None, **support}
     below = np.concatenate([[0.0], np.cumsum(others)[:-1]])
     auc = float(np.sum(buyers * (below + 0.5 * others)) / (positives * negatives))
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
@@ -97,7 +121,7 @@ def estimated_performance(profile: Profile, sketch: Sketch) -> dict:
     flagged = counts[chosen].sum()
     return {"roc_auc": auc, "lower": max(0.0, auc - 1.96 * se), "upper": min(1.0, auc + 1.96 * se),
             "precision": float(buyers[chosen].sum() / flagged) if flagged else None,
-            "recall": float(buyers[chosen].sum() / positives), "expected_buyers": float(positives)}
+            "recall": float(buyers[chosen].sum() / positives), "expected_buyers": float(positives), **support}
 
 
 def report(profile: Profile, sketch: Sketch, realised: dict | None = None) -> dict:

@@ -37,6 +37,7 @@ PROFILE_FILE = "monitor.json"
 PROFILE_VERSION = 1
 DECILES = np.linspace(0.1, 0.9, 9)
 SCORE_BINS = 100
+OUT_OF_VOCABULARY = "out of vocabulary"  # the label of a categorical field's bin for words not in training
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ class FieldBins:
     @property
     def bins(self) -> int:
         return len(self.labels)
+
+    @property
+    def out_of_vocabulary_bin(self) -> int | None:
+        """A categorical field's bin for words not in its vocabulary (last, or last but the empty one)."""
+        if self.kind != "categorical":
+            return None
+        return self.bins - 1 if self.labels[-1] == OUT_OF_VOCABULARY else self.bins - 2
 
 
 class Profile:
@@ -118,7 +126,7 @@ class Profile:
                                         offset + 1 if feature.may_be_empty else None))
             else:
                 assert isinstance(feature, CategoricalFeature)
-                labels = [*feature.vocabulary, "out of vocabulary"] + (["empty"] if feature.may_be_empty else [])
+                labels = [*feature.vocabulary, OUT_OF_VOCABULARY] + (["empty"] if feature.may_be_empty else [])
                 fields.append(FieldBins(feature.name, "categorical", offset, tuple(labels)))
         empty = np.zeros(0)
         profile = cls(fields, {}, empty, empty, empty, empty, summary)
