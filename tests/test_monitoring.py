@@ -200,3 +200,44 @@ def test_monitor_by_period_writes_a_row_and_plots_per_period(bundle, tmp_path):
     assert [p["drift"] for p in periods.values()] == [False, False, True]  # the shifted week, and only it
     assert all(p["rows"] == 2500 and p["performance"]["realised"]["roc_auc"] > 0.5 for p in periods.values())
     assert {path.name for path in (tmp_path / "plots").iterdir()} >= {"drift-2026-W03-Month.png", "periods.png"}
+
+
+def test_batch_counts_equal_a_row_by_row_count_with_empty_values_and_odd_blocks():
+    """Profile.count_rows counts a whole matrix at once; a plain row-by-row count (the number of edges <= a
+    value, an empty value in its own bin, a block's first 1) is the oracle, on a field that may be empty
+    and on one-hot blocks that are not one-hot (two 1s, none), where count_rows falls back to argmax."""
+    from intent_edge.runtime.encoder import Encoder
+    from intent_edge.runtime.monitor import Profile
+
+    rng = np.random.default_rng(3)
+    pages = rng.gamma(1.0, 5.0, 3000)
+    pages[rng.random(3000) < 0.1] = np.nan
+    columns = {"pages": pages, "rate": rng.random(3000),
+               "month": rng.choice(["Feb", "May", "Nov", "Dec"], 3000), "browser": rng.integers(1, 6, 3000)}
+    encoder = Encoder.fit(columns, {"pages": "numeric", "rate": "numeric", "month": "categorical",
+                                    "browser": "categorical"}, min_category_count=1)
+    encoded = encoder.encode_columns(columns, strict=False)
+    profile = Profile.fit(encoder, encoded, {"variant": "fp32"})
+    pages_field = next(f for f in profile.fields if f.name == "pages")
+    assert pages_field.indicator is not None and pages_field.labels[-1] == "empty"
+
+    def row_by_row(matrix):
+        counts = {f.name: np.zeros(f.bins, np.int64) for f in profile.fields}
+        for row in matrix:
+            for f in profile.fields:
+                if f.kind == "numeric":
+                    empty = f.indicator is not None and row[f.indicator] == 1.0
+                    counts[f.name][f.bins - 1 if empty else int(np.sum(f.edges <= row[f.column]))] += 1
+                else:
+                    ones = np.flatnonzero(row[f.column:f.column + f.bins] == 1.0)
+                    counts[f.name][ones[0] if len(ones) else 0] += 1
+        return counts
+
+    for matrix in (encoded, encoded[:1], encoded[:0]):
+        assert {k: v.tolist() for k, v in profile.count_rows(matrix).items()} == \
+            {k: v.tolist() for k, v in row_by_row(matrix).items()}
+    month = next(f for f in profile.fields if f.name == "month")
+    odd = encoded[:50].copy()
+    odd[:10, month.column:month.column + month.bins] = 0.0  # no 1 in the block
+    odd[10:20, month.column:month.column + month.bins] = 1.0  # every column 1
+    assert profile.count_rows(odd)["month"].tolist() == row_by_row(odd)["month"].tolist()

@@ -63,7 +63,7 @@ SHIFTS = {
     "traffic-source": {"traffic": {**{k: v * 0.2 for k, v in TRAFFIC.items()}, 21: 0.8},
                        "traffic_intent": {**TRAFFIC_INTENT, 21: 3.0}},
     # the holiday peak: November brings 90% of sessions and December the rest
-    "season": {"months": {**{k: 0.0 for k in MONTHS}, "Nov": 0.9, "Dec": 0.1}},
+    "season": {"months": {**dict.fromkeys(MONTHS, 0.0), "Nov": 0.9, "Dec": 0.1}},
 }
 
 

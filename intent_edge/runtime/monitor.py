@@ -37,6 +37,7 @@ PROFILE_FILE = "monitor.json"
 PROFILE_VERSION = 1
 DECILES = np.linspace(0.1, 0.9, 9)
 SCORE_BINS = 100
+EXACT_FLOAT_SUM = 2 ** 24  # rows whose 0s and 1s a float32 sum counts exactly
 OUT_OF_VOCABULARY = "out of vocabulary"  # the label of a categorical field's bin for words not in training
 
 
@@ -85,24 +86,55 @@ class Profile:
             self._edges[i, :len(f.edges)] = f.edges
         self._indicators = [(i, f.indicator, f.bins - 1) for i, f in enumerate(numeric) if f.indicator is not None]
         self._numeric_names = [f.name for f in numeric]
+        self._bins = [f.bins for f in numeric]
+        self._edge_counts = [len(f.edges) for f in numeric]
         self._categorical = [f for f in fields if f.kind == "categorical"]
+        self._categorical_span = (min((f.column for f in self._categorical), default=0),
+                                  max((f.column + f.bins for f in self._categorical), default=0))
 
     # ---- binning -----------------------------------------------------------------------------
-    def bin_rows(self, encoded: np.ndarray) -> dict[str, np.ndarray]:
-        """Each field's bin (int64) for every row of an encoded matrix."""
+    def count_rows(self, encoded: np.ndarray) -> dict[str, np.ndarray]:
+        """Each field's count per bin (int64) over the rows of an encoded matrix, as the compiled count
+        gives them row by row. A numeric value's bin is the number of its field's edges <= it (an empty
+        value has its own bin), counted for all numeric fields at once; a categorical field's counts are
+        its one-hot block's column sums (float32 sums of 0s and 1s, exact in slices below 2**24 rows). A
+        block whose 1s do not number one a row (not what the encoder writes) is read by argmax, the first
+        1, as the compiled count reads it."""
         encoded = np.asarray(encoded, dtype=np.float32).reshape(-1, encoded.shape[-1])
-        out = {}
-        values = encoded[:, self._numeric_columns].T.copy()  # a field's values side by side: quicker to search
-        for i, name in enumerate(self._numeric_names):  # the number of edges <= the value
-            out[name] = np.searchsorted(self._edges[i], values[i], side="right")
-        for i, column, empty_bin in self._indicators:
-            out[self._numeric_names[i]][encoded[:, column] == 1.0] = empty_bin
-        for f in self._categorical:  # the block's one 1 (the first, as the compiled count takes it)
-            out[f.name] = np.argmax(encoded[:, f.column:f.column + f.bins], axis=1)
+        rows, out = len(encoded), {}
+        values = encoded[:, self._numeric_columns].T  # a field's values side by side
+        widest = max(self._bins, default=1)
+        # each value's bin, plus its field's offset into one flat count
+        flat = np.uint16 if len(self._bins) * widest < 2 ** 16 else np.uint32
+        bins = np.repeat((np.arange(len(self._bins), dtype=flat) * widest)[:, None], rows, axis=1)
+        for e in range(self._edges.shape[1]):
+            bins += values >= self._edges[:, e, None]
+        for i, column, empty_bin in self._indicators:  # an empty value has its own bin, not a decile's
+            bins[i][encoded[:, column] == 1.0] = i * widest + empty_bin
+        counts = np.bincount(bins.ravel(), minlength=len(self._bins) * widest)
+        for i, name in enumerate(self._numeric_names):
+            out[name] = counts[i * widest:i * widest + self._bins[i]]
+        start, end = self._categorical_span
+        # a sum, not a BLAS product: BLAS threads would spin on the cores predict runs on
+        columns = sum(encoded[i:i + EXACT_FLOAT_SUM, start:end].sum(axis=0).astype(np.int64)
+                      for i in range(0, max(rows, 1), EXACT_FLOAT_SUM))
+        for f in self._categorical:
+            block = columns[f.column - start:f.column - start + f.bins]
+            if block.sum() != rows:
+                ones = np.argmax(encoded[:, f.column:f.column + f.bins] == 1.0, axis=1)
+                block = np.bincount(ones, minlength=f.bins).astype(np.int64)
+            out[f.name] = block
         return {f.name: out[f.name] for f in self.fields}
 
     def bin_scores(self, probabilities: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.score_edges, np.asarray(probabilities, dtype=np.float64), side="right")
+
+    def count_scores(self, probabilities: np.ndarray) -> np.ndarray:
+        """The count per score bin (what bincount of bin_scores gives): the probabilities sorted once, and
+        the number below each edge read off them, which is quicker than a search per probability."""
+        ordered = np.sort(np.asarray(probabilities, dtype=np.float64).reshape(-1))
+        below = np.searchsorted(ordered, self.score_edges, side="left")  # rows in the bins up to each edge
+        return np.diff(below, prepend=0, append=len(ordered)).astype(np.int64)
 
     def empty_sketch(self) -> Sketch:
         return Sketch({f.name: np.zeros(f.bins, dtype=np.int64) for f in self.fields},
@@ -130,8 +162,7 @@ class Profile:
                 fields.append(FieldBins(feature.name, "categorical", offset, tuple(labels)))
         empty = np.zeros(0)
         profile = cls(fields, {}, empty, empty, empty, empty, summary)
-        profile.reference = {f.name: np.bincount(bins, minlength=f.bins).astype(np.int64)
-                             for f, bins in zip(fields, profile.bin_rows(training).values(), strict=True)}
+        profile.reference = profile.count_rows(training)
         return profile
 
     def to_json(self) -> dict:
@@ -246,10 +277,9 @@ class Monitor:
 
     def update(self, encoded: np.ndarray, probabilities: np.ndarray, outcomes: np.ndarray | None = None) -> None:
         """Count encoded rows and their probabilities (and their known outcomes, 0/1, where given)."""
-        bins = self.profile.bin_rows(encoded)
-        score_bins = self.profile.bin_scores(np.atleast_1d(probabilities))
-        counts = np.concatenate([np.bincount(bins[f.name], minlength=f.bins) for f in self.profile.fields]
-                                + [np.bincount(score_bins, minlength=len(self.profile.score_reference))])
+        fields = self.profile.count_rows(encoded)
+        counts = np.concatenate([fields[f.name] for f in self.profile.fields]
+                                + [self.profile.count_scores(probabilities)])
         with self._lock:
             self._counts += counts
         if outcomes is not None:
