@@ -17,7 +17,7 @@ BAR_LABELS = {
     "monitoring_predict_p50_cost_us":
         "monitoring's cost: the default variant's predict(record) p50 with monitoring on, less off (µs)",
     "monitoring_batch_throughput_on_over_off":
-        "monitoring's cost in batches: predict_batch rows/s at 4,096 rows, on over off",
+        "monitoring's cost in batches: predict_batch rows/s on a 4,096-row DataFrame, on over off",
     "predict_p50_over_bare_litert_invoke_p50":
         "predict(record) of the default variant, p50, over a bare LiteRT invoke of the fp32 model "
         "(includes the default variant's own cost where it is not fp32)",

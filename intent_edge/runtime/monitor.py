@@ -96,27 +96,34 @@ class Profile:
     def count_rows(self, encoded: np.ndarray) -> dict[str, np.ndarray]:
         """Each field's count per bin (int64) over the rows of an encoded matrix, as the compiled count
         gives them row by row. A numeric value's bin is the number of its field's edges <= it (an empty
-        value has its own bin), counted for all numeric fields at once; a categorical field's counts are
-        its one-hot block's column sums (float32 sums of 0s and 1s, exact in slices below 2**24 rows). A
-        block whose 1s do not number one a row (not what the encoder writes) is read by argmax, the first
-        1, as the compiled count reads it."""
+        value has its own bin), so a bin's count is read off the field's sorted values; a categorical
+        field's counts are its one-hot block's column sums (float32 sums of 0s and 1s, exact in slices
+        below 2**24 rows). A block whose 1s do not number one a row (not what the encoder writes) is read
+        by argmax, the first 1, as the compiled count reads it."""
         encoded = np.asarray(encoded, dtype=np.float32).reshape(-1, encoded.shape[-1])
         rows, out = len(encoded), {}
-        values = encoded[:, self._numeric_columns].T  # a field's values side by side
-        widest = max(self._bins, default=1)
-        # each value's bin, plus its field's offset into one flat count
-        flat = np.uint16 if len(self._bins) * widest < 2 ** 16 else np.uint32
-        bins = np.repeat((np.arange(len(self._bins), dtype=flat) * widest)[:, None], rows, axis=1)
-        for e in range(self._edges.shape[1]):
-            bins += values >= self._edges[:, e, None]
-        for i, column, empty_bin in self._indicators:  # an empty value has its own bin, not a decile's
-            bins[i][encoded[:, column] == 1.0] = i * widest + empty_bin
-        counts = np.bincount(bins.ravel(), minlength=len(self._bins) * widest)
+        # a numeric field's values sorted (an empty one as -inf, so below every edge): the rows below each
+        # edge are then one search an edge, not one a value
+        values = encoded[:, self._numeric_columns].T.copy()
+        empties = {}
+        for i, column, _ in self._indicators:
+            empties[i] = encoded[:, column] == 1.0
+            values[i][empties[i]] = -np.inf
+        ordered = np.sort(values, axis=1)
+        below = np.full((len(values), self._edges.shape[1] + 1), rows, dtype=np.int64)  # +inf pads: all rows
+        for i in range(len(values)):
+            below[i, :-1] = np.searchsorted(ordered[i], self._edges[i], side="left")
+        per_bin = np.diff(below, axis=1, prepend=0)
         for i, name in enumerate(self._numeric_names):
-            out[name] = counts[i * widest:i * widest + self._bins[i]]
+            edges = self._edge_counts[i]
+            out[name] = np.zeros(self._bins[i], dtype=np.int64)
+            out[name][:edges + 1] = per_bin[i, :edges + 1]
+        for i, _, empty_bin in self._indicators:  # an empty value has its own bin, not a decile's
+            taken = int(np.count_nonzero(empties[i]))
+            out[self._numeric_names[i]][0] -= taken
+            out[self._numeric_names[i]][empty_bin] = taken
         start, end = self._categorical_span
-        # a sum, not a BLAS product: BLAS threads would spin on the cores predict runs on
-        columns = sum(encoded[i:i + EXACT_FLOAT_SUM, start:end].sum(axis=0).astype(np.int64)
+        columns = sum(_column_sums(encoded[i:i + EXACT_FLOAT_SUM])[start:end].astype(np.int64)
                       for i in range(0, max(rows, 1), EXACT_FLOAT_SUM))
         for f in self._categorical:
             block = columns[f.column - start:f.column - start + f.bins]
@@ -206,6 +213,16 @@ def score_edges(scores: np.ndarray) -> np.ndarray:
     """The score bins' edges: the held-out scores' percentiles (``SCORE_BINS`` bins at most)."""
     return np.unique(np.quantile(np.asarray(scores, dtype=np.float64), np.linspace(0.01, 0.99, SCORE_BINS - 1),
                                  method="lower"))
+
+
+def _column_sums(matrix: np.ndarray, chunks: int = 64) -> np.ndarray:
+    """A C-ordered matrix's column sums, quicker than ``sum(axis=0)``, which runs a short loop a row: the
+    rows are cut into ``chunks`` runs that are added as long vectors, then the run's rows are added. Not a
+    BLAS product, whose threads would spin on the cores that predict runs on."""
+    matrix = np.ascontiguousarray(matrix)
+    whole = len(matrix) - len(matrix) % chunks
+    runs = matrix[:whole].reshape(chunks, -1).sum(axis=0).reshape(-1, matrix.shape[1]).sum(axis=0)
+    return runs + matrix[whole:].sum(axis=0)
 
 
 def _raw(feature: NumericFeature, encoded: float) -> str:
