@@ -85,23 +85,37 @@ class Profile:
         for i, f in enumerate(numeric):
             self._edges[i, :len(f.edges)] = f.edges
         self._indicators = [(i, f.indicator, f.bins - 1) for i, f in enumerate(numeric) if f.indicator is not None]
-        self._numeric_names = [f.name for f in numeric]
-        self._bins = [f.bins for f in numeric]
-        self._edge_counts = [len(f.edges) for f in numeric]
         self._categorical = [f for f in fields if f.kind == "categorical"]
-        self._categorical_span = (min((f.column for f in self._categorical), default=0),
-                                  max((f.column + f.bins for f in self._categorical), default=0))
+        # where count_flat puts each count: fields one after another, each numeric field's bins taken from
+        # its row of edge counts, each categorical field's from its block's column sums
+        self._offsets = np.cumsum([0, *(f.bins for f in fields)])
+        self._numeric_offsets = [int(self._offsets[i]) for i, f in enumerate(fields) if f.kind == "numeric"]
+        self._categorical_indices = [i for i, f in enumerate(fields) if f.kind == "categorical"]
+        self._numeric_targets = np.array([o + b for o, f in zip(self._numeric_offsets, numeric, strict=True)
+                                          for b in range(len(f.edges) + 1)], dtype=np.intp)
+        self._numeric_sources = np.array([i * (width + 1) + b for i, f in enumerate(numeric)
+                                          for b in range(len(f.edges) + 1)], dtype=np.intp)
+        self._categorical_targets = np.array([self._offsets[i] + b for i, f in zip(
+            self._categorical_indices, self._categorical, strict=True) for b in range(f.bins)], dtype=np.intp)
+        self._categorical_sources = np.array([f.column + b for f in self._categorical for b in range(f.bins)],
+                                             dtype=np.intp)
+        self._categorical_starts = np.cumsum([0, *(f.bins for f in self._categorical)])[:-1]
 
     # ---- binning -----------------------------------------------------------------------------
     def count_rows(self, encoded: np.ndarray) -> dict[str, np.ndarray]:
-        """Each field's count per bin (int64) over the rows of an encoded matrix, as the compiled count
-        gives them row by row. A numeric value's bin is the number of its field's edges <= it (an empty
-        value has its own bin), so a bin's count is read off the field's sorted values; a categorical
-        field's counts are its one-hot block's column sums (float32 sums of 0s and 1s, exact in slices
-        below 2**24 rows). A block whose 1s do not number one a row (not what the encoder writes) is read
-        by argmax, the first 1, as the compiled count reads it."""
+        """Each field's count per bin (int64) over the rows of an encoded matrix (see :meth:`count_flat`)."""
+        flat = self.count_flat(encoded)
+        return {f.name: flat[self._offsets[i]:self._offsets[i + 1]] for i, f in enumerate(self.fields)}
+
+    def count_flat(self, encoded: np.ndarray) -> np.ndarray:
+        """Every field's count per bin over the rows of an encoded matrix, one field after another, as the
+        compiled count gives them row by row. A numeric value's bin is the number of its field's edges <=
+        it (an empty value has its own bin), so a bin's count is read off the field's sorted values; a
+        categorical field's counts are its one-hot block's column sums (float32 sums of 0s and 1s, exact
+        in slices below 2**24 rows). A block whose 1s do not number one a row (not what the encoder
+        writes) is read by argmax, the first 1, as the compiled count reads it."""
         encoded = np.asarray(encoded, dtype=np.float32).reshape(-1, encoded.shape[-1])
-        rows, out = len(encoded), {}
+        rows, flat = len(encoded), np.zeros(self._offsets[-1], dtype=np.int64)
         # a numeric field's values sorted (an empty one as -inf, so below every edge): the rows below each
         # edge are then one search an edge, not one a value
         values = encoded[:, self._numeric_columns].T.copy()
@@ -113,25 +127,23 @@ class Profile:
         below = np.full((len(values), self._edges.shape[1] + 1), rows, dtype=np.int64)  # +inf pads: all rows
         for i in range(len(values)):
             below[i, :-1] = np.searchsorted(ordered[i], self._edges[i], side="left")
-        per_bin = np.diff(below, axis=1, prepend=0)
-        for i, name in enumerate(self._numeric_names):
-            edges = self._edge_counts[i]
-            out[name] = np.zeros(self._bins[i], dtype=np.int64)
-            out[name][:edges + 1] = per_bin[i, :edges + 1]
+        per_bin = below.copy()
+        per_bin[:, 1:] -= below[:, :-1]  # rows below an edge less rows below the previous one
+        flat[self._numeric_targets] = per_bin.ravel()[self._numeric_sources]
         for i, _, empty_bin in self._indicators:  # an empty value has its own bin, not a decile's
             taken = int(np.count_nonzero(empties[i]))
-            out[self._numeric_names[i]][0] -= taken
-            out[self._numeric_names[i]][empty_bin] = taken
-        start, end = self._categorical_span
-        columns = sum(_column_sums(encoded[i:i + EXACT_FLOAT_SUM])[start:end].astype(np.int64)
+            flat[self._numeric_offsets[i]] -= taken
+            flat[self._numeric_offsets[i] + empty_bin] = taken
+        columns = sum(_column_sums(encoded[i:i + EXACT_FLOAT_SUM])[self._categorical_sources].astype(np.int64)
                       for i in range(0, max(rows, 1), EXACT_FLOAT_SUM))
-        for f in self._categorical:
-            block = columns[f.column - start:f.column - start + f.bins]
-            if block.sum() != rows:
-                ones = np.argmax(encoded[:, f.column:f.column + f.bins] == 1.0, axis=1)
-                block = np.bincount(ones, minlength=f.bins).astype(np.int64)
-            out[f.name] = block
-        return {f.name: out[f.name] for f in self.fields}
+        flat[self._categorical_targets] = columns
+        if len(columns) and (np.add.reduceat(columns, self._categorical_starts) != rows).any():
+            for i, f in zip(self._categorical_indices, self._categorical, strict=True):
+                offset = self._offsets[i]
+                if flat[offset:offset + f.bins].sum() != rows:
+                    ones = np.argmax(encoded[:, f.column:f.column + f.bins] == 1.0, axis=1)
+                    flat[offset:offset + f.bins] = np.bincount(ones, minlength=f.bins)
+        return flat
 
     def bin_scores(self, probabilities: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.score_edges, np.asarray(probabilities, dtype=np.float64), side="right")
@@ -140,8 +152,10 @@ class Profile:
         """The count per score bin (what bincount of bin_scores gives): the probabilities sorted once, and
         the number below each edge read off them, which is quicker than a search per probability."""
         ordered = np.sort(np.asarray(probabilities, dtype=np.float64).reshape(-1))
-        below = np.searchsorted(ordered, self.score_edges, side="left")  # rows in the bins up to each edge
-        return np.diff(below, prepend=0, append=len(ordered)).astype(np.int64)
+        below = np.empty(len(self.score_edges) + 1, dtype=np.int64)  # rows in the bins up to each edge
+        below[:-1], below[-1] = np.searchsorted(ordered, self.score_edges, side="left"), len(ordered)
+        below[1:] -= below[:-1].copy()
+        return below
 
     def empty_sketch(self) -> Sketch:
         return Sketch({f.name: np.zeros(f.bins, dtype=np.int64) for f in self.fields},
@@ -294,9 +308,7 @@ class Monitor:
 
     def update(self, encoded: np.ndarray, probabilities: np.ndarray, outcomes: np.ndarray | None = None) -> None:
         """Count encoded rows and their probabilities (and their known outcomes, 0/1, where given)."""
-        fields = self.profile.count_rows(encoded)
-        counts = np.concatenate([fields[f.name] for f in self.profile.fields]
-                                + [self.profile.count_scores(probabilities)])
+        counts = np.concatenate([self.profile.count_flat(encoded), self.profile.count_scores(probabilities)])
         with self._lock:
             self._counts += counts
         if outcomes is not None:
