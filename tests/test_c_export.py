@@ -35,6 +35,13 @@ def compile_and_run(directory: Path, prefix: str, compiler: str, *flags: str, ar
     return subprocess.run([str(binary), *args], cwd=directory, capture_output=True, text=True, timeout=600)
 
 
+def _sanitizers_build():
+    """True where gcc builds with ASan and UBSan, else why not."""
+    probe = subprocess.run(["gcc", "-fsanitize=address,undefined", "-x", "c", "-", "-o", "/dev/null"],
+                           input="int main(void){return 0;}", capture_output=True, text=True)
+    return True if probe.returncode == 0 else f"this gcc cannot build with the sanitizers: {probe.stderr.strip()[:200]}"
+
+
 @pytest.fixture(scope="module")
 def full_size_bundle(tmp_path_factory):
     """A bundle of the UCI layout's 17 fields and the default 64-32 network, compressed with sparse-80: the
@@ -98,10 +105,9 @@ def test_clang_builds_it_warning_free_and_the_harness_passes(exported):
 def test_the_sanitizers_find_nothing_on_golden_and_bad_records(exported):
     """2,000 generated bad records (empty, NaN, infinite, huge, unseen and padded categories, NULL texts)
     get the status and field Python's RecordError names, under AddressSanitizer and UBSan."""
-    probe = subprocess.run(["gcc", "-fsanitize=address,undefined", "-x", "c", "-", "-o", "/dev/null"],
-                           input="int main(void){return 0;}", capture_output=True, text=True)
-    if probe.returncode:
-        pytest.skip(f"this gcc cannot build with the sanitizers: {probe.stderr.strip()[:200]}")
+    reason = _sanitizers_build()
+    if reason is not True:
+        pytest.skip(reason)
     result = compile_and_run(exported, "intent_edge_model", "gcc", "-O1", "-g", "-fsanitize=address,undefined",
                              "-fno-sanitize-recover=all")
     assert result.returncode == 0 and "failures 0" in result.stdout, result.stderr[-3000:]
@@ -299,6 +305,11 @@ def test_the_int8_library_is_integer_only_small_and_equals_litert(full_size_bund
     assert native.returncode == 0 and "cases 2320, failures 0" in native.stdout, native.stderr
     size, _ = object_size("gcc", out, "intent_edge_model.c", "-Os")
     assert size <= 16 * 1024, f"int8 library {size} bytes at -Os"
+    if _sanitizers_build() is True:  # the quantiser's own rounding and the integer sums, under ASan and UBSan
+        checked = compile_and_run(out, "intent_edge_model", "gcc", "-O1", "-g", "-fsanitize=address,undefined",
+                                  "-fno-sanitize-recover=all")
+        assert checked.returncode == 0 and "failures 0" in checked.stdout, checked.stderr[-3000:]
+        assert "runtime error" not in checked.stderr and "AddressSanitizer" not in checked.stderr
     if _wasm_toolchain() is None:
         built = subprocess.run(["clang", "--target=wasm32-wasi", "--sysroot=/usr", *STRICT, "intent_edge_model.c",
                                 "intent_edge_model_test.c", "-lm", "-o", "harness.wasm"], cwd=out,
