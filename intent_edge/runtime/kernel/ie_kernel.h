@@ -53,13 +53,24 @@ typedef uint32_t ie_uints __attribute__((vector_size(16)));
 
 /* The ReLU masks the bits instead of branching: about half the units of a layer are cut to zero, in no
  * pattern a branch predictor learns, and a mispredicted branch per unit cost more than the layer's
- * arithmetic (compilers keep the branch of `x > 0 ? x : 0` for NaN's sake). NaN, -0 and negatives all
- * become +0, as before. */
+ * arithmetic (compilers keep the branch of `x > 0 ? x : 0` for NaN's sake). With vectors, a vector of
+ * units at a time (a comparison gives the mask). NaN, -0 and negatives all become +0, as before. */
 IE_MAYBE_UNUSED static void ie_activate(float *out, int outputs, int activation)
 {
     int j;
     if (activation == IE_ACTIVATION_RELU) {
-        for (j = 0; j < outputs; j++) {
+        j = 0;
+#ifdef IE_VECTOR_WIDTH
+        for (; j + IE_VECTOR_WIDTH <= outputs; j += IE_VECTOR_WIDTH) {
+            const ie_vector zero = {0.0f, 0.0f, 0.0f, 0.0f};
+            ie_vector value;
+            ie_ints bits;
+            memcpy(&value, out + j, sizeof value);
+            bits = (ie_ints)value & (value > zero);
+            memcpy(out + j, &bits, sizeof bits);
+        }
+#endif
+        for (; j < outputs; j++) {
             uint32_t bits;
             memcpy(&bits, &out[j], sizeof bits);
             bits &= 0u - (uint32_t)(out[j] > 0.0f);
