@@ -115,6 +115,23 @@ def test_a_damaged_weights_file_is_refused(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(BundleError, match="not a readable native weights file"):
         read_weights(path)
+    np.savez(path, format_version=np.array([99]))
+    with pytest.raises(BundleError, match="native weights version 99 is not supported"):
+        read_weights(path)
+
+
+def test_a_damaged_step_weights_file_is_refused(tmp_path):
+    """The clickstream step's weights are read the same guarded way: another version, a missing array or
+    an unknown kind is a BundleError naming the file."""
+    from intent_edge.export.c_stream import read_step_weights
+
+    path = tmp_path / "step.native.npz"
+    np.savez(path, format_version=np.array([99]))
+    with pytest.raises(BundleError, match="step weights version 99 is not supported"):
+        read_step_weights(path)
+    np.savez(path, format_version=np.array([1]), embedding=np.ones((3, 2), np.float32))
+    with pytest.raises(BundleError, match="not a readable step weights file"):
+        read_step_weights(path)
 
 
 @requires_native

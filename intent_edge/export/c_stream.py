@@ -34,6 +34,7 @@ from intent_edge.export.c_source import (
     text_helpers,
 )
 from intent_edge.runtime.bundle import MANIFEST_NAME, resolve_file, sha256_of
+from intent_edge.runtime.native import versioned_arrays
 
 TOLERANCE = 1e-5
 ODD_EVENTS = 600  # generated odd and bad events in the harness (the sanitizer build runs them all)
@@ -41,17 +42,10 @@ ODD_EVENTS = 600  # generated odd and bad events in the harness (the sanitizer b
 
 def read_step_weights(path: Path) -> dict:
     """``step.native.npz``: the step's arrays, checked for version and shapes."""
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            version = int(arrays["format_version"][0])
-            if version != STEP_WEIGHTS_VERSION:
-                raise BundleError(f"{path}: step weights version {version} is not supported "
-                                  f"(this intent-edge reads {STEP_WEIGHTS_VERSION})")
-            weights = {name: np.asarray(arrays[name], dtype=np.float32) for name in
-                       ("embedding", "kernel", "recurrent", "bias", "head_kernel", "head_bias")}
-            weights["kind"] = COMPILED_KINDS[int(arrays["kind"][0])]
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise BundleError(f"{path}: not a readable step weights file ({exc})") from None
+    with versioned_arrays(path, STEP_WEIGHTS_VERSION, "step weights") as arrays:
+        weights = {name: np.asarray(arrays[name], dtype=np.float32) for name in
+                   ("embedding", "kernel", "recurrent", "bias", "head_kernel", "head_bias")}
+        weights["kind"] = COMPILED_KINDS[int(arrays["kind"][0])]
     units = weights["recurrent"].shape[0]
     gates = 3 if weights["kind"] == "gru" else 4
     expected = {"kernel": (weights["embedding"].shape[1] + 1, gates * units), "recurrent": (units, gates * units),

@@ -11,6 +11,8 @@ sparse-80; and the LiteRT int8 family).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,24 +22,32 @@ from intent_edge.errors import BackendUnavailable, BundleError
 NATIVE_FORMAT_VERSION = 1
 
 
+@contextmanager
+def versioned_arrays(path: Path, version: int, what: str) -> Iterator:
+    """The arrays of a weights ``.npz`` (read with ``allow_pickle=False``) whose ``format_version`` is
+    ``version``; an unreadable file, another version or an array missing is a BundleError naming ``what``."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            found = int(arrays["format_version"][0])
+            if found != version:
+                raise BundleError(f"{path}: {what} version {found} is not supported "
+                                  f"(this intent-edge reads {version})")
+            yield arrays
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise BundleError(f"{path}: not a readable {what} file ({exc})") from None
+
+
 def read_weights(path: Path) -> tuple[str, object]:
     """A native weights file, opened once and its version checked: ``("float", layers)`` with
     (weights, bias, activation) per layer, checked to chain, or ``("int8", network)`` for a LiteRT int8
     variant (``precision`` 1), as make_int8_network takes it."""
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            version = int(arrays["format_version"][0])
-            if version != NATIVE_FORMAT_VERSION:
-                raise BundleError(f"{path}: native weights version {version} is not supported "
-                                  f"(this intent-edge reads {NATIVE_FORMAT_VERSION})")
-            if "precision" in arrays.files and int(arrays["precision"][0]) == 1:
-                return "int8", _int8_network(arrays)
-            activations = arrays["activations"].astype(int).tolist()
-            layers = [(np.ascontiguousarray(arrays[f"weights_{i}"], dtype=np.float32),
-                       np.ascontiguousarray(arrays[f"bias_{i}"], dtype=np.float32), activation)
-                      for i, activation in enumerate(activations)]
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise BundleError(f"{path}: not a readable native weights file ({exc})") from None
+    with versioned_arrays(path, NATIVE_FORMAT_VERSION, "native weights") as arrays:
+        if "precision" in arrays.files and int(arrays["precision"][0]) == 1:
+            return "int8", _int8_network(arrays)
+        activations = arrays["activations"].astype(int).tolist()
+        layers = [(np.ascontiguousarray(arrays[f"weights_{i}"], dtype=np.float32),
+                   np.ascontiguousarray(arrays[f"bias_{i}"], dtype=np.float32), activation)
+                  for i, activation in enumerate(activations)]
     for (weights, bias, _), (after, _, _) in zip(layers, [*layers[1:], (None, None, None)], strict=True):
         if weights.ndim != 2 or bias.shape != (weights.shape[1],) or (
                 after is not None and after.shape[0] != weights.shape[1]):
