@@ -366,7 +366,7 @@ static void watch_free(Watch *watch) {
     PyMem_Free(watch);
 }
 
-/* The bins of one encoded row and its probability, as Profile.bin_rows and bin_scores give them. */
+/* The bins of one encoded row and its probability, as Profile.count_rows and bin_scores give them. */
 static void watch_count(Watch *watch, const float *row, float probability) {
     int64_t *counts = (int64_t *)watch->counts.buf;
     for (int i = 0; i < watch->n_numeric; i++) {
